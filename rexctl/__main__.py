@@ -1,0 +1,3 @@
+from rexctl.cli import main
+
+main()

@@ -1,0 +1,103 @@
+"""Translate botocore exceptions into rexctl errors with a message that says what to do.
+
+Adapters wrap their calls in `aws_errors("describe the cache")`; the CLI edge also passes any
+botocore exception that escaped through `translate`, so the user never sees a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rexctl.errors import AwsError, ConfigError, RexctlError
+
+_EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidClientTokenId"}
+_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure"}
+_THROTTLED = {
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+}
+
+
+def translate(exc: BaseException, doing: str = "") -> RexctlError:
+    """A rexctl error for a botocore exception (or any exception raised while calling AWS)."""
+    import botocore.exceptions as bce
+
+    what = f" while trying to {doing}" if doing else ""
+    if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):
+        return ConfigError(
+            f"No AWS credentials were found{what}.",
+            hint="Run `aws configure` or `aws sso login`, pass `--profile`, or export "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. For the local sandbox use `--sandbox`.",
+        )
+    if isinstance(exc, bce.NoRegionError):
+        return ConfigError(
+            f"No AWS region is set{what}.",
+            hint="Pass `--region us-east-1`, set `region` in rexctl.toml, or export AWS_REGION.",
+        )
+    if isinstance(exc, bce.TokenRetrievalError | bce.SSOTokenLoadError):
+        return AwsError(
+            f"Your AWS SSO session has expired{what}.",
+            hint="Run `aws sso login` (with your `--profile`) and try again.",
+        )
+    if isinstance(exc, bce.EndpointConnectionError):
+        return AwsError(
+            f"Cannot reach the AWS endpoint {exc.kwargs.get('endpoint_url', '')}{what}.",
+            hint="Check the network, `--endpoint-url` / AWS_ENDPOINT_URL, and the region. "
+            "For the sandbox, is it up (`rexctl sandbox status`)?",
+        )
+    if isinstance(exc, bce.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        message = str(error.get("Message", "")).strip()
+        action = exc.operation_name
+        if code in _EXPIRED:
+            return AwsError(
+                f"Your AWS credentials have expired or are not valid ({code}){what}.",
+                hint="Refresh them (`aws sso login`, or new keys) and try again.",
+            )
+        if code in _DENIED:
+            return AwsError(
+                f"Access denied: your AWS identity may not call {action}{what}. {message}",
+                hint=f"Ask for permission to call {action}, or use a profile that has it "
+                "(`--profile`). docs/permissions.md lists every action rexctl uses.",
+            )
+        if code in _THROTTLED:
+            return AwsError(
+                f"AWS kept throttling {action}{what}, even after retries.",
+                hint="Wait a minute and run the command again; it is safe to repeat.",
+            )
+        if (
+            "NotFound" in code
+            or code.endswith("NotFoundFault")
+            or code == "ResourceNotFoundException"
+        ):
+            return AwsError(
+                f"Not found{what}: {message or code}.",
+                hint="Check the names in rexctl.toml and the region (`--region`).",
+            )
+        return AwsError(f"AWS {action} failed{what}: {code}: {message}")
+    if isinstance(exc, bce.BotoCoreError):
+        return AwsError(f"AWS call failed{what}: {exc}")
+    return AwsError(f"AWS call failed{what}: {exc}")
+
+
+@contextmanager
+def aws_errors(doing: str) -> Iterator[None]:
+    """Run AWS calls; any botocore exception becomes a rexctl error naming what we were doing."""
+    import botocore.exceptions as bce
+
+    try:
+        yield
+    except (bce.BotoCoreError, bce.ClientError) as exc:
+        raise translate(exc, doing) from exc
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a ClientError ('' for anything else)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""

@@ -1,0 +1,94 @@
+"""Builds the boto3 session and clients, in one place.
+
+Profile, region and endpoint URL come from the resolved configuration (flag > env > file); boto3
+itself also honours `AWS_ENDPOINT_URL`. Every client uses adaptive retries and a `rexctl/<version>`
+user agent. boto3 is imported here lazily so that `rexctl --help` never pays for it.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from rexctl import __version__
+from rexctl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_elasticache import ElastiCacheClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+
+class AwsClients:
+    """Lazily created, cached boto3 clients for one profile/region/endpoint."""
+
+    def __init__(
+        self, *, profile: str = "", region: str = "", endpoint_url: str = "", max_attempts: int = 8
+    ) -> None:
+        self.profile = profile or None
+        self.region = region or None
+        self.endpoint_url = endpoint_url or None
+        self.max_attempts = max_attempts
+        self._clients: dict[str, Any] = {}
+
+    @cached_property
+    def session(self) -> Any:
+        import boto3
+        import botocore.exceptions
+
+        try:
+            return boto3.Session(profile_name=self.profile, region_name=self.region)
+        except botocore.exceptions.ProfileNotFound:
+            raise ConfigError(
+                f"AWS profile {self.profile!r} is not in your AWS config.",
+                hint="Check `--profile` / REXCTL_PROFILE, or list profiles with "
+                "`aws configure list-profiles`.",
+            ) from None
+
+    def client(self, name: str) -> Any:
+        if name not in self._clients:
+            from botocore.config import Config
+
+            if not self.session.region_name:
+                raise ConfigError(
+                    "No AWS region is set.",
+                    hint="Pass `--region us-east-1`, set `region` in rexctl.toml, or export "
+                    "AWS_REGION.",
+                )
+            config = Config(
+                retries={"mode": "adaptive", "max_attempts": self.max_attempts},
+                user_agent_extra=f"rexctl/{__version__}",
+                connect_timeout=10,
+                read_timeout=60,
+            )
+            kwargs: dict[str, Any] = {"config": config}
+            if self.endpoint_url:
+                kwargs["endpoint_url"] = self.endpoint_url
+            self._clients[name] = self.session.client(name, **kwargs)
+        return self._clients[name]
+
+    @property
+    def region_name(self) -> str:
+        return str(self.session.region_name or "")
+
+    @property
+    def ec2(self) -> EC2Client:
+        return self.client("ec2")  # type: ignore[no-any-return]
+
+    @property
+    def ecs(self) -> ECSClient:
+        return self.client("ecs")  # type: ignore[no-any-return]
+
+    @property
+    def elasticache(self) -> ElastiCacheClient:
+        return self.client("elasticache")  # type: ignore[no-any-return]
+
+    @property
+    def logs(self) -> CloudWatchLogsClient:
+        return self.client("logs")  # type: ignore[no-any-return]
+
+    @property
+    def secretsmanager(self) -> SecretsManagerClient:
+        return self.client("secretsmanager")  # type: ignore[no-any-return]

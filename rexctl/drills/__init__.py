@@ -1,0 +1,1 @@
+"""Failure drills: faults, the journal that makes them undoable, and the runner."""

@@ -1,0 +1,156 @@
+"""The one module that owns rich.
+
+Data and `--json` go to stdout; messages, warnings, spinners and progress go to stderr. Text that
+comes from AWS or from the network is printed with markup off. No spinner or live display when
+stderr is not a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+_out: Console | None = None
+_err: Console | None = None
+
+
+def out() -> Console:
+    global _out
+    if _out is None:
+        _out = Console(file=sys.stdout, soft_wrap=True, highlight=False)
+    return _out
+
+
+def err() -> Console:
+    global _err
+    if _err is None:
+        _err = Console(file=sys.stderr, soft_wrap=True, highlight=False)
+    return _err
+
+
+def reset() -> None:
+    """Forget the consoles (tests swap sys.stdout/sys.stderr between invocations)."""
+    global _out, _err
+    _out = _err = None
+
+
+def interactive() -> bool:
+    return err().is_terminal and not os.environ.get("CI")
+
+
+def error(message: str) -> None:
+    err().print(f"[bold red]Error:[/] {escape(message)}")
+
+
+def warn(message: str) -> None:
+    err().print(f"[yellow]Warning:[/] {escape(message)}")
+
+
+def info(message: str) -> None:
+    err().print(escape(message))
+
+
+def success(message: str) -> None:
+    err().print(f"[green]✓[/] {escape(message)}")
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def print_text(text: str) -> None:
+    out().print(escape(text))
+
+
+def table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    title: str | None = None,
+    styles: Mapping[str, str] | None = None,
+) -> Table:
+    """Build a table; cells are plain text (never markup). `styles` maps a cell value to a style."""
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for c in columns:
+        t.add_column(c)
+    for row in rows:
+        cells = []
+        for value in row:
+            text = "" if value is None else str(value)
+            style = (styles or {}).get(text)
+            cells.append(f"[{style}]{escape(text)}[/]" if style else escape(text))
+        t.add_row(*cells)
+    return t
+
+
+def show(renderable: Any) -> None:
+    """Print a rich renderable (table, panel) on stdout."""
+    out().print(renderable)
+
+
+VERDICT_STYLES = {
+    "passed": "green",
+    "ok": "green",
+    "done": "green",
+    "failed": "bold red",
+    "warning": "yellow",
+    "to do": "cyan",
+    "will change": "yellow",
+    "not observed": "yellow",
+}
+
+
+@contextmanager
+def status(message: str) -> Iterator[Any]:
+    """A spinner on stderr while something slow runs; silent when stderr is not a terminal.
+
+    Yields an object with `.update(text)`.
+    """
+    if not interactive():
+        yield _NullStatus()
+        return
+    with err().status(escape(message)) as s:
+        yield _RichStatus(s)
+
+
+class _NullStatus:
+    def update(self, text: str) -> None:
+        pass
+
+
+class _RichStatus:
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def update(self, text: str) -> None:
+        self._inner.update(escape(text))
+
+
+@contextmanager
+def live(render: Any) -> Iterator[Any]:
+    """A live-refreshing view on stderr; `render()` returns the renderable.
+
+    Yields a `refresh()` callable. When stderr is not a terminal it does nothing.
+    """
+    if not interactive():
+        yield lambda: None
+        return
+    from rich.live import Live
+
+    with Live(render(), console=err(), refresh_per_second=4, transient=False) as lv:
+        yield lambda: lv.update(render())
+
+
+def confirm(question: str) -> bool:
+    from rich.prompt import Confirm
+
+    return Confirm.ask(escape(question), console=err(), default=False)

@@ -1,0 +1,1 @@
+"""The bundled products backend (placeholder)."""
