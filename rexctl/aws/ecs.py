@@ -145,7 +145,7 @@ class TaskDefinition:
 def describe_task_definition(ecs: ECSClient, arn_or_family: str) -> TaskDefinition:
     with aws_errors(f"describe task definition {arn_or_family}"):
         resp = ecs.describe_task_definition(taskDefinition=arn_or_family, include=["TAGS"])
-    raw = dict(resp["taskDefinition"])
+    raw: dict[str, Any] = dict(resp["taskDefinition"])
     return TaskDefinition(
         arn=raw.get("taskDefinitionArn", ""),
         family=raw.get("family", ""),
