@@ -154,3 +154,23 @@ def confirm(question: str) -> bool:
     from rich.prompt import Confirm
 
     return Confirm.ask(escape(question), console=err(), default=False)
+
+
+def group(*renderables: Any) -> Any:
+    """Stack renderables (tables, text) vertically, e.g. for a live view."""
+    from rich.console import Group
+
+    return Group(*renderables)
+
+
+def text(value: str, style: str = "") -> Any:
+    """Plain text (never markup) with an optional style, as a renderable."""
+    from rich.text import Text
+
+    return Text(value, style=style)
+
+
+def panel(renderable: Any, title: str = "") -> Any:
+    from rich.panel import Panel
+
+    return Panel(renderable, title=escape(title) if title else None, title_align="left")
