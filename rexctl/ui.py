@@ -25,14 +25,14 @@ _err: Console | None = None
 def out() -> Console:
     global _out
     if _out is None:
-        _out = Console(file=sys.stdout, soft_wrap=True, highlight=False)
+        _out = Console(soft_wrap=True, highlight=False)  # follows sys.stdout
     return _out
 
 
 def err() -> Console:
     global _err
     if _err is None:
-        _err = Console(file=sys.stderr, soft_wrap=True, highlight=False)
+        _err = Console(stderr=True, soft_wrap=True, highlight=False)  # follows sys.stderr
     return _err
 
 

@@ -1,0 +1,89 @@
+"""The root CLI: start-up cost, global options, errors at the edge."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from rexctl.cli import RexctlGroup, app
+from rexctl.errors import AwsError, ConfigError
+
+runner = CliRunner()
+
+
+def test_help_does_not_import_boto3() -> None:
+    code = "import sys; from rexctl.cli import app; print('boto3' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("rexctl ")
+
+
+def _app_raising(exc: BaseException) -> typer.Typer:
+    """A tiny app that uses rexctl's edge (RexctlGroup) and raises `exc` from its command."""
+    test_app = typer.Typer(cls=RexctlGroup)
+
+    @test_app.callback()
+    def root() -> None:
+        pass
+
+    @test_app.command()
+    def boom() -> None:
+        raise exc
+
+    return test_app
+
+
+def test_rexctl_error_becomes_message_and_exit_code() -> None:
+    err = ConfigError("`ecs.cluster` is not set.", hint="Run `rexctl init`.")
+    result = runner.invoke(_app_raising(err), ["boom"])
+    assert result.exit_code == 2, result.output
+    assert "Error: `ecs.cluster` is not set." in result.output
+    assert "Run `rexctl init`." in result.output
+    assert "Traceback" not in result.output
+
+
+def test_keyboard_interrupt_exits_130() -> None:
+    result = runner.invoke(_app_raising(KeyboardInterrupt()), ["boom"])
+    assert result.exit_code == 130, result.output
+    assert "Interrupted." in result.output
+
+
+def test_escaped_botocore_error_is_translated() -> None:
+    import botocore.exceptions
+
+    result = runner.invoke(_app_raising(botocore.exceptions.NoRegionError()), ["boom"])
+    assert result.exit_code == 2, result.output
+    assert "No AWS region is set." in result.output
+
+
+def test_debug_shows_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REXCTL_DEBUG", "1")
+    result = runner.invoke(_app_raising(AwsError("nope")), ["boom"])
+    assert isinstance(result.exception, AwsError)
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["no-such-command"])
+    assert result.exit_code == 2
+
+
+def test_every_command_has_help_text() -> None:
+    from typer.main import get_command
+
+    def walk(cmd: object, path: str) -> list[tuple[str, object]]:
+        found = [(path, cmd)]
+        for name, sub in getattr(cmd, "commands", {}).items():
+            found += walk(sub, f"{path} {name}")
+        return found
+
+    for path, cmd in walk(get_command(app), "rexctl"):
+        assert (getattr(cmd, "help", None) or "").strip(), f"{path} has no help text"
