@@ -1,0 +1,46 @@
+"""Every command and every setting is documented (sqlite-utils' tests/test_docs.py idea)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.main import get_command
+
+from rexctl.cli import app
+from rexctl.config import SETTINGS, Setting
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def all_docs() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(DOCS.glob("*.md")))
+
+
+def command_paths() -> list[str]:
+    paths: list[str] = []
+
+    def walk(cmd: object, path: str) -> None:
+        subs = getattr(cmd, "commands", {})
+        if not subs and path:
+            paths.append(path)
+        for name, sub in subs.items():
+            walk(sub, f"{path} {name}".strip())
+
+    walk(get_command(app), "")
+    return paths
+
+
+def test_there_are_commands() -> None:
+    assert command_paths(), "the CLI has no commands"
+
+
+@pytest.mark.parametrize("path", command_paths())
+def test_command_is_documented(path: str) -> None:
+    assert f"rexctl {path}" in all_docs(), f"`rexctl {path}` does not appear in docs/"
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.key)
+def test_setting_is_documented(setting: Setting) -> None:
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    assert f"`{setting.key}`" in text and f"`{setting.env}`" in text
