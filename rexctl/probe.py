@@ -26,6 +26,7 @@ summaries; failed ones are counted separately.
 from __future__ import annotations
 
 import math
+import re
 import socket
 import ssl
 import time
@@ -47,6 +48,7 @@ MAX_REQUESTS = 100_000
 MAX_CONCURRENCY = 1_000
 UNKNOWN_SOURCE = "unknown"
 _SOURCE_ORDER = {"db": 0, "cache": 1}
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name (RFC 9110 token)
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,9 @@ def describe_error(exc: BaseException, timeout: float, url: str = "") -> str:
     if isinstance(exc, httpx.TimeoutException):
         return f"timeout after {seconds}"
     cause: BaseException | None = exc
-    while cause is not None:
+    for _ in range(10):  # a bounded walk down the chain: httpx -> httpcore -> OSError
+        if cause is None:
+            break
         if isinstance(cause, ConnectionRefusedError):
             return "connection refused"
         if isinstance(cause, socket.gaierror):
@@ -256,8 +260,15 @@ def probe_once(
 
 def check_inputs(url: str, requests: int, concurrency: int, timeout: float) -> None:
     """Refuse bad input with a message the user can act on (exit code 2 at the CLI edge)."""
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+    import httpx
+
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018 - raises ValueError when out of range
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise UsageError(f"Bad URL {url!r}: {exc}.") from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise UsageError(
             f"URL must start with http:// or https:// and name a host, got {url!r}.",
             hint="Example: rexctl probe http://127.0.0.1:8000/api/products",
@@ -283,9 +294,12 @@ def parse_headers(values: Sequence[str]) -> dict[str, str]:
     for raw in values:
         name, sep, value = raw.partition(":")
         name = name.strip()
-        if not sep or not name or any(c.isspace() for c in name):
+        if not sep or not _TOKEN.fullmatch(name):
             raise UsageError(f"Bad --header {raw!r}: expected 'Name: value'.")
-        headers[name] = value.strip()
+        value = value.strip()
+        if not all(" " <= c <= "~" or c == "\t" for c in value):
+            raise UsageError(f"Bad --header {raw!r}: the value must be printable ASCII.")
+        headers[name] = value
     return headers
 
 

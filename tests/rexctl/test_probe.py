@@ -99,8 +99,8 @@ class Backend:
         elif path == "/badjson":
             self.send(h, 200, "<html>oops</html>")
         elif path == "/slow":
-            self.release.wait(5)
-            self.send(h, 200, {"source": "db"})
+            self.release.wait(5)  # then hang up: the client gave up long ago
+            h.close_connection = True
         elif path == "/xcache-only":
             self.send(h, 200, {"data": []}, {"X-Cache": "MISS" if first else "HIT"})
         elif path == "/conflict":
@@ -252,6 +252,8 @@ def test_parse_headers() -> None:
         parse_headers(["nocolon"])
     with pytest.raises(UsageError, match="Bad --header 'Two words: x'"):
         parse_headers(["Two words: x"])
+    with pytest.raises(UsageError, match=r"^Bad --header 'X-A: é': the value must be printable"):
+        parse_headers(["X-A: é"])
 
 
 def test_failure_message_counts_reasons() -> None:
@@ -437,6 +439,11 @@ def test_cli_connection_refused_and_timeout(backend: Backend) -> None:
          "Error: Concurrency (--concurrency) must be between 1 and 1000, got 0."),
         (["http://127.0.0.1:1/x", "--timeout", "0"],
          "Error: Timeout (--timeout) must be a positive number of seconds, got 0.0."),
+        (["http://[::1/x"], "Error: Bad URL 'http://[::1/x': Invalid IPv6 URL."),
+        (["http://127.0.0.1:99999/x"],
+         "Error: Bad URL 'http://127.0.0.1:99999/x': Port out of range 0-65535."),
+        (["http://:80/x"], "Error: URL must start with http:// or https:// and name a host, "
+                           "got 'http://:80/x'."),
         (["http://127.0.0.1:1/x", "--header", "oops"],
          "Error: Bad --header 'oops': expected 'Name: value'."),
     ],
