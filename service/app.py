@@ -1,0 +1,164 @@
+"""The products API: routes and lifespan.
+
+    GET  /api/products   {"source": "cache" | "db", "data": [...]}, X-Cache and Server-Timing
+    POST /api/products   {"name": "..."} -> 201 {"id": ..., "name": ...}; invalidates the cache
+    GET  /health         200 while the process can serve; reports the Redis state it already knows
+    GET  /metrics        Prometheus text
+
+The cache-hit path does no JSON encoding, no Redis call (near hit) and no middleware: it copies
+ready-made bytes into a response, adds to a few ints and appends one log line to a buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.cache import Answer, ProductCache
+from service.logs import LogSink
+from service.metrics import CONTENT_TYPE, Metrics
+from service.redis_link import RedisLink
+from service.settings import Settings
+from service.store import ProductStore
+from service.validation import MAX_BODY_BYTES, InvalidProduct, parse_new_product
+
+JSON = b"application/json"
+X_CACHE = {value: value.encode() for value in ("HIT", "MISS", "BYPASS")}
+
+
+class RawResponse(Response):
+    """A response whose headers are already raw bytes: nothing to build or check per request."""
+
+    def __init__(self, body: bytes, headers: list[tuple[bytes, bytes]], status: int = 200) -> None:
+        self.status_code = status
+        self.body = body
+        self.background = None
+        self.raw_headers = headers
+
+
+def server_timing(answer: Answer, total_ms: float) -> bytes:
+    if answer.layer == "near":
+        return f'cache;desc="near";dur={total_ms:.3f}'.encode()
+    parts = []
+    if answer.redis_ms is not None:
+        parts.append(f'cache;desc="redis";dur={answer.redis_ms:.2f}')
+    if answer.db_ms is not None:
+        parts.append(f"db;dur={answer.db_ms:.1f}")
+    parts.append(f"total;dur={total_ms:.2f}")
+    return ", ".join(parts).encode()
+
+
+def create_app(settings: Settings | None = None, *, log: LogSink | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    token = settings.redis_auth_token
+    log = log or LogSink(settings.log_format, secrets=[str(token)] if token else ())
+    metrics = Metrics()
+    store = ProductStore(settings.database_path, delay=settings.db_delay)
+    link = RedisLink(settings, log, metrics)
+    cache = ProductCache(settings, store, link, log, metrics)
+    requests = metrics.requests
+    hits = metrics.hits
+    latency = metrics.latency
+    perf_counter = time.perf_counter
+
+    async def get_products(request: Request) -> Response:
+        started = perf_counter()
+        answer = cache.near_hit()
+        if answer is None:
+            answer = await cache.get()
+        else:
+            hits["near"] += 1
+        elapsed = perf_counter() - started
+        source = answer.source
+        requests[source] += 1
+        latency[source].observe(elapsed)
+        ms = elapsed * 1000
+        log.request(
+            "GET", "/api/products", 200, source, ms,
+            answer.layer if source == "cache" else answer.x_cache.lower(),
+        )  # fmt: skip
+        body = answer.body
+        return RawResponse(
+            body,
+            [
+                (b"content-type", JSON),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-cache", X_CACHE[answer.x_cache]),
+                (b"server-timing", server_timing(answer, ms)),
+            ],
+        )
+
+    async def post_products(request: Request) -> Response:
+        # The body is parsed as JSON whatever Content-Type says (`curl -d` sends a form type).
+        declared = request.headers.get("content-length", "0")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise HTTPException(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            raise HTTPException(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        try:
+            name = parse_new_product(body)
+        except InvalidProduct as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        product = await cache.add(name)
+        log.info(f"POST /api/products 201 id={product['id']}: cached list invalidated")
+        return JSONResponse(product, status_code=201)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "redis": link.health(), "cache": cache.health()})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.error(f"{request.method} {request.url.path} 500: {type(exc).__name__}: {exc}")
+        return JSONResponse({"error": "internal server error"}, status_code=500)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        log.start()
+        log.info(
+            f"products service starting on {settings.host}:{settings.port}",
+            settings=json.dumps(settings.describe()),
+        )
+        await asyncio.to_thread(store.open)
+        await link.start()
+        await cache.start()
+        try:
+            yield
+        finally:
+            await cache.close()
+            await link.close()
+            store.close()
+            log.info("products service stopped")
+            await log.close()
+
+    app = Starlette(
+        routes=[
+            Route("/api/products", get_products, methods=["GET"]),
+            Route("/api/products", post_products, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: http_error, 500: server_error},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.cache = cache
+    app.state.link = link
+    app.state.metrics = metrics
+    app.state.log = log
+    return app
