@@ -1,9 +1,308 @@
-"""`rexctl provision`: placeholder until its issue lands."""
+"""`rexctl init`, `plan`, `provision`, `status`, `teardown`: the cache, guide steps 1-11.
+
+Each command parses its options, builds clients through the factory, calls one core function
+(`rexctl.provision`, `rexctl.status`) and renders the result. The core is imported inside the
+commands so `rexctl --help` never imports boto3.
+"""
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from rexctl import ui
+from rexctl.cli.factory import get_factory
+from rexctl.cli.options import DryRunOption, JsonOption, YesOption
+from rexctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from rexctl.plan import Plan
+    from rexctl.provision import ProvisionResult, TeardownPlan, TeardownResult
+
+TimeoutOption = Annotated[
+    int | None,
+    typer.Option(
+        "--timeout",
+        min=1,
+        help="Seconds to wait for the cache (default: cache.wait_timeout, 1800).",
+        show_default=False,
+    ),
+]
+
+
+class UiReporter:
+    """Core messages to stderr; progress as a spinner (or one line per status change)."""
+
+    def __init__(self, subject: str, spinner: Any) -> None:
+        self.subject = subject
+        self.spinner = spinner
+        self.last = ""
+
+    def info(self, message: str) -> None:
+        ui.info(message)
+
+    def warn(self, message: str) -> None:
+        ui.warn(message)
+
+    def success(self, message: str) -> None:
+        ui.success(message)
+
+    def progress(self, status: str, elapsed: float) -> None:
+        minutes, seconds = divmod(int(elapsed), 60)
+        text = f"{self.subject}: {status} ({minutes}m {seconds:02d}s elapsed)"
+        self.spinner.update(text)
+        if status != self.last and not ui.interactive():
+            ui.info(text)
+        self.last = status
+
+
+def init(
+    ctx: typer.Context,
+    cluster: Annotated[
+        str, typer.Option("--cluster", envvar="REXCTL_ECS_CLUSTER", help="ECS cluster name.")
+    ] = "",
+    service: Annotated[
+        str, typer.Option("--service", envvar="REXCTL_ECS_SERVICE", help="ECS service name.")
+    ] = "",
+    container: Annotated[
+        str,
+        typer.Option("--container", help="Container that gets REDIS_* (default: the only one)."),
+    ] = "",
+    url: Annotated[
+        str, typer.Option("--url", envvar="REXCTL_APP_URL", help="The API URL (app.url).")
+    ] = "",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    json: JsonOption = False,
+) -> None:
+    """Read the ECS service and its VPC and write rexctl.toml."""
+    from rexctl.provision import init_config
+
+    f = get_factory(ctx, json=json)
+    with ui.status(f"Reading ECS service {service}..."):
+        result = init_config(
+            f.aws,
+            f.config,
+            cluster=cluster,
+            service=service,
+            container=container,
+            url=url,
+            force=force,
+        )
+    if f.json:
+        ui.print_json({"path": str(result.path), "settings": result.values})
+        return
+    ui.print_text(result.text)
+    ui.success(f"Wrote {result.path}. Next: `rexctl plan`, then `rexctl provision`.")
+
+
+def plan(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Show the guide's 15 steps and the state of each (read-only)."""
+    from rexctl.provision import plan_account
+
+    f = get_factory(ctx, json=json)
+    with ui.status("Reading the account..."):
+        result = plan_account(f.aws, f.config)
+    if f.json:
+        ui.print_json(result.to_json())
+        return
+    _show_plan(result, title=f"Plan for {result.cache_id}")
+
+
+def provision(
+    ctx: typer.Context,
+    dry_run: DryRunOption = False,
+    timeout: TimeoutOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Create or reuse the cache, its subnet group and security group (steps 1-11)."""
+    from rexctl.provision import provision as run
+
+    f = get_factory(ctx, json=json)
+    cfg = f.config
+    with ui.status(f"Provisioning {cfg.cache.id}...") as spinner:
+        result = run(
+            f.aws,
+            cfg,
+            reporter=UiReporter(cfg.cache.id, spinner),
+            dry_run=dry_run,
+            timeout=timeout,
+        )
+    _show_provision(result, json=f.json)
+    error = result.error()
+    if error is not None:
+        raise error
+
+
+def status(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Show the cache, its security group and subnet group, and the ECS service."""
+    from rexctl.status import gather_status
+
+    f = get_factory(ctx, json=json)
+    with ui.status("Reading the account..."):
+        report = gather_status(f.aws, f.config)
+    if f.json:
+        ui.print_json(report)
+        return
+    _show_status(report)
+
+
+def teardown(
+    ctx: typer.Context,
+    yes: YesOption = False,
+    timeout: TimeoutOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Delete what rexctl created (tagged managed-by=rexctl), after asking."""
+    import time
+
+    from rexctl.provision import plan_teardown
+    from rexctl.provision import teardown as run
+
+    f = get_factory(ctx, json=json, yes=yes)
+    cfg = f.config
+    with ui.status("Reading the account..."):
+        doomed = plan_teardown(f.aws, cfg)
+    _show_teardown_plan(doomed)
+    if not doomed.doomed:
+        ui.info("Nothing to delete: no resource of this cache carries managed-by=rexctl.")
+        if f.json:
+            ui.print_json(
+                {
+                    "cache_id": cfg.cache.id,
+                    "deleted": [],
+                    "failed": [],
+                    "kept": [r.to_json() for r in doomed.kept],
+                }
+            )
+        return
+    if not f.yes:
+        if not (ui.interactive() and sys.stdin.isatty()):
+            raise UsageError(
+                "rexctl teardown deletes resources and needs a confirmation; this is not an "
+                "interactive terminal.",
+                hint="Re-run with `--yes` once the list above is what you want deleted.",
+            )
+        if not ui.confirm(f"Delete these {len(doomed.doomed)} resource(s)?"):
+            ui.info("Nothing was deleted.")
+            return
+    with ui.status(f"Deleting {cfg.cache.id}...") as spinner:
+        result = run(
+            f.aws,
+            cfg,
+            doomed,
+            reporter=UiReporter(cfg.cache.id, spinner),
+            timeout=float(timeout or cfg.cache.wait_timeout),
+            clock=time.monotonic,
+            sleep=time.sleep,
+        )
+    _show_teardown_result(result, json=f.json)
+    error = result.error()
+    if error is not None:
+        raise error
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
+    for command in (init, plan, provision, status, teardown):
+        app.command()(command)
+
+
+# Rendering -------------------------------------------------------------------------------------
+
+
+def _show_plan(plan: Plan, *, title: str) -> None:
+    from rexctl.plan import STATE_STYLES
+
+    rows = [(s.number, s.title, str(s.state), s.detail) for s in plan.steps]
+    ui.show(ui.table(["Step", "What", "State", "Detail"], rows, title=title, styles=STATE_STYLES))
+    for warning in plan.warnings:
+        ui.warn(warning)
+    for blocker in plan.blockers:
+        ui.error(blocker.message)
+
+
+def _show_provision(result: ProvisionResult, *, json: bool) -> None:
+    if json:
+        ui.print_json(result.to_json())
+        return
+    if result.dry_run or result.refusal is not None:
+        word = "Dry run" if result.dry_run else "Refused"
+        _show_plan(result.plan, title=f"{word}: steps 1-11 for {result.plan.cache_id}")
+        if result.dry_run:
+            ui.info("Dry run: nothing was changed.")
+        return
+    c = result.cache
+    if c is not None and c.endpoint:
+        ui.show(
+            ui.table(
+                ["Cache", "Status", "Primary endpoint", "Port"],
+                [(c.id, c.status, c.endpoint, c.port)],
+                styles={"available": "green"},
+            )
+        )
+
+
+def _show_status(report: dict[str, Any]) -> None:
+    c = report["cache"]
+    if c:
+        enc = (
+            f"at rest {'on' if c['at_rest_encryption'] else 'off'}, in transit "
+            f"{'on' if c['transit_encryption'] else 'off'}, AUTH {'on' if c['auth'] else 'off'}"
+        )
+        rows = [
+            ("Status", c["status"]),
+            ("Endpoint", f"{c['endpoint']}:{c['port']}"),
+            ("Node type", f"{c['node_type']} (+{c['replicas']} replica(s))"),
+            ("Encryption", enc),
+            ("Managed by rexctl", "yes" if c["managed_by_rexctl"] else "no"),
+        ]
+        ui.show(ui.table(["Cache", c["id"]], rows, styles={"available": "green"}))
+    sg = report["security_group"]
+    if sg:
+        rules = [(r["rule"], r["protocol"], r["ports"], r["source"]) for r in sg["inbound"]]
+        title = f"Security group {sg['name']} ({sg['id']}): inbound rules"
+        ui.show(ui.table(["Rule", "Protocol", "Ports", "Source"], rules, title=title))
+    sn = report["subnet_group"]
+    if sn:
+        subnets = [
+            (s["id"], s["az"], "public" if s["public"] else "private") for s in sn["subnets"]
+        ]
+        title = f"Subnet group {sn['name']} ({sn['vpc_id']})"
+        ui.show(ui.table(["Subnet", "AZ", "Kind"], subnets, title=title, styles={"public": "red"}))
+    svc = report["service"]
+    if svc:
+        rows = [
+            ("Task definition", svc["task_definition"]),
+            ("Running / desired", f"{svc['running']} / {svc['desired']}"),
+        ]
+        rows += [(k, v) for k, v in svc["redis"].items()] or [("REDIS_*", "(none set)")]
+        ui.show(ui.table(["ECS service", f"{svc['cluster']}/{svc['name']}"], rows))
+    for item in report["missing"]:
+        ui.warn(f"Missing: {item}")
+
+
+def _show_teardown_plan(plan: TeardownPlan) -> None:
+    rows = [
+        (r.kind, r.name, r.id, "delete" if r.delete else f"kept ({r.why})") for r in plan.resources
+    ]
+    if rows:
+        ui.show(
+            ui.table(
+                ["Kind", "Name", "Id", "Action"],
+                rows,
+                title=f"Teardown of {plan.cache_id}",
+                styles={"delete": "red"},
+            )
+        )
+    for warning in plan.warnings:
+        ui.warn(warning)
+
+
+def _show_teardown_result(result: TeardownResult, *, json: bool) -> None:
+    if json:
+        ui.print_json(result.to_json())
+        return
+    for r in result.plan.kept:
+        ui.info(f"Kept {r.label()}: {r.why}.")

@@ -1,0 +1,170 @@
+"""The core of `rexctl plan` and `rexctl provision` (guide steps 1-11).
+
+provision = discover (read-only) -> build the plan -> refuse what the guide forbids -> apply the
+actions (or only show them for `--dry-run`) -> wait for `available` -> the primary endpoint.
+`rexctl init` and `rexctl teardown` live in `rexctl.provisioning.init` / `.teardown` and are
+re-exported here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rexctl.aws.elasticache import CacheView, get_replication_group
+from rexctl.aws.secrets import generate_auth_token
+from rexctl.config import Config
+from rexctl.errors import AwsError, CheckFailed, ConfigError, ExitCode, RexctlError, UsageError
+from rexctl.plan import Plan, build_plan
+from rexctl.provisioning import Clients, Reporter
+from rexctl.provisioning.apply import DisplayOnlyExecutor, Executor
+from rexctl.provisioning.discover import discover
+from rexctl.provisioning.init import InitResult, init_config
+from rexctl.provisioning.teardown import (
+    TeardownPlan,
+    TeardownResult,
+    plan_teardown,
+    teardown,
+)
+from rexctl.provisioning.wait import wait_for_cache
+
+__all__ = [
+    "InitResult",
+    "ProvisionResult",
+    "TeardownPlan",
+    "TeardownResult",
+    "init_config",
+    "plan_account",
+    "plan_teardown",
+    "provision",
+    "teardown",
+]
+
+
+def plan_account(clients: Clients, cfg: Config) -> Plan:
+    """`rexctl plan`: all 15 steps with their state. Read-only."""
+    return build_plan(discover(clients, cfg, task_definition=True), cfg)
+
+
+@dataclass
+class ProvisionResult:
+    plan: Plan  # steps 1-11
+    dry_run: bool
+    applied: list[str] = field(default_factory=list)
+    cache: CacheView | None = None
+    refusal: RexctlError | None = None  # set when the plan is blocked (nothing was changed)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.applied) and not self.dry_run
+
+    def error(self) -> RexctlError | None:
+        """What the command should exit with after showing the result (None: success)."""
+        if self.refusal is not None:
+            return self.refusal
+        if self.plan.manual:
+            return CheckFailed(
+                "The cache differs from rexctl.toml in ways rexctl will not change in place:\n"
+                + "\n".join(f"- {m}" for m in self.plan.manual),
+                hint="Nothing was deleted. Do what each line says, or change rexctl.toml to "
+                "match, then run `rexctl provision` again.",
+            )
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.cache
+        return {
+            "cache_id": self.plan.cache_id,
+            "dry_run": self.dry_run,
+            "changed": self.changed,
+            "applied": list(self.applied),
+            "status": c.status if c else None,
+            "endpoint": c.endpoint if c and c.endpoint else None,
+            "port": c.port if c and c.endpoint else None,
+            "warnings": list(self.plan.warnings),
+            "manual": list(self.plan.manual),
+            "refused": self.refusal.message if self.refusal else None,
+            "plan": self.plan.to_json(),
+        }
+
+
+_ERRORS: dict[ExitCode, type[RexctlError]] = {
+    ExitCode.BAD_INPUT: ConfigError,
+    ExitCode.AWS_ERROR: AwsError,
+    ExitCode.CHECK_FAILED: CheckFailed,
+}
+
+
+def refusal(plan: Plan) -> RexctlError | None:
+    """One error naming every blocker, with the exit code of the most fundamental one."""
+    if not plan.blockers:
+        return None
+    lines = [f"Step {b.step}: {b.message}" if b.step else b.message for b in plan.blockers]
+    hints = [b.hint for b in plan.blockers if b.hint]
+    message = "rexctl provision refuses to continue; nothing was changed.\n" + "\n".join(
+        f"- {line}" for line in lines
+    )
+    hint = "\n".join(hints) or None
+    kind = _ERRORS.get(plan.blockers[0].exit_code, CheckFailed)  # the earliest step decides
+    return kind(message, hint=hint)
+
+
+def provision(
+    clients: Clients,
+    cfg: Config,
+    *,
+    reporter: Reporter,
+    dry_run: bool = False,
+    timeout: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    token_factory: Callable[[], str] = generate_auth_token,
+) -> ProvisionResult:
+    """Steps 1-11: create or reuse what the guide asks for, then wait for the endpoint."""
+    if timeout is not None and timeout <= 0:
+        raise UsageError(f"--timeout must be more than 0 seconds (got {timeout}).")
+    plan = build_plan(discover(clients, cfg), cfg).only(1, 11)
+    result = ProvisionResult(plan=plan, dry_run=dry_run)
+    for warning in plan.warnings:
+        reporter.warn(warning)
+    result.refusal = refusal(plan)
+    if result.refusal is not None:
+        return result
+    actions = plan.actions()
+    existing = get_replication_group(clients.elasticache, cfg.cache.id)
+    if dry_run:
+        display = DisplayOnlyExecutor(reporter)
+        display.apply(actions)
+        result.applied = display.done
+        result.cache = existing
+        if not plan.changes:
+            reporter.success("Nothing to do: steps 1-11 already match rexctl.toml.")
+        return result
+    executor = Executor(clients, reporter, token_factory=token_factory)
+    executor.apply(actions)
+    result.applied = executor.done
+    if not plan.changes:
+        reporter.success("Nothing to do: steps 1-11 already match rexctl.toml.")
+    limit = float(timeout if timeout is not None else cfg.cache.wait_timeout)
+    try:
+        result.cache = wait_for_cache(
+            clients.elasticache,
+            cfg.cache.id,
+            timeout=limit,
+            reporter=reporter,
+            clock=clock,
+            sleep=sleep,
+        )
+    except RexctlError as exc:
+        if executor.done:
+            done = "; ".join(executor.done)
+            raise type(exc)(exc.message, hint=f"{exc.hint}\nAlready done: {done}.") from None
+        raise
+    if result.cache is not None and result.cache.endpoint:
+        reporter.success(
+            f"Step 11: primary endpoint {result.cache.endpoint}:{result.cache.port} "
+            "(REDIS_HOST / REDIS_PORT for step 12: `rexctl deploy`)."
+        )
+    return result

@@ -1,0 +1,223 @@
+"""Steps 7 and 8: the cache's subnets (private only) and its security group (one inbound rule,
+from the ECS service's group, never from a CIDR)."""
+
+from __future__ import annotations
+
+from rexctl.aws.ec2 import Rule, Subnet, revoke_command
+from rexctl.config import Config
+from rexctl.errors import ExitCode
+from rexctl.provisioning import managed_tags
+from rexctl.provisioning.discover import Discovery
+from rexctl.provisioning.model import Action, Plan, Ref, State, Step
+
+STEP7 = "Networking: VPC, private subnets, no public access"
+STEP8 = "Security group"
+NO_PUBLIC = "ElastiCache nodes only get private addresses: no public access."
+
+
+def _modify_subnets(name: str, ids: list[str]) -> str:
+    return (
+        f"aws elasticache modify-cache-subnet-group --cache-subnet-group-name {name} "
+        f"--subnet-ids {' '.join(ids)}"
+    )
+
+
+def cache_subnets(d: Discovery, cfg: Config) -> tuple[list[Subnet], str]:
+    """The subnets for the cache, or none and the reason (guide step 7: private ones only)."""
+    if cfg.cache.subnets:
+        chosen = []
+        for subnet_id in cfg.cache.subnets:
+            subnet = d.subnet(subnet_id)
+            if subnet is None:
+                return [], (
+                    f"Subnet {subnet_id} (cache.subnets) is not in the ECS service's VPC "
+                    f"{d.vpc_id}; the cache must be in the same VPC as the service."
+                )
+            if subnet.public:
+                return [], (
+                    f"Subnet {subnet_id} (cache.subnets) is public: {subnet.why}. "
+                    "Guide step 7 allows private subnets only."
+                )
+            chosen.append(subnet)
+        return chosen, ""
+    private = [s for s in d.subnets if not s.public]
+    if not private:
+        return [], (
+            f"VPC {d.vpc_id} has no private subnet: every subnet's route table sends "
+            "0.0.0.0/0 to an internet gateway."
+        )
+    return private, ""
+
+
+def step7(d: Discovery, cfg: Config, plan: Plan) -> Step:
+    chosen, problem = cache_subnets(d, cfg)
+    if problem:
+        if cfg.cache.subnets:
+            hint = (
+                "Fix `cache.subnets` in rexctl.toml, or leave it empty to use the VPC's "
+                "private subnets."
+            )
+            return plan.block(7, STEP7, problem, hint, ExitCode.BAD_INPUT)
+        hint = (
+            "Create private subnets (no internet-gateway route; a NAT route is fine) and run "
+            "`rexctl provision` again."
+        )
+        return plan.block(7, STEP7, problem, hint)
+    azs = sorted({s.az for s in chosen})
+    ids = sorted(s.id for s in chosen)
+    if len(azs) == 1:
+        plan.warnings.append(
+            f"The cache's subnets are all in {azs[0]}: an outage of that zone takes the cache "
+            "down. Private subnets in a second zone avoid it."
+        )
+    name = cfg.cache.subnet_group
+    existing = d.subnet_group
+    in_use = d.node.subnet_group if d.cache is not None and d.node else ""
+    if in_use and in_use != name:
+        return plan.manual_step(
+            7,
+            STEP7,
+            f"{cfg.cache.id} uses subnet group {in_use}, not {name}; the subnet group of an "
+            "existing cache cannot be changed in place.",
+        )
+    if existing is None:
+        action = Action(
+            7,
+            "create_subnet_group",
+            f"create cache subnet group {name}",
+            {
+                "CacheSubnetGroupName": name,
+                "CacheSubnetGroupDescription": f"rexctl: private subnets for {cfg.cache.id}",
+                "SubnetIds": ids,
+                "Tags": managed_tags(cfg.cache.id),
+            },
+        )
+        detail = f"VPC {d.vpc_id}, private subnets {', '.join(ids)} ({', '.join(azs)}). {NO_PUBLIC}"
+        return Step(7, STEP7, State.TODO, detail, [action])
+    if existing.vpc_id and existing.vpc_id != d.vpc_id:
+        return plan.block(
+            7,
+            STEP7,
+            f"Cache subnet group {name} is in {existing.vpc_id}, but the ECS service is in "
+            f"{d.vpc_id}.",
+            "Set `cache.subnet_group` to another name in rexctl.toml.",
+            ExitCode.BAD_INPUT,
+        )
+    public = [s for s in map(d.subnet, existing.subnet_ids) if s is not None and s.public]
+    if public:
+        return plan.block(
+            7,
+            STEP7,
+            f"Cache subnet group {name} contains public subnet {public[0].id} ({public[0].why}); "
+            "guide step 7 forbids public subnets.",
+            f"Remove it: `{_modify_subnets(name, ids)}`.",
+        )
+    if cfg.cache.subnets and sorted(existing.subnet_ids) != ids:
+        return plan.manual_step(
+            7,
+            STEP7,
+            f"Subnet group {name} has {', '.join(existing.subnet_ids)}; rexctl.toml asks for "
+            f"{', '.join(ids)}. Run `{_modify_subnets(name, ids)}`.",
+        )
+    detail = (
+        f"subnet group {name} in {d.vpc_id}: private subnets "
+        f"{', '.join(existing.subnet_ids)}. {NO_PUBLIC}"
+    )
+    return Step(7, STEP7, State.DONE, detail)
+
+
+def cidr_rules(rules: list[Rule], port: int) -> list[Rule]:
+    """Inbound rules that let `port` in from an address range (0.0.0.0/0 or narrower)."""
+    return [r for r in rules if not r.egress and r.cidr and r.covers(port)]
+
+
+def step8(d: Discovery, cfg: Config, plan: Plan) -> Step:
+    port = cfg.cache.port
+    name = cfg.cache.security_group
+    tags = managed_tags(cfg.cache.id)
+    if d.missing_ecs_groups or not d.ecs_groups:
+        missing = ", ".join(d.missing_ecs_groups) or "(none)"
+        return plan.block(
+            8,
+            STEP8,
+            f"The ECS service {d.service.name}'s security group {missing} does not exist, so "
+            "there is no source for the cache's inbound rule.",
+            "Fix the service's network configuration (or recreate its security group), then "
+            "run `rexctl init --force` and `rexctl provision`.",
+            ExitCode.AWS_ERROR,
+        )
+    source = d.ecs_groups[0].id
+    service_groups = {g.id for g in d.ecs_groups}
+    want = f"{name}: one inbound rule, TCP {port} from {source} (the ECS service's group)"
+    authorize = {"Port": port, "SourceGroup": source, "Tags": tags}
+    sg = d.cache_sg
+    if sg is None:
+        create = Action(
+            8,
+            "create_security_group",
+            f"create security group {name} in {d.vpc_id}",
+            {
+                "GroupName": name,
+                "VpcId": d.vpc_id,
+                "Description": f"rexctl: Redis {cfg.cache.id}, port {port} from the ECS service",
+                "Tags": tags,
+            },
+        )
+        rule = Action(
+            8,
+            "authorize_ingress",
+            f"allow TCP {port} from {source}",
+            {"GroupId": Ref("cache_sg_id"), **authorize},
+        )
+        return Step(8, STEP8, State.TODO, want + ".", [create, rule])
+    cidr = cidr_rules(sg.ingress(), port)
+    if cidr:
+        listed = "; ".join(f"rule {r.id} from {r.cidr}" for r in cidr)
+        commands = " and ".join(f"`{revoke_command(r)}`" for r in cidr)
+        return plan.block(
+            8,
+            STEP8,
+            f"Security group {sg.id} ({name}) allows port {port} from an address range "
+            f"({listed}); guide step 8 allows only the ECS service's security group.",
+            f"Remove it: {commands}, then run `rexctl provision` again.",
+        )
+    on_port = [r for r in sg.ingress() if r.covers(port)]
+    for r in on_port:
+        if r.source_group not in service_groups:
+            plan.warnings.append(
+                f"Security group {sg.id} also allows port {port} from {r.source} (rule {r.id}); "
+                f"step 8 wants only the ECS service's group. Remove it with "
+                f"`{revoke_command(r)}`."
+            )
+    actions = []
+    state, detail = State.DONE, f"{want} ({sg.id})."
+    if not any(r.source_group in service_groups for r in on_port):
+        actions.append(
+            Action(
+                8,
+                "authorize_ingress",
+                f"allow TCP {port} into {sg.id} from {source}",
+                {"GroupId": sg.id, **authorize},
+            )
+        )
+        state, detail = (
+            State.TODO,
+            f"{sg.id} exists; add its inbound rule: TCP {port} from {source}.",
+        )
+    node_groups = d.node.security_groups if d.cache is not None and d.node else []
+    if d.cache is not None and node_groups and sg.id not in node_groups:
+        actions.append(
+            Action(
+                8,
+                "modify_replication_group",
+                f"put {d.cache.id} in security group {sg.id}",
+                {
+                    "ReplicationGroupId": d.cache.id,
+                    "SecurityGroupIds": [sg.id],
+                    "ApplyImmediately": True,
+                },
+            )
+        )
+        state = State.CHANGE
+        detail = f"{d.cache.id} uses {', '.join(node_groups)}; will use {sg.id} ({want})."
+    return Step(8, STEP8, state, detail, actions)

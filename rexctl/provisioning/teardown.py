@@ -1,0 +1,200 @@
+"""`rexctl teardown`: delete only what carries managed-by=rexctl, in dependency order.
+
+The replication group goes first (its nodes hold the subnet group and the security group), then
+rexctl waits until it is gone, then the subnet group, the security group and the AUTH secret.
+Anything without the tag, or tagged for another cache id, is listed as kept and never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rexctl.aws import ec2 as ec2_api
+from rexctl.aws import elasticache as ec_api
+from rexctl.aws import secrets as sm_api
+from rexctl.aws.ecs import describe_task_definition
+from rexctl.config import Config
+from rexctl.errors import AwsError, RexctlError
+from rexctl.provisioning import CACHE_ID_TAG, Clients, Reporter, is_managed
+from rexctl.provisioning.discover import service_network
+from rexctl.provisioning.wait import wait_for_cache
+
+KINDS = ("replication group", "cache subnet group", "security group", "secret")
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str  # one of KINDS
+    name: str
+    id: str  # what the delete call takes (group id, sg id, secret ARN)
+    delete: bool
+    why: str = ""  # for kept resources: why rexctl leaves it
+
+    def label(self) -> str:
+        return f"{self.kind} {self.name}" + (f" ({self.id})" if self.id != self.name else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "id": self.id, "why": self.why or None}
+
+
+@dataclass
+class TeardownPlan:
+    cache_id: str
+    resources: list[Resource] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def doomed(self) -> list[Resource]:
+        return [r for r in self.resources if r.delete]
+
+    @property
+    def kept(self) -> list[Resource]:
+        return [r for r in self.resources if not r.delete]
+
+
+@dataclass
+class TeardownResult:
+    plan: TeardownPlan
+    deleted: list[Resource] = field(default_factory=list)
+    failed: list[tuple[Resource, str]] = field(default_factory=list)
+
+    def error(self) -> RexctlError | None:
+        if not self.failed:
+            return None
+        lines = "\n".join(f"- {r.label()}: {why}" for r, why in self.failed)
+        return AwsError(
+            f"rexctl teardown could not delete everything:\n{lines}",
+            hint="Run `rexctl teardown` again once the cause is fixed; it only deletes what is "
+            "still there.",
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cache_id": self.plan.cache_id,
+            "deleted": [r.to_json() for r in self.deleted],
+            "kept": [r.to_json() for r in self.plan.kept],
+            "failed": [{**r.to_json(), "error": why} for r, why in self.failed],
+            "warnings": list(self.plan.warnings),
+        }
+
+
+def _ours(tags: dict[str, str], cache_id: str) -> tuple[bool, str]:
+    if not is_managed(tags):
+        return False, "not managed by rexctl"
+    other = tags.get(CACHE_ID_TAG)
+    if other and other != cache_id:
+        return False, f"managed by rexctl for cache {other}"
+    return True, ""
+
+
+def plan_teardown(clients: Clients, cfg: Config) -> TeardownPlan:
+    """What teardown would delete and keep. Read-only."""
+    cc = cfg.cache
+    plan = TeardownPlan(cache_id=cc.id)
+    ec = clients.elasticache
+    cache = ec_api.get_replication_group(ec, cc.id)
+    cache_kept_by_user = False
+    if cache is not None:
+        ours, why = _ours(ec_api.list_tags(ec, cache.arn) if cache.arn else {}, cc.id)
+        cache_kept_by_user = not ours
+        plan.resources.append(Resource(KINDS[0], cache.id, cache.id, ours, why))
+        _redis_host_warning(clients, cfg, cache, plan)
+    in_use = f"in use by {cc.id}, which rexctl does not manage"
+    subnet_group = ec_api.get_subnet_group(ec, cc.subnet_group)
+    if subnet_group is not None:
+        ours, why = _ours(ec_api.list_tags(ec, subnet_group.arn), cc.id)
+        if ours and cache_kept_by_user:
+            ours, why = False, in_use
+        plan.resources.append(Resource(KINDS[1], subnet_group.name, subnet_group.name, ours, why))
+    for sg in ec2_api.find_security_groups_named(clients.ec2, cc.security_group):
+        if cfg.ecs.vpc_id and sg.vpc_id != cfg.ecs.vpc_id:
+            continue
+        ours, why = _ours(sg.tags, cc.id)
+        if ours and cache_kept_by_user:
+            ours, why = False, in_use
+        plan.resources.append(Resource(KINDS[2], sg.name, sg.id, ours, why))
+    secret = sm_api.find_secret(clients.secretsmanager, sm_api.secret_name(cc.id))
+    if secret is not None and not secret.scheduled_for_deletion:
+        ours, why = _ours(secret.tags, cc.id)
+        plan.resources.append(Resource(KINDS[3], secret.name, secret.arn, ours, why))
+    return plan
+
+
+def _redis_host_warning(
+    clients: Clients, cfg: Config, cache: ec_api.CacheView, plan: TeardownPlan
+) -> None:
+    if not (cfg.ecs.cluster and cfg.ecs.service and cache.endpoint):
+        return
+    try:
+        service, _ = service_network(clients, cfg)
+        td = describe_task_definition(clients.ecs, service.task_definition)
+        host = td.environment(cfg.ecs.container).get("REDIS_HOST", "")
+    except RexctlError as exc:
+        plan.warnings.append(f"Could not check the service's REDIS_HOST: {exc.message}")
+        return
+    if host == cache.endpoint:
+        plan.warnings.append(
+            f"Task definition {td.family}:{td.revision} still points REDIS_HOST at "
+            f"{cache.endpoint}. After the teardown the service runs without its cache (it should "
+            "degrade gracefully); deploy a revision with REDIS_ENABLED=false to stop the errors."
+        )
+
+
+def teardown(
+    clients: Clients,
+    cfg: Config,
+    plan: TeardownPlan,
+    *,
+    reporter: Reporter,
+    timeout: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> TeardownResult:
+    """Delete what `plan` marks for deletion, replication group first."""
+    result = TeardownResult(plan=plan)
+    doomed = {r.kind: r for r in plan.doomed}
+    group = doomed.pop(KINDS[0], None)
+    if group is not None:
+        try:
+            current = ec_api.get_replication_group(clients.elasticache, group.id)
+            if current is not None and current.status != "deleting":
+                ec_api.delete_replication_group(clients.elasticache, group.id)
+            reporter.info(f"Deleting {group.label()}; waiting until it is gone...")
+            wait_for_cache(
+                clients.elasticache,
+                group.id,
+                gone=True,
+                timeout=timeout,
+                reporter=reporter,
+                clock=clock,
+                sleep=sleep,
+                rerun="rexctl teardown",
+            )
+        except RexctlError as exc:
+            # Its nodes still hold the subnet group and security group: stop here.
+            result.failed.append((group, exc.message))
+            for rest in doomed.values():
+                result.failed.append((rest, f"not attempted: {group.label()} is not gone yet"))
+            return result
+        result.deleted.append(group)
+        reporter.success(f"Deleted {group.label()}.")
+    for kind in KINDS[1:]:
+        resource = doomed.get(kind)
+        if resource is None:
+            continue
+        try:
+            if kind == KINDS[1]:
+                ec_api.delete_subnet_group(clients.elasticache, resource.id)
+            elif kind == KINDS[2]:
+                ec2_api.delete_security_group(clients.ec2, resource.id)
+            else:
+                sm_api.delete_secret(clients.secretsmanager, resource.id)
+        except RexctlError as exc:
+            result.failed.append((resource, exc.message))
+            reporter.warn(f"Could not delete {resource.label()}: {exc.message}")
+            continue
+        result.deleted.append(resource)
+        reporter.success(f"Deleted {resource.label()}.")
+    return result
