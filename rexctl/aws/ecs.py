@@ -1,10 +1,15 @@
-"""ECS adapter: reading the backend service and its task definitions.
+"""ECS adapter: the backend service, its task definitions and its tasks.
 
-Later issues add the deploy side (register a revision, update the service, wait) here too.
+Reading: `describe_service`, `describe_task_definition`, `list_tasks`. The deploy side:
+`build_revision` (pure: the next revision's `register_task_definition` arguments),
+`register_revision`, `update_service`, `deregister_task_definition`. Waiting for a rollout lives
+in `rexctl.deploy`, because deciding when a deployment is done is policy, not transport.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -145,11 +150,186 @@ class TaskDefinition:
 def describe_task_definition(ecs: ECSClient, arn_or_family: str) -> TaskDefinition:
     with aws_errors(f"describe task definition {arn_or_family}"):
         resp = ecs.describe_task_definition(taskDefinition=arn_or_family, include=["TAGS"])
-    raw: dict[str, Any] = dict(resp["taskDefinition"])
+    return _task_definition(dict(resp["taskDefinition"]), resp.get("tags", []))
+
+
+# Fields that describe_task_definition returns but register_task_definition refuses. A test checks
+# this list against botocore's model, so a field AWS adds later is noticed.
+READ_ONLY_FIELDS = frozenset(
+    {
+        "taskDefinitionArn",
+        "revision",
+        "status",
+        "requiresAttributes",
+        "compatibilities",
+        "registeredAt",
+        "registeredBy",
+        "deregisteredAt",
+        "deleteRequestedAt",
+    }
+)
+
+
+def _set_named(
+    items: list[dict[str, Any]], key: str, values: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Replace the value of each named entry in place (keeping its position), append new ones."""
+    out = [dict(item) for item in items]
+    index = {item.get("name"): i for i, item in enumerate(out)}
+    for name, value in values.items():
+        if name in index:
+            out[index[name]][key] = value
+        else:
+            out.append({"name": name, key: value})
+    return out
+
+
+def build_revision(
+    base: TaskDefinition,
+    *,
+    container: str,
+    set_env: Mapping[str, str],
+    set_secrets: Mapping[str, str] | None = None,
+    remove_env: Iterable[str] = (),
+    extra_tags: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The `register_task_definition` arguments for the revision after `base` (pure, no AWS call).
+
+    In `container`: `set_env` sets or replaces environment variables; `set_secrets` sets
+    `secrets` entries (name -> Secrets Manager ARN as `valueFrom`) and removes the same names from
+    `environment`, so a token never stays readable in plain text (and a name set in `environment`
+    leaves `secrets`); `remove_env` removes names from both `environment` and `secrets`. Every
+    other variable, container and setting is kept as it is, in its order. Read-only fields of the
+    described definition are dropped; tags are kept, `extra_tags` added or overwriting by key.
+    """
+    set_secrets = dict(set_secrets or {})
+    removed = set(remove_env)
+    overlap = set(set_env) & (set(set_secrets) | removed)
+    if overlap:
+        raise ValueError(f"variables both set and removed or made secret: {sorted(overlap)}")
+    base.container(container)  # a clear error when the container does not exist
+    kwargs: dict[str, Any] = {
+        k: copy.deepcopy(v)
+        for k, v in base.raw.items()
+        if k not in READ_ONLY_FIELDS and v is not None
+    }
+    containers: list[dict[str, Any]] = []
+    for c in kwargs.get("containerDefinitions", []):
+        if c.get("name") == container:
+            c = dict(c)
+            drop = removed | set(set_secrets)
+            env = [e for e in c.get("environment", []) if e.get("name") not in drop]
+            c["environment"] = _set_named(env, "value", set_env)
+            # A name set in plain `environment` must not also stay in `secrets` (ECS refuses it).
+            drop_secret = removed | set(set_env)
+            secrets = [s for s in c.get("secrets", []) if s.get("name") not in drop_secret]
+            secrets = _set_named(secrets, "valueFrom", set_secrets)
+            if secrets:
+                c["secrets"] = secrets
+            else:
+                c.pop("secrets", None)
+        containers.append(c)
+    kwargs["containerDefinitions"] = containers
+    tags = {t["key"]: t["value"] for t in base.tags}
+    tags.update(extra_tags or {})
+    kwargs.pop("tags", None)
+    if tags:
+        kwargs["tags"] = [{"key": k, "value": v} for k, v in tags.items()]
+    return kwargs
+
+
+def _task_definition(raw: dict[str, Any], tags: Iterable[Any]) -> TaskDefinition:
     return TaskDefinition(
         arn=raw.get("taskDefinitionArn", ""),
         family=raw.get("family", ""),
         revision=int(raw.get("revision", 0)),
         raw=raw,
-        tags=[{"key": t["key"], "value": t["value"]} for t in resp.get("tags", [])],
+        tags=[{"key": t["key"], "value": t["value"]} for t in tags],
     )
+
+
+def register_revision(ecs: ECSClient, kwargs: dict[str, Any]) -> TaskDefinition:
+    """Register a revision built by `build_revision`; the registered definition with its tags."""
+    with aws_errors(f"register a new revision of task definition {kwargs.get('family', '')}"):
+        resp = ecs.register_task_definition(**kwargs)
+    return _task_definition(dict(resp["taskDefinition"]), resp.get("tags", kwargs.get("tags", [])))
+
+
+def update_service(ecs: ECSClient, cluster: str, service: str, task_definition_arn: str) -> None:
+    """Point the service at a task definition; ECS then rolls the tasks (rolling update)."""
+    with aws_errors(f"update ECS service {service} to {short_arn(task_definition_arn)}"):
+        ecs.update_service(cluster=cluster, service=service, taskDefinition=task_definition_arn)
+
+
+def deregister_task_definition(ecs: ECSClient, arn: str) -> None:
+    """Mark a revision INACTIVE (running tasks keep running; nothing new starts from it)."""
+    with aws_errors(f"deregister task definition {short_arn(arn)}"):
+        ecs.deregister_task_definition(taskDefinition=arn)
+
+
+def short_arn(arn: str) -> str:
+    """`family:revision` for a task-definition ARN (the input itself for anything else)."""
+    return arn.rsplit("/", 1)[-1] if ":task-definition/" in arn else arn
+
+
+@dataclass(frozen=True)
+class TaskView:
+    arn: str
+    task_definition: str
+    last_status: str
+    desired_status: str
+    started_at: datetime | None
+    stopped_at: datetime | None
+    stopped_reason: str
+    stop_code: str
+    started_by: str
+    group: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.arn.rsplit("/", 1)[-1]
+
+
+def list_tasks(
+    ecs: ECSClient, cluster: str, service: str, *, desired_status: str = "RUNNING"
+) -> list[TaskView]:
+    """The service's tasks with the given desired status (RUNNING or STOPPED), oldest first.
+
+    ECS filters by `serviceName`; moto ignores that filter, so the tasks are also kept only when
+    their `group` is `service:<name>` (what ECS gives a service's tasks) or their `startedBy` is the
+    service name or `service:<name>` (what a test can give a task it runs itself).
+    """
+    arns: list[str] = []
+    doing = f"list the tasks of ECS service {service} in cluster {cluster}"
+    with aws_errors(doing):
+        paginator = ecs.get_paginator("list_tasks")
+        for page in paginator.paginate(
+            cluster=cluster,
+            serviceName=service,
+            desiredStatus=desired_status,  # type: ignore[arg-type]
+        ):
+            arns.extend(page.get("taskArns", []))
+    views: list[TaskView] = []
+    mine = {f"service:{service}", service}
+    for start in range(0, len(arns), 100):
+        with aws_errors(doing):
+            resp = ecs.describe_tasks(cluster=cluster, tasks=arns[start : start + 100])
+        for t in resp.get("tasks", []):
+            if t.get("group", "") not in mine and t.get("startedBy", "") not in mine:
+                continue
+            views.append(
+                TaskView(
+                    arn=t.get("taskArn", ""),
+                    task_definition=t.get("taskDefinitionArn", ""),
+                    last_status=t.get("lastStatus", ""),
+                    desired_status=t.get("desiredStatus", ""),
+                    started_at=t.get("startedAt"),
+                    stopped_at=t.get("stoppedAt"),
+                    stopped_reason=t.get("stoppedReason", ""),
+                    stop_code=str(t.get("stopCode", "")),
+                    started_by=t.get("startedBy", ""),
+                    group=t.get("group", ""),
+                )
+            )
+    views.sort(key=lambda v: (v.started_at is None, v.started_at or datetime.min, v.arn))
+    return views

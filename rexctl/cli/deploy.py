@@ -1,9 +1,195 @@
-"""`rexctl deploy`: placeholder until its issue lands."""
+"""`rexctl deploy` (guide step 12) and `rexctl rollback`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from rexctl import ui
+from rexctl.cli.factory import get_factory
+from rexctl.cli.options import DryRunOption, JsonOption
+
+if TYPE_CHECKING:
+    from rexctl.aws.ecs import ServiceEvent, ServiceView
+    from rexctl.deploy import DeployPlan, Outcome
+
+NoWaitOption = Annotated[
+    bool,
+    typer.Option("--no-wait", help="Start the rollout and return without waiting for it."),
+]
+TimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        envvar="REXCTL_DEPLOY_TIMEOUT",
+        min=1,
+        help="Seconds to wait for the rollout before giving up (exit 1).",
+    ),
+]
+PollOption = Annotated[
+    float,
+    typer.Option(
+        "--poll", envvar="REXCTL_DEPLOY_POLL", min=0.05, help="Seconds between rollout checks."
+    ),
+]
+
+
+def deploy_cmd(
+    ctx: typer.Context,
+    dry_run: DryRunOption = False,
+    no_wait: NoWaitOption = False,
+    timeout: TimeoutOption = 900.0,
+    poll: PollOption = 5.0,
+    json: JsonOption = False,
+) -> None:
+    """Put the cache's endpoint into the service's task definition and roll the service (step 12).
+
+    Registers a revision only when a REDIS_* value changes; waits until the PRIMARY deployment
+    runs it, rollout COMPLETED. Exit 1 when the rollout fails or is rolled back.
+    """
+    from rexctl.deploy import WaitOptions, deploy
+
+    f = get_factory(ctx, json=json)
+    with _progress() as on_progress:
+        outcome = deploy(
+            f.config,
+            ecs=f.aws.ecs,
+            elasticache=f.aws.elasticache,
+            secretsmanager=f.aws.secretsmanager,
+            dry_run=dry_run,
+            wait=WaitOptions(not no_wait, timeout, poll, on_progress=on_progress),
+            on_plan=None if f.json else _show_plan,
+        )
+    _report(outcome, f.json)
+
+
+def rollback_cmd(
+    ctx: typer.Context,
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            metavar="ARN_OR_FAMILY:REV",
+            help="Revision to go back to (default: the one recorded by the last `rexctl deploy`).",
+        ),
+    ] = "",
+    dry_run: DryRunOption = False,
+    no_wait: NoWaitOption = False,
+    timeout: TimeoutOption = 900.0,
+    poll: PollOption = 5.0,
+    json: JsonOption = False,
+) -> None:
+    """Put the service back on the revision it ran before the last `rexctl deploy` (or --to)."""
+    from rexctl.deploy import WaitOptions, rollback
+
+    f = get_factory(ctx, json=json)
+    with _progress() as on_progress:
+        outcome = rollback(
+            f.config,
+            ecs=f.aws.ecs,
+            to=to,
+            dry_run=dry_run,
+            wait=WaitOptions(not no_wait, timeout, poll, on_progress=on_progress),
+        )
+    _report(outcome, f.json)
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
+    app.command("deploy")(deploy_cmd)
+    app.command("rollback")(rollback_cmd)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _show_plan(plan: DeployPlan) -> None:
+    from rexctl.aws.ecs import short_arn
+
+    for warning in plan.warnings:
+        ui.warn(warning)
+    title = f"{plan.service}: container {plan.container} of {short_arn(plan.current.arn)}"
+    if not plan.changes:
+        return
+    rows = [(c.name, c.shown("old"), c.shown("new")) for c in plan.changes]
+    ui.show(ui.table(["variable", "now", "new revision"], rows, title=title))
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[ServiceView, list[ServiceEvent]], None]]:
+    """A live view on stderr of the deployments and the newest service events (TTY only)."""
+    state: dict[str, Any] = {"view": None, "events": []}
+
+    def render() -> Any:
+        view = state["view"]
+        if view is None:
+            return ui.text("Waiting for the rollout…")
+        rows = [
+            (d.status, d.task_definition.rsplit("/", 1)[-1], d.rollout_state or "-",
+             f"{d.running}/{d.desired}", d.pending, d.failed_tasks)
+            for d in view.deployments
+        ]  # fmt: skip
+        table = ui.table(
+            ["deployment", "revision", "rollout", "running", "pending", "failed"], rows
+        )
+        events = [ui.text(f"  {e.message}", "dim") for e in state["events"][-8:]]
+        return ui.group(table, *events)
+
+    with ui.live(render) as refresh:
+
+        def on_progress(view: ServiceView, fresh: list[ServiceEvent]) -> None:
+            state["view"] = view
+            state["events"].extend(fresh)
+            refresh()
+
+        yield on_progress
+
+
+def _report(outcome: Outcome, as_json: bool) -> None:
+    from rexctl.aws.ecs import short_arn
+    from rexctl.errors import CheckFailed
+
+    if as_json:
+        ui.print_json(outcome.to_dict())
+    plan, verb = outcome.plan, outcome.action
+    if outcome.status == "unchanged":
+        ui.success(
+            f"The service already runs the right revision ({short_arn(outcome.from_arn)}); "
+            "nothing was registered or changed."
+            if verb == "deploy"
+            else f"The service already runs {short_arn(outcome.to_arn)}; nothing changed."
+        )
+    elif outcome.status == "dry-run":
+        if not as_json and plan is not None:
+            from rexctl.deploy import redacted_revision
+
+            ui.info("Dry run: this revision would be registered (nothing was changed):")
+            ui.print_json(redacted_revision(plan.revision))
+        target = short_arn(outcome.to_arn) if outcome.to_arn else "the new revision"
+        ui.info(
+            f"Dry run: would update service {outcome.service} in cluster {outcome.cluster} "
+            f"to {target}, then wait for the rollout."
+        )
+    elif outcome.status == "started":
+        ui.success(
+            f"Registered and started: service {outcome.service} is rolling to "
+            f"{short_arn(outcome.to_arn)} (not waiting; `rexctl verify` checks it)."
+        )
+    elif outcome.rollout is not None and outcome.ok:
+        ui.success(outcome.rollout.reason)
+    if outcome.ok:
+        return
+    rollout = outcome.rollout
+    if rollout is not None and not as_json:
+        for event in rollout.events:
+            ui.info(f"  {event.created_at or ''} {event.message}")
+    raise CheckFailed(
+        rollout.reason if rollout else f"The {verb} failed.",
+        hint=f"`rexctl rollback` returns to {short_arn(outcome.from_arn)}."
+        if verb == "deploy"
+        else None,
+    )

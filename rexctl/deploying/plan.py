@@ -1,0 +1,253 @@
+"""The deploy plan (guide step 12): which REDIS_* values the next revision gets, and the diff.
+
+Read-only: the cache, the service, its task definition and the AUTH secret's ARN are read; nothing
+is changed. The next revision is built with `rexctl.aws.ecs.build_revision` and tagged with the
+revision it replaces (`rexctl:previous-revision`), which is what `rexctl rollback` reads.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rexctl.aws.ecs import (
+    TaskDefinition,
+    build_revision,
+    describe_service,
+    describe_task_definition,
+)
+from rexctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_elasticache import ElastiCacheClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+    from rexctl.aws.elasticache import CacheView
+    from rexctl.config import Config
+
+PREVIOUS_TAG = "rexctl:previous-revision"
+AUTH_VAR = "REDIS_AUTH_TOKEN"
+REDIS_VARS = ("REDIS_ENABLED", "REDIS_HOST", "REDIS_PORT", "REDIS_TLS", AUTH_VAR)
+USABLE_CACHE_STATUSES = ("available", "modifying", "snapshotting")
+_SECRET_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|API_?KEY|PRIVATE|CREDENTIAL", re.I)
+
+
+def auth_secret_name(cache_id: str) -> str:
+    """The Secrets Manager name `rexctl provision` gives the cache's AUTH token."""
+    from rexctl.aws.secrets import secret_name
+
+    return secret_name(cache_id)
+
+
+def redact(name: str, value: str) -> str:
+    """A value fit to print: values of variables named like secrets are hidden."""
+    return "(redacted)" if _SECRET_NAME.search(name) and value else value
+
+
+@dataclass(frozen=True)
+class VarChange:
+    """One container variable that the new revision changes. `old`/`new` are None when absent;
+    `*_secret` says the value is a Secrets Manager reference (an ARN, never the token)."""
+
+    name: str
+    old: str | None
+    new: str | None
+    old_secret: bool = False
+    new_secret: bool = False
+
+    def shown(self, which: str) -> str:
+        value, secret = (
+            (self.old, self.old_secret) if which == "old" else (self.new, self.new_secret)
+        )
+        if value is None:
+            return "(not set)"
+        if secret:
+            return f"secret {value}"
+        return redact(self.name, value)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "old": self.shown("old"), "new": self.shown("new")}
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    cluster: str
+    service: str
+    container: str
+    current: TaskDefinition  # the revision the service runs now
+    cache: CacheView
+    changes: list[VarChange]
+    revision: dict[str, Any]  # register_task_definition kwargs of the next revision
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cluster": self.cluster,
+            "service": self.service,
+            "container": self.container,
+            "current": self.current.arn,
+            "cache": {
+                "id": self.cache.id,
+                "endpoint": self.cache.endpoint,
+                "port": self.cache.port,
+            },
+            "changed": self.changed,
+            "changes": [c.to_dict() for c in self.changes],
+            "revision": redacted_revision(self.revision) if self.changed else None,
+            "service_update": (
+                {
+                    "cluster": self.cluster,
+                    "service": self.service,
+                    "taskDefinition": f"{self.current.family}:<next revision>",
+                }
+                if self.changed
+                else None
+            ),
+            "warnings": list(self.warnings),
+        }
+
+
+def redacted_revision(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The register kwargs with the values of secret-looking environment variables hidden."""
+    out = dict(kwargs)
+    containers = []
+    for c in kwargs.get("containerDefinitions", []):
+        c = dict(c)
+        if "environment" in c:
+            c["environment"] = [
+                {**e, "value": redact(e.get("name", ""), e.get("value", ""))}
+                for e in c["environment"]
+            ]
+        containers.append(c)
+    out["containerDefinitions"] = containers
+    return out
+
+
+def _vars(raw_container: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """name -> (value, is_secret) for the container's environment and secrets."""
+    out = {e["name"]: (e.get("value", ""), False) for e in raw_container.get("environment", [])}
+    out.update(
+        {s["name"]: (s.get("valueFrom", ""), True) for s in raw_container.get("secrets", [])}
+    )
+    return out
+
+
+def diff_vars(
+    before: dict[str, Any], after: dict[str, Any], names: Iterable[str]
+) -> list[VarChange]:
+    """What changes for `names` between two container definitions."""
+    old, new = _vars(before), _vars(after)
+    changes = []
+    for name in names:
+        if old.get(name) != new.get(name):
+            o, n = old.get(name), new.get(name)
+            changes.append(
+                VarChange(
+                    name=name,
+                    old=o[0] if o else None,
+                    new=n[0] if n else None,
+                    old_secret=bool(o and o[1]),
+                    new_secret=bool(n and n[1]),
+                )
+            )
+    return changes
+
+
+def auth_secret_arn(secretsmanager: SecretsManagerClient, name: str) -> str:
+    """The ARN of the secret called `name`; a UsageError naming `rexctl provision` when absent."""
+    from rexctl.aws.secrets import find_secret
+
+    secret = find_secret(secretsmanager, name)
+    if secret is None or secret.scheduled_for_deletion:
+        state = "is scheduled for deletion" if secret else "does not exist"
+        raise UsageError(
+            f"The cache uses an AUTH token, but the secret {name!r} that hands it to the "
+            f"container {state} in Secrets Manager.",
+            hint="Run `rexctl provision` (with `cache.auth = true` it stores the token there).",
+        )
+    return secret.arn
+
+
+def get_usable_cache(elasticache: ElastiCacheClient, cache_id: str) -> CacheView:
+    from rexctl.aws.elasticache import get_replication_group
+
+    cache = get_replication_group(elasticache, cache_id)
+    if cache is None:
+        raise UsageError(
+            f"The cache {cache_id!r} does not exist, so there is no endpoint to deploy.",
+            hint="Run `rexctl provision` first (guide steps 1-11), or set `cache.id` in "
+            "rexctl.toml to the replication group you made.",
+        )
+    if cache.status not in USABLE_CACHE_STATUSES or not cache.endpoint:
+        raise UsageError(
+            f"The cache {cache_id!r} is {cache.status!r}, not available: it has no endpoint yet.",
+            hint="Wait for it (`rexctl provision` waits until it is available) and run "
+            "`rexctl deploy` again.",
+        )
+    return cache
+
+
+def plan_deploy(
+    cfg: Config,
+    *,
+    ecs: ECSClient,
+    elasticache: ElastiCacheClient,
+    secretsmanager: SecretsManagerClient,
+) -> DeployPlan:
+    """Read the cache and the service and build the next revision (changes nothing)."""
+    cfg.require("ecs.cluster", "ecs.service")
+    cache = get_usable_cache(elasticache, cfg.cache.id)
+    view = describe_service(ecs, cfg.ecs.cluster, cfg.ecs.service)
+    current = describe_task_definition(ecs, view.task_definition)
+    container = cfg.ecs.container
+    before = current.container(container)
+
+    set_env = {"REDIS_ENABLED": "true", "REDIS_HOST": cache.endpoint, "REDIS_PORT": str(cache.port)}
+    remove: list[str] = []
+    if cache.transit_encryption:
+        set_env["REDIS_TLS"] = "true"
+    else:
+        remove.append("REDIS_TLS")
+    set_secrets: dict[str, str] = {}
+    warnings: list[str] = []
+    if cache.auth_enabled or cfg.cache.auth:
+        set_secrets[AUTH_VAR] = auth_secret_arn(secretsmanager, auth_secret_name(cache.id))
+        if not current.raw.get("executionRoleArn"):
+            warnings.append(
+                f"Task definition {current.family} has no execution role: ECS needs one that may "
+                f"read the secret to give {AUTH_VAR} to the container."
+            )
+    else:
+        remove.append(AUTH_VAR)
+    existing = _vars(before)
+    revision = build_revision(
+        current,
+        container=container,
+        set_env=set_env,
+        set_secrets=set_secrets,
+        remove_env=[name for name in remove if name in existing],
+        extra_tags={PREVIOUS_TAG: current.arn},
+    )
+    after = next(c for c in revision["containerDefinitions"] if c.get("name") == container)
+    if existing.get(AUTH_VAR, ("", True))[1] is False:
+        warnings.append(
+            f"{AUTH_VAR} was in the container's plain environment; the new revision moves it "
+            "to `secrets`. Older revisions still show it: consider rotating the token."
+        )
+    return DeployPlan(
+        cluster=cfg.ecs.cluster,
+        service=cfg.ecs.service,
+        container=container,
+        current=current,
+        cache=cache,
+        changes=diff_vars(before, after, REDIS_VARS),
+        revision=revision,
+        warnings=warnings,
+    )

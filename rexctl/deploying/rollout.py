@@ -1,0 +1,183 @@
+"""Waiting for an ECS rollout, and deciding when it is done (never the `services_stable` waiter).
+
+Done only when the PRIMARY deployment runs the task-definition ARN we asked for, its rolloutState
+is COMPLETED and its running count equals its desired count. `services_stable` can succeed after
+the deployment circuit breaker rolled the service back, or while a rollout is still IN_PROGRESS.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from rexctl.aws.ecs import Deployment, ServiceEvent, ServiceView, describe_service, short_arn
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+
+_ROLLBACK_WORDS = ("rolling back", "circuit breaker", "deployment failed")
+
+ProgressFn = Callable[[ServiceView, list[ServiceEvent]], None]
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    ok: bool
+    reason: str
+    view: ServiceView  # the service as last seen
+    events: list[ServiceEvent]  # service events that came during the wait, oldest first
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "reason": self.reason,
+            "deployments": [deployment_dict(d) for d in self.view.deployments],
+            "events": [event_dict(e) for e in self.events],
+        }
+
+
+def deployment_dict(d: Deployment) -> dict[str, Any]:
+    return {
+        "status": d.status,
+        "task_definition": d.task_definition,
+        "rollout_state": d.rollout_state,
+        "rollout_reason": d.rollout_reason,
+        "running": d.running,
+        "desired": d.desired,
+        "pending": d.pending,
+        "failed_tasks": d.failed_tasks,
+    }
+
+
+def event_dict(e: ServiceEvent) -> dict[str, Any]:
+    return {"created_at": e.created_at, "message": e.message}
+
+
+def _event_key(e: ServiceEvent) -> str:
+    return e.id or f"{e.created_at}|{e.message}"
+
+
+def _is_rollback_event(e: ServiceEvent) -> bool:
+    text = e.message.lower()
+    return any(word in text for word in _ROLLBACK_WORDS)
+
+
+class _EventTracker:
+    """Tells which service events are new. Events that exist on the first look and are older
+    than our deployment (when ECS says when it began) count as seen: they are history."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.first = True
+        self.collected: list[ServiceEvent] = []
+
+    def fresh(self, view: ServiceView, since: datetime | None) -> list[ServiceEvent]:
+        out = []
+        for e in reversed(view.events):  # ECS lists newest first
+            key = _event_key(e)
+            if key in self.seen:
+                continue
+            self.seen.add(key)
+            if self.first:
+                created = e.created_at
+                if since is None or created is None or created < since - timedelta(seconds=1):
+                    continue
+            out.append(e)
+        self.first = False
+        self.collected.extend(out)
+        return out
+
+
+def _judge(
+    view: ServiceView, arn: str, events: list[ServiceEvent], saw_primary: bool
+) -> tuple[bool | None, str]:
+    """(True, why) when done, (False, why) when failed, (None, what we wait for) otherwise."""
+    ours = next(
+        (d for d in sorted(view.deployments, key=lambda d: d.status != "PRIMARY")
+         if d.task_definition == arn),
+        None,
+    )  # fmt: skip
+    primary = view.primary
+    name = short_arn(arn)
+    rollback_events = [e for e in events if _is_rollback_event(e)]
+    if primary is not None and primary.task_definition == arn:
+        counts = f"running {primary.running}/{primary.desired}"
+        if primary.rollout_state == "FAILED":
+            return False, f"The rollout of {name} FAILED: {primary.rollout_reason or counts}."
+        settled = primary.rollout_state == "COMPLETED" or (
+            primary.rollout_state == "" and len(view.deployments) == 1
+        )
+        if settled and primary.running == primary.desired:
+            return True, f"The PRIMARY deployment runs {name}: rollout COMPLETED, {counts}."
+        if rollback_events:
+            return False, f"ECS is rolling back the deployment of {name}."
+        state = primary.rollout_state or "rollout state not reported"
+        return None, f"PRIMARY deployment of {name}: {state}, {counts}"
+    back_to = short_arn(primary.task_definition) if primary else "no deployment"
+    if ours is not None and ours.rollout_state == "FAILED":
+        return False, (
+            f"The rollout of {name} FAILED ({ours.rollout_reason or 'no reason given'}); "
+            f"the PRIMARY deployment is {back_to}."
+        )
+    if rollback_events:
+        return False, (
+            f"The deployment circuit breaker rolled the service back: the PRIMARY deployment "
+            f"runs {back_to}, not {name}."
+        )
+    if saw_primary:
+        return False, (
+            f"The PRIMARY deployment switched from {name} to {back_to} (rolled back, or "
+            "replaced by another deployment)."
+        )
+    return None, f"waiting for ECS to make {name} the PRIMARY deployment (now: {back_to})"
+
+
+def wait_for_rollout(
+    ecs: ECSClient,
+    *,
+    cluster: str,
+    service: str,
+    task_definition_arn: str,
+    timeout: float,
+    poll: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    on_progress: ProgressFn | None = None,
+) -> RolloutResult:
+    """Poll the service until the rollout of `task_definition_arn` is done, failed, or timed out.
+
+    Done only when the PRIMARY deployment runs that ARN, its rolloutState is COMPLETED and its
+    running count equals its desired count (a deployment that reports no rolloutState counts as
+    settled when it is the only one). A FAILED rollout, events saying the service is rolling back
+    or that the circuit breaker tripped, or a PRIMARY deployment that moved away from the ARN after
+    having it, end the wait with ok=False and the events that explain it. `on_progress` receives
+    the service and the events that are new since the last look.
+    """
+    deadline = clock() + timeout
+    tracker = _EventTracker()
+    saw_primary = False
+    while True:
+        view = describe_service(ecs, cluster, service)
+        ours = next((d for d in view.deployments if d.task_definition == task_definition_arn), None)
+        fresh = tracker.fresh(view, ours.created_at if ours else None)
+        if on_progress is not None:
+            on_progress(view, fresh)
+        verdict, reason = _judge(view, task_definition_arn, tracker.collected, saw_primary)
+        primary = view.primary
+        saw_primary = saw_primary or (
+            primary is not None and primary.task_definition == task_definition_arn
+        )
+        if verdict is not None:
+            return RolloutResult(ok=verdict, reason=reason, view=view, events=tracker.collected)
+        remaining = deadline - clock()
+        if remaining <= 0:
+            return RolloutResult(
+                ok=False,
+                reason=f"Timed out after {timeout:g}s: {reason}.",
+                view=view,
+                events=tracker.collected,
+            )
+        sleep(min(poll, remaining))

@@ -1,0 +1,196 @@
+"""Deploy and rollback cores against moto: the plan, the merge, no-change, secrets, dry-run,
+the previous-revision tag and rollback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from rexctl.config import load
+from rexctl.deploy import PREVIOUS_TAG, WaitOptions, deploy, plan_deploy, rollback
+from rexctl.errors import ConfigError, UsageError
+from tests.rexctl.test_deploy_world import (
+    SECRET_NAME,
+    TOKEN,
+    World,
+    finish_moto_rollout,
+    make_world,
+)
+
+
+@pytest.fixture(autouse=True)
+def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "1")
+    with mock_aws():
+        yield
+
+
+def clients(w: World) -> dict[str, Any]:
+    return {"ecs": w.ecs, "elasticache": w.elasticache, "secretsmanager": w.secretsmanager}
+
+
+def no_wait() -> WaitOptions:
+    return WaitOptions(wait=False)
+
+
+def fake_wait(timeout: float = 30.0) -> WaitOptions:
+    """Waits on a fake clock; each 'sleep' finishes moto's rollout the way ECS would."""
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        finish_moto_rollout()
+
+    return WaitOptions(timeout=timeout, poll=1.0, sleep=sleep, clock=lambda: now[0])
+
+
+def test_plan_sets_redis_and_keeps_the_rest(tmp_path: Path) -> None:
+    w = make_world(tmp_path)
+    plan = plan_deploy(w.cfg, **clients(w))
+    assert plan.changed
+    assert [(c.name, c.shown("old"), c.shown("new")) for c in plan.changes] == [
+        ("REDIS_ENABLED", "false", "true"),
+        ("REDIS_HOST", "(not set)", w.endpoint),
+        ("REDIS_PORT", "(not set)", "6379"),
+    ]
+    backend, sidecar = plan.revision["containerDefinitions"]
+    assert backend["environment"] == [
+        {"name": "NODE_ENV", "value": "production"},
+        {"name": "REDIS_ENABLED", "value": "true"},
+        {"name": "REDIS_HOST", "value": w.endpoint},
+        {"name": "REDIS_PORT", "value": "6379"},
+    ]
+    assert backend["logConfiguration"]["options"]["awslogs-group"] == "/ecs/backend"
+    assert sidecar["environment"] == [{"name": "SIDECAR", "value": "1"}]
+    assert plan.revision["executionRoleArn"].endswith("role/ecsTaskExecutionRole")
+    assert {"key": "team", "value": "web"} in plan.revision["tags"]
+    assert {"key": PREVIOUS_TAG, "value": w.family_arns[0]} in plan.revision["tags"]
+
+
+def test_deploy_registers_updates_and_waits_then_a_second_deploy_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    w = make_world(tmp_path)
+    outcome = deploy(w.cfg, **clients(w), wait=fake_wait())
+    assert outcome.status == "deployed", outcome.rollout
+    assert outcome.rollout is not None and outcome.rollout.ok
+    assert outcome.to_arn.endswith("task-definition/backend:2")
+    assert w.service()["taskDefinition"] == outcome.to_arn
+    assert w.container_env(outcome.to_arn)["REDIS_HOST"] == w.endpoint
+    tags = w.ecs.describe_task_definition(taskDefinition=outcome.to_arn, include=["TAGS"])["tags"]
+    assert {"key": PREVIOUS_TAG, "value": outcome.from_arn} in tags
+
+    again = deploy(w.cfg, **clients(w), wait=fake_wait())
+    assert again.status == "unchanged" and again.to_arn == ""
+    assert len(w.family_arns) == 2, "a no-change deploy registered a revision"
+
+
+def test_deploy_without_rollout_times_out_as_a_failure(tmp_path: Path) -> None:
+    """moto never moves the PRIMARY deployment: without the fix-up the deploy is not 'done'."""
+    w = make_world(tmp_path)
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    outcome = deploy(
+        w.cfg, **clients(w), wait=WaitOptions(timeout=3, poll=1, sleep=sleep, clock=lambda: now[0])
+    )
+    assert outcome.status == "failed" and not outcome.ok
+    assert outcome.rollout is not None
+    assert outcome.rollout.reason.startswith(
+        "Timed out after 3s: waiting for ECS to make backend:2"
+    )
+
+
+def test_tls_and_auth_token_go_through_secrets_only(tmp_path: Path) -> None:
+    old_env = [{"name": "REDIS_AUTH_TOKEN", "value": TOKEN}, {"name": "KEEP", "value": "1"}]
+    w = make_world(tmp_path, tls=True, auth=True, backend_env=old_env)
+    secret_arn = w.secretsmanager.describe_secret(SecretId=SECRET_NAME)["ARN"]
+    plan = plan_deploy(w.cfg, **clients(w))
+    changes = {c.name: (c.shown("old"), c.shown("new")) for c in plan.changes}
+    assert changes["REDIS_TLS"] == ("(not set)", "true")
+    assert changes["REDIS_AUTH_TOKEN"] == ("(redacted)", f"secret {secret_arn}")
+    assert any("moves it to `secrets`" in warning for warning in plan.warnings)
+    assert TOKEN not in json.dumps(plan.to_dict(), default=str)
+
+    outcome = deploy(w.cfg, **clients(w), wait=no_wait())
+    assert outcome.status == "started"
+    assert TOKEN not in json.dumps(outcome.to_dict(), default=str)
+    td = w.ecs.describe_task_definition(taskDefinition=outcome.to_arn)["taskDefinition"]
+    backend = td["containerDefinitions"][0]
+    assert "REDIS_AUTH_TOKEN" not in {e["name"] for e in backend["environment"]}
+    assert TOKEN not in json.dumps(td)
+    assert backend["secrets"] == [{"name": "REDIS_AUTH_TOKEN", "valueFrom": secret_arn}]
+    assert w.container_env(outcome.to_arn)["REDIS_TLS"] == "true"
+
+
+def test_auth_without_its_secret_is_refused(tmp_path: Path) -> None:
+    w = make_world(tmp_path, tls=True, auth=True, secret=False)
+    with pytest.raises(UsageError, match=r"secret 'rexctl/rexpress-redis/auth-token'.*does not ex"):
+        plan_deploy(w.cfg, **clients(w))
+    assert len(w.family_arns) == 1
+
+
+def test_no_cache_names_provision(tmp_path: Path) -> None:
+    w = make_world(tmp_path, cache=False)
+    with pytest.raises(UsageError) as info:
+        deploy(w.cfg, **clients(w), wait=no_wait())
+    assert info.value.message == (
+        "The cache 'rexpress-redis' does not exist, so there is no endpoint to deploy."
+    )
+    assert info.value.hint is not None and "`rexctl provision`" in info.value.hint
+
+
+def test_dry_run_changes_nothing(tmp_path: Path) -> None:
+    w = make_world(tmp_path)
+    before = (w.family_arns, w.service())
+    outcome = deploy(w.cfg, **clients(w), dry_run=True, wait=fake_wait())
+    assert outcome.status == "dry-run" and outcome.plan is not None
+    assert outcome.plan.to_dict()["revision"]["family"] == "backend"
+    assert (w.family_arns, w.service()) == before
+
+
+def test_rollback_returns_to_the_recorded_revision(tmp_path: Path) -> None:
+    w = make_world(tmp_path)
+    first = deploy(w.cfg, **clients(w), wait=fake_wait())
+    assert first.status == "deployed"
+    back = rollback(w.cfg, ecs=w.ecs, wait=fake_wait())
+    assert (back.status, back.from_arn, back.to_arn) == ("deployed", first.to_arn, first.from_arn)
+    assert w.service()["taskDefinition"] == first.from_arn
+    assert back.rollout is not None and back.rollout.ok
+    # backend:1 was not registered by rexctl deploy: nothing is recorded further back
+    with pytest.raises(UsageError, match="backend:1, which has no `rexctl:previous-revision` tag"):
+        rollback(w.cfg, ecs=w.ecs, wait=fake_wait())
+
+
+def test_rollback_to_a_named_revision_and_to_where_it_already_is(tmp_path: Path) -> None:
+    w = make_world(tmp_path)
+    deploy(w.cfg, **clients(w), wait=fake_wait())
+    back = rollback(w.cfg, ecs=w.ecs, to="backend:1", wait=fake_wait())
+    assert back.status == "deployed" and back.to_arn.endswith("backend:1")
+    same = rollback(w.cfg, ecs=w.ecs, to="backend:1", wait=fake_wait())
+    assert same.status == "unchanged"
+
+
+def test_rollback_dry_run_and_inactive_target(tmp_path: Path) -> None:
+    w = make_world(tmp_path)
+    first = deploy(w.cfg, **clients(w), wait=fake_wait())
+    dry = rollback(w.cfg, ecs=w.ecs, dry_run=True)
+    assert dry.status == "dry-run" and w.service()["taskDefinition"] == first.to_arn
+    w.ecs.deregister_task_definition(taskDefinition=first.from_arn)
+    with pytest.raises(UsageError, match="backend:1 is deregistered"):
+        rollback(w.cfg, ecs=w.ecs)
+
+
+def test_missing_service_settings(tmp_path: Path) -> None:
+    w = make_world(tmp_path)
+    path = tmp_path / "other.toml"
+    path.write_text('[cache]\nid = "rexpress-redis"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"`ecs\.cluster` is not set"):
+        plan_deploy(load(path, environ={}), **clients(w))
