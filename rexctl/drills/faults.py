@@ -1,0 +1,460 @@
+"""The three faults of the guide's step 15, behind one small protocol.
+
+A fault is planned from the configuration with read-only calls (`plan`: what will change, a
+normalized "before" describe, and the exact undo data that goes into the journal), then injected,
+restored and confirmed. Restoring needs nothing but the journal's `changes`, so
+`rexctl chaos restore` can undo a drill after the machine that ran it died. Every `restore` is
+idempotent: it may run on a fault that was only half injected, or already undone.
+
+- break-sg revokes the cache security group's inbound rule(s) whose source is the service's
+  security group, and re-authorizes them identically (ports, protocol, source, description, tags).
+  Open connections survive it (security-group connection tracking), so it may not be observed.
+- break-nacl adds DENY entries for the cache port, in both directions, for each of the service's
+  subnet CIDRs, to the network ACLs of the cache's subnets. ACLs are stateless: the inbound entry
+  drops the packets of open connections too. Only the cache port is denied: denying the replies'
+  ephemeral ports as well would also cut anything else in those subnets (often the database).
+- wrong-host rolls a revision whose REDIS_HOST is `<cache id>.invalid` (RFC 2606: never resolves)
+  and rolls back to the previous revision, then deregisters the bad one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from rexctl.aws import ec2_rules
+from rexctl.errors import CheckFailed, ConfigError
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_elasticache import ElastiCacheClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+
+    from rexctl.config import Config
+    from rexctl.drills.journal import Journal
+
+DRILLS = ("break-sg", "break-nacl", "wrong-host")
+
+
+class Clients(Protocol):
+    @property
+    def ec2(self) -> EC2Client: ...
+    @property
+    def ecs(self) -> ECSClient: ...
+    @property
+    def elasticache(self) -> ElastiCacheClient: ...
+    @property
+    def logs(self) -> CloudWatchLogsClient: ...
+
+
+@dataclass
+class Plan:
+    """What a drill will change (in words and as undo data) and how things look before it."""
+
+    drill: str
+    summary: list[str]
+    changes: list[dict[str, Any]]
+    before: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    watch_task_definition: str = ""  # wrong-host: the revision whose tasks must stay up
+
+
+class Fault(Protocol):
+    name: str
+    expect_new_tasks: bool
+    not_observed_reason: str
+    sleep: Callable[[float], None]
+
+    def plan(self, cfg: Config) -> Plan: ...
+    def inject(self, journal: Journal, save: Callable[[], None]) -> None: ...
+    def restore(self, changes: list[dict[str, Any]]) -> None: ...
+    def confirm_restored(self, changes: list[dict[str, Any]]) -> list[str]: ...
+    def snapshot(self, changes: list[dict[str, Any]]) -> dict[str, Any]: ...
+    def manual_undo(self, changes: list[dict[str, Any]], region: str) -> list[str]: ...
+
+
+class _Base:
+    name: ClassVar[str] = ""
+    expect_new_tasks: ClassVar[bool] = False
+    not_observed_reason: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        clients: Clients,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rollout_timeout: float = 900.0,
+        rollout_poll: float = 5.0,
+        wait_rollout: Callable[..., Any] | None = None,
+    ) -> None:
+        self.clients = clients
+        self.sleep = sleep
+        self.clock = clock
+        self.rollout_timeout = rollout_timeout
+        self.rollout_poll = rollout_poll
+        self._wait_rollout = wait_rollout
+
+
+def _ecs_security_groups(clients: Clients, cfg: Config) -> list[str]:
+    if cfg.ecs.security_groups:
+        return list(cfg.ecs.security_groups)
+    from rexctl.aws.ecs import describe_service
+
+    groups = describe_service(clients.ecs, cfg.ecs.cluster, cfg.ecs.service).security_groups
+    if not groups:
+        raise ConfigError(
+            f"Cannot tell the security group of ECS service {cfg.ecs.service}: "
+            "`ecs.security_groups` is empty and the service has no awsvpc network configuration.",
+            hint="Set `ecs.security_groups` in rexctl.toml (`rexctl init` writes it).",
+        )
+    return groups
+
+
+def _ecs_subnets(clients: Clients, cfg: Config) -> list[str]:
+    if cfg.ecs.subnets:
+        return list(cfg.ecs.subnets)
+    from rexctl.aws.ecs import describe_service
+
+    subnets = describe_service(clients.ecs, cfg.ecs.cluster, cfg.ecs.service).subnets
+    if not subnets:
+        raise ConfigError(
+            f"Cannot tell the subnets of ECS service {cfg.ecs.service}: `ecs.subnets` is empty "
+            "and the service has no awsvpc network configuration.",
+            hint="Set `ecs.subnets` in rexctl.toml (`rexctl init` writes it).",
+        )
+    return subnets
+
+
+# --- break-sg ---------------------------------------------------------------------------------
+
+
+class BreakSg(_Base):
+    name = "break-sg"
+    not_observed_reason = (
+        "No Redis error was logged and answers kept coming from the cache: connections opened "
+        "before the rule was revoked keep working (security groups track connections, and "
+        "revoking a rule does not cut them). The drill proved nothing about a cache outage."
+    )
+
+    def plan(self, cfg: Config) -> Plan:
+        ec2 = self.clients.ec2
+        sources = _ecs_security_groups(self.clients, cfg)
+        vpc_id = cfg.ecs.vpc_id or ec2_rules.describe_group(ec2, sources[0]).get("VpcId", "")
+        group = ec2_rules.find_security_group(ec2, name=cfg.cache.security_group, vpc_id=vpc_id)
+        port = cfg.cache.port
+        rules = ec2_rules.inbound_rules_from(ec2, group, sources, port)
+        if not rules:
+            raise ConfigError(
+                f"Security group {group['GroupId']} ({cfg.cache.security_group}) has no inbound "
+                f"rule for {port} from {', '.join(sources)}.",
+                hint="Run `rexctl provision` or check the group id in rexctl.toml.",
+            )
+        warnings = []
+        others = ec2_rules.other_inbound_paths(group, rules, port)
+        if others:
+            warnings.append(
+                f"{group['GroupId']} also lets traffic reach {port} "
+                f"{', '.join(others)}: new connections may still get through."
+            )
+        return Plan(
+            drill=self.name,
+            summary=[f"Revoke {r.label()} ({r.description or 'no description'})" for r in rules]
+            + ["Undo: authorize the same rule again (same ports, source, description, tags)."],
+            changes=[{"type": "sg-rule", "rule": r.to_dict()} for r in rules],
+            before=self.snapshot([{"type": "sg-rule", "rule": r.to_dict()} for r in rules]),
+            warnings=warnings,
+        )
+
+    @staticmethod
+    def _rules(changes: list[dict[str, Any]]) -> list[ec2_rules.SgRule]:
+        return [ec2_rules.SgRule.from_dict(c["rule"]) for c in changes if c["type"] == "sg-rule"]
+
+    def inject(self, journal: Journal, save: Callable[[], None]) -> None:
+        for rule in self._rules(journal.changes):
+            ec2_rules.revoke_rule(self.clients.ec2, rule)
+            journal.note(f"revoked {rule.label()}")
+
+    def restore(self, changes: list[dict[str, Any]]) -> None:
+        for rule in self._rules(changes):
+            ec2_rules.authorize_rule(self.clients.ec2, rule)
+
+    def confirm_restored(self, changes: list[dict[str, Any]]) -> list[str]:
+        return [
+            f"{rule.label()} is not back"
+            for rule in self._rules(changes)
+            if not ec2_rules.rule_present(self.clients.ec2, rule)
+        ]
+
+    def snapshot(self, changes: list[dict[str, Any]]) -> dict[str, Any]:
+        groups = sorted({r.group_id for r in self._rules(changes)})
+        return {"security_groups": {g: ec2_rules.sg_snapshot(self.clients.ec2, g) for g in groups}}
+
+    def manual_undo(self, changes: list[dict[str, Any]], region: str) -> list[str]:
+        return [rule.cli_authorize(region) for rule in self._rules(changes)]
+
+
+# --- break-nacl -------------------------------------------------------------------------------
+
+
+class BreakNacl(_Base):
+    name = "break-nacl"
+    not_observed_reason = (
+        "No Redis error was logged and answers kept coming from the cache although the network "
+        "ACLs deny the cache port: the service may not reach the cache through these subnets "
+        "(check `cache.subnet_group` and `ecs.subnets`)."
+    )
+
+    def plan(self, cfg: Config) -> Plan:
+        ec2 = self.clients.ec2
+        cache_subnets = ec2_rules.cache_subnet_ids(
+            self.clients.elasticache, cfg.cache.subnet_group
+        ) or list(cfg.cache.subnets)
+        if not cache_subnets:
+            raise ConfigError(
+                f"Cannot tell which subnets the cache is in: cache subnet group "
+                f"{cfg.cache.subnet_group!r} does not exist and `cache.subnets` is empty.",
+                hint="Run `rexctl provision`, or set `cache.subnet_group` in rexctl.toml.",
+            )
+        ecs_subnets = _ecs_subnets(self.clients, cfg)
+        cidrs = sorted(set(ec2_rules.subnet_cidrs(ec2, ecs_subnets).values()))
+        acls = ec2_rules.acls_for_subnets(ec2, cache_subnets)
+        if not acls:
+            raise ConfigError(f"No network ACL is associated with {', '.join(cache_subnets)}.")
+        warnings = []
+        shared = sorted(set(cache_subnets) & set(ecs_subnets))
+        if shared:
+            warnings.append(
+                f"{', '.join(shared)} hold both the service and the cache: traffic inside one "
+                "subnet never crosses its network ACL, so tasks there keep reaching the cache."
+            )
+        entries = [
+            e
+            for acl in acls.values()
+            for e in ec2_rules.plan_deny_entries(acl, cidrs, cfg.cache.port)
+        ]
+        changes = [{"type": "nacl-entry", "entry": e.to_dict()} for e in entries]
+        return Plan(
+            drill=self.name,
+            summary=[f"Add {e.label()}" for e in entries]
+            + ["Undo: delete exactly these entries (rule numbers that were free)."],
+            changes=changes,
+            before=self.snapshot(changes),
+            warnings=warnings,
+        )
+
+    @staticmethod
+    def _entries(changes: list[dict[str, Any]]) -> list[ec2_rules.AclEntry]:
+        return [
+            ec2_rules.AclEntry.from_dict(c["entry"]) for c in changes if c["type"] == "nacl-entry"
+        ]
+
+    def inject(self, journal: Journal, save: Callable[[], None]) -> None:
+        for entry in self._entries(journal.changes):
+            ec2_rules.add_entry(self.clients.ec2, entry)
+            journal.note(f"added {entry.label()}")
+
+    def restore(self, changes: list[dict[str, Any]]) -> None:
+        for entry in self._entries(changes):
+            ec2_rules.delete_entry(self.clients.ec2, entry)
+
+    def confirm_restored(self, changes: list[dict[str, Any]]) -> list[str]:
+        problems = []
+        for entry in self._entries(changes):
+            raw = ec2_rules.entry_at(
+                self.clients.ec2, entry.acl_id, entry.rule_number, entry.egress
+            )
+            if raw is not None and entry.matches(raw):
+                problems.append(f"{entry.label()} is still there")
+        return problems
+
+    def snapshot(self, changes: list[dict[str, Any]]) -> dict[str, Any]:
+        acls = sorted({e.acl_id for e in self._entries(changes)})
+        return {"network_acls": {a: ec2_rules.acl_snapshot(self.clients.ec2, a) for a in acls}}
+
+    def manual_undo(self, changes: list[dict[str, Any]], region: str) -> list[str]:
+        return [entry.cli_delete(region) for entry in self._entries(changes)]
+
+
+# --- wrong-host -------------------------------------------------------------------------------
+
+
+class WrongHost(_Base):
+    name = "wrong-host"
+    expect_new_tasks = True
+    not_observed_reason = "Answers kept coming from the cache although REDIS_HOST does not resolve."
+
+    def plan(self, cfg: Config) -> Plan:
+        from rexctl.aws.ecs import describe_service, describe_task_definition, short_arn
+
+        service = describe_service(self.clients.ecs, cfg.ecs.cluster, cfg.ecs.service)
+        td = describe_task_definition(self.clients.ecs, service.task_definition)
+        env = td.environment(cfg.ecs.container)
+        current = env.get("REDIS_HOST", "")
+        if not current:
+            raise ConfigError(
+                f"Container {cfg.ecs.container!r} of {td.family}:{td.revision} has no REDIS_HOST.",
+                hint="Run `rexctl deploy` first: this drill breaks the address it set.",
+            )
+        if current.endswith(".invalid"):
+            raise ConfigError(
+                f"{td.family}:{td.revision} already has REDIS_HOST={current}.",
+                hint="A drill may still be in place: run `rexctl chaos restore`, or "
+                "`rexctl deploy` to set the right address.",
+            )
+        bad_host = f"{cfg.cache.id}.invalid"
+        change = {
+            "type": "service-revision",
+            "cluster": cfg.ecs.cluster,
+            "service": cfg.ecs.service,
+            "container": cfg.ecs.container,
+            "previous": td.arn,
+            "bad": "",  # filled in (and journaled) right after the bad revision is registered
+            "bad_host": bad_host,
+        }
+        return Plan(
+            drill=self.name,
+            summary=[
+                f"Register {td.family}:<next> = {short_arn(td.arn)} with REDIS_HOST={bad_host} "
+                f"(was {current}) in container {cfg.ecs.container}",
+                f"Roll ECS service {cfg.ecs.service} to it and wait for the rollout",
+                f"Undo: roll the service back to {short_arn(td.arn)}, wait, deregister the bad "
+                "revision.",
+            ],
+            changes=[change],
+            before=self.snapshot([change]),
+        )
+
+    def _wait(self, change: dict[str, Any], arn: str) -> Any:
+        from rexctl.deploy import wait_for_rollout
+
+        wait = self._wait_rollout or wait_for_rollout
+        return wait(
+            self.clients.ecs,
+            cluster=change["cluster"],
+            service=change["service"],
+            task_definition_arn=arn,
+            timeout=self.rollout_timeout,
+            poll=self.rollout_poll,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
+
+    def inject(self, journal: Journal, save: Callable[[], None]) -> None:
+        from rexctl.aws.ecs import (
+            build_revision,
+            describe_task_definition,
+            register_revision,
+            short_arn,
+            update_service,
+        )
+
+        change = journal.changes[0]
+        base = describe_task_definition(self.clients.ecs, change["previous"])
+        kwargs = build_revision(
+            base,
+            container=change["container"],
+            set_env={"REDIS_HOST": change["bad_host"]},
+            extra_tags={"rexctl:drill": journal.id},
+        )
+        bad = register_revision(self.clients.ecs, kwargs)
+        change["bad"] = bad.arn
+        journal.note(f"registered {short_arn(bad.arn)}")
+        save()  # before the service changes: a crash from here on still knows the bad ARN
+        update_service(self.clients.ecs, change["cluster"], change["service"], bad.arn)
+        journal.note(f"rolled {change['service']} to {short_arn(bad.arn)}")
+        result = self._wait(change, bad.arn)
+        if not result.ok:
+            raise CheckFailed(
+                f"The tasks with REDIS_HOST={change['bad_host']} did not come up and stay up: "
+                f"{result.reason}",
+                hint="A backend must start without its cache; see the service's events above.",
+            )
+        journal.note(f"rollout of {short_arn(bad.arn)} completed")
+
+    def restore(self, changes: list[dict[str, Any]]) -> None:
+        from rexctl.aws.ecs import (
+            deregister_task_definition,
+            describe_service,
+            describe_task_definition,
+            update_service,
+        )
+        from rexctl.errors import AwsError
+
+        for change in changes:
+            view = describe_service(self.clients.ecs, change["cluster"], change["service"])
+            if view.task_definition != change["previous"]:
+                update_service(
+                    self.clients.ecs, change["cluster"], change["service"], change["previous"]
+                )
+            result = self._wait(change, change["previous"])
+            if not result.ok:
+                raise AwsError(
+                    f"The rollback to {change['previous']} did not finish: {result.reason}"
+                )
+            if change["bad"]:
+                td = describe_task_definition(self.clients.ecs, change["bad"])
+                if td.raw.get("status") != "INACTIVE":
+                    deregister_task_definition(self.clients.ecs, change["bad"])
+
+    def confirm_restored(self, changes: list[dict[str, Any]]) -> list[str]:
+        from rexctl.aws.ecs import describe_service, describe_task_definition, short_arn
+
+        problems = []
+        for change in changes:
+            view = describe_service(self.clients.ecs, change["cluster"], change["service"])
+            if view.task_definition != change["previous"]:
+                problems.append(
+                    f"service {change['service']} runs {short_arn(view.task_definition)}, "
+                    f"not {short_arn(change['previous'])}"
+                )
+            if change["bad"]:
+                status = describe_task_definition(self.clients.ecs, change["bad"]).raw.get("status")
+                if status != "INACTIVE":
+                    problems.append(f"{short_arn(change['bad'])} is still {status}")
+        return problems
+
+    def snapshot(self, changes: list[dict[str, Any]]) -> dict[str, Any]:
+        from rexctl.aws.ecs import describe_service, describe_task_definition
+
+        out: dict[str, Any] = {}
+        for change in changes:
+            view = describe_service(self.clients.ecs, change["cluster"], change["service"])
+            previous = describe_task_definition(self.clients.ecs, change["previous"])
+            out[change["service"]] = {
+                "task_definition": view.task_definition,
+                "desired": view.desired,
+                "subnets": sorted(view.subnets),
+                "security_groups": sorted(view.security_groups),
+                "previous_status": previous.raw.get("status"),
+            }
+        return {"services": out}
+
+    def manual_undo(self, changes: list[dict[str, Any]], region: str) -> list[str]:
+        suffix = f" --region {region}" if region else ""
+        commands = []
+        for change in changes:
+            commands.append(
+                f"aws ecs update-service --cluster {change['cluster']} --service "
+                f"{change['service']} --task-definition {change['previous']}{suffix}"
+            )
+            if change["bad"]:
+                commands.append(
+                    f"aws ecs deregister-task-definition --task-definition {change['bad']}{suffix}"
+                )
+        return commands
+
+
+FAULTS: dict[str, type[_Base]] = {f.name: f for f in (BreakSg, BreakNacl, WrongHost)}
+
+
+def make_fault(name: str, clients: Clients, **kwargs: Any) -> Fault:
+    """The fault called `name`; an unknown name is bad input."""
+    cls = FAULTS.get(name)
+    if cls is None:
+        raise ConfigError(f"Unknown drill {name!r}. Drills: {', '.join(DRILLS)}.")
+    fault: Fault = cls(clients, **kwargs)  # type: ignore[assignment]
+    return fault

@@ -1,0 +1,559 @@
+"""The one drill course every fault follows (guide step 15), written once.
+
+1. Steady state before: the API answers 2xx, the service runs as many tasks as it wants; the
+   running tasks are the baseline.
+2. The journal is written durably, before anything changes (`journal.save`).
+3. The fault is injected.
+4. Observation for `duration` at `interval`: each answer, the tasks and events, "Redis error" logs.
+5. Restore, on every exit path: normal end, an exception, Ctrl-C, SIGTERM. While restoring,
+   SIGINT/SIGTERM only set a flag, so a second Ctrl-C cannot abort the restore. A restore AWS
+   rejects is retried with backoff; the journal is marked restored only once AWS confirms it;
+   after the last attempt the journal stays unrestored and the manual undo commands are returned.
+6. Steady state after: the API answers and the cache is used again within `settle` seconds.
+7. The verdict (`verdict.judge`).
+
+Everything that waits takes `clock` and `sleep`, everything that watches goes through `Sensors`,
+and interruption is a `StopFlag`, so tests drive a whole drill with fakes and no real waiting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rexctl.drills import journal as journal_mod
+from rexctl.drills.faults import DRILLS, Clients, Fault, Plan, make_fault
+from rexctl.drills.journal import Journal
+from rexctl.drills.observe import Answer, LogLine, Sensors, TaskSample
+from rexctl.drills.verdict import Observations, Verdict, judge, timeline
+from rexctl.errors import CheckFailed, ExitCode, RexctlError, UsageError
+
+if TYPE_CHECKING:
+    from rexctl.config import Config
+
+MAX_DURATION = 3600.0
+Sink = Callable[[str, Any], None]
+
+
+@dataclass(frozen=True)
+class Options:
+    duration: float = 60.0
+    interval: float = 1.0
+    settle: float = 120.0  # how long step 6 waits for a cache answer
+    log_every: float = 5.0  # CloudWatch Logs is searched at most this often
+    restore_attempts: int = 5
+    restore_backoff: float = 2.0  # seconds before the 2nd attempt, doubling, at most 30 s
+
+
+def check_options(opts: Options) -> None:
+    """Refuse bad timing options before anything is read or changed."""
+    if not 0 < opts.duration <= MAX_DURATION:
+        raise UsageError(
+            f"--duration must be more than 0 and at most {MAX_DURATION:.0f} seconds (one hour), "
+            f"got {opts.duration:g}."
+        )
+    if not 0.05 <= opts.interval <= 60:
+        raise UsageError(f"--interval must be between 0.05 and 60 seconds, got {opts.interval:g}.")
+    if opts.interval > opts.duration:
+        raise UsageError(
+            f"--interval ({opts.interval:g}s) must not be longer than --duration "
+            f"({opts.duration:g}s)."
+        )
+    if not 0 <= opts.settle <= MAX_DURATION:
+        raise UsageError(f"--settle must be between 0 and 3600 seconds, got {opts.settle:g}.")
+
+
+def refuse_if_unrestored(state_dir: Path) -> None:
+    pending = journal_mod.unrestored(state_dir)
+    if pending:
+        ids = ", ".join(f"{j.id} ({j.drill}, {j.status})" for j in pending)
+        raise UsageError(
+            f"A drill is not restored yet: {ids}. A new drill will not start until it is.",
+            hint="Run `rexctl chaos restore` to undo it (its journal says how), then try again.",
+        )
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM (or a test); the drill stops observing and restores."""
+
+    def __init__(self) -> None:
+        self.signals: list[str] = []
+
+    def is_set(self) -> bool:
+        return bool(self.signals)
+
+    def request(self, why: str = "stop") -> None:
+        self.signals.append(why)
+
+
+class _Stop(Exception):
+    """Raised by the interruptible sleep when a stop was requested."""
+
+
+@contextmanager
+def deferred_signals(
+    stop: StopFlag, on_signal: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """SIGINT and SIGTERM set `stop` instead of killing or raising (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        stop.request(name)
+        if on_signal is not None:
+            on_signal(name)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@dataclass
+class RestoreResult:
+    ok: bool
+    attempts: int
+    errors: list[str] = field(default_factory=list)
+    manual_undo: list[str] = field(default_factory=list)
+    drift: list[str] = field(default_factory=list)  # differences to the "before" describe
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def diff(before: Any, after: Any, path: str = "") -> list[str]:
+    """Where two normalized describes differ, as short paths (at most 20)."""
+    out: list[str] = []
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in sorted(set(before) | set(after), key=str):
+            out += diff(before.get(key), after.get(key), f"{path}.{key}" if path else str(key))
+    elif before != after:
+        out.append(f"{path}: {before!r} -> {after!r}"[:300])
+    return out[:20]
+
+
+def restore_with_retry(
+    fault: Fault,
+    journal: Journal,
+    state_dir: Path,
+    *,
+    attempts: int = 5,
+    backoff: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RestoreResult:
+    """Undo the journal's changes until AWS confirms it, or give up and say how to do it by hand.
+
+    Each attempt runs the (idempotent) restore and then re-describes: only an empty list of
+    problems marks the journal restored.
+    """
+    errors: list[str] = []
+    for attempt in range(1, attempts + 1):
+        try:
+            fault.restore(journal.changes)
+            problems = fault.confirm_restored(journal.changes)
+            if not problems:
+                drift = diff(journal.before, fault.snapshot(journal.changes))
+                journal.status = journal_mod.RESTORED
+                journal.restored_at = journal_mod.now_iso()
+                journal.note(f"restored (attempt {attempt}), confirmed by AWS")
+                journal_mod.save(journal, state_dir)
+                return RestoreResult(True, attempt, errors, [], drift)
+            errors.append(f"attempt {attempt}: not confirmed: {'; '.join(problems)}")
+        except (Exception, KeyboardInterrupt) as exc:  # every failure is retried
+            message = (
+                exc.message if isinstance(exc, RexctlError) else f"{type(exc).__name__}: {exc}"
+            )
+            errors.append(f"attempt {attempt}: {message}")
+        if attempt < attempts:
+            sleep(min(backoff * 2 ** (attempt - 1), 30.0))
+    region = journal.aws.get("region", "")
+    journal.status = journal_mod.RESTORE_FAILED
+    journal.manual_undo = fault.manual_undo(journal.changes, region)
+    journal.note(f"restore failed after {attempts} attempts: {errors[-1] if errors else ''}")
+    journal_mod.save(journal, state_dir)
+    return RestoreResult(False, attempts, errors, journal.manual_undo)
+
+
+@dataclass
+class DrillRecord:
+    """Everything a drill did and saw: what `--report` writes and `--json` prints."""
+
+    drill: str
+    id: str
+    url: str
+    options: Options
+    plan: Plan
+    outcome: str = ""  # passed | failed | not observed | interrupted | error | restore failed
+    exit_code: int = 0
+    journal: Journal | None = None
+    observations: Observations = field(default_factory=Observations)
+    verdict: Verdict | None = None
+    restore: RestoreResult | None = None
+    error: str = ""
+    hint: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "drill": self.drill,
+            "id": self.id,
+            "url": self.url,
+            "outcome": self.outcome,
+            "exit_code": self.exit_code,
+            "options": asdict(self.options),
+            "plan": {"summary": self.plan.summary, "warnings": self.plan.warnings},
+            "journal": journal_mod.redact(self.journal.to_dict()) if self.journal else None,
+            "observations": self.observations.to_dict(),
+            "verdict": self.verdict.to_dict() if self.verdict else None,
+            "timeline": timeline(self.observations.answers),
+            "restore": self.restore.to_dict() if self.restore else None,
+            "error": self.error or None,
+            "hint": self.hint or None,
+        }
+
+
+@dataclass
+class Course:
+    """What one run needs besides the fault and its plan."""
+
+    sensors: Sensors
+    state_dir: Path
+    aws_target: dict[str, str]  # region, profile, endpoint_url (journaled for a later restore)
+    url: str
+    options: Options = field(default_factory=Options)
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    sink: Sink = lambda kind, data: None
+    stop: StopFlag = field(default_factory=StopFlag)
+    drill_id: str = ""
+
+
+def run(fault: Fault, plan: Plan, course: Course) -> DrillRecord:
+    """Run the drill course for a planned fault; returns the record (it never leaves a fault
+    in place: whatever happens after the journal is written, the restore runs)."""
+    c = course
+    record = DrillRecord(
+        drill=fault.name,
+        id=c.drill_id or journal_mod.new_drill_id(fault.name),
+        url=c.url,
+        options=c.options,
+        plan=plan,
+    )
+    obs = record.observations
+    obs.settle_timeout = c.options.settle
+    t0 = c.clock()
+
+    def since() -> float:
+        return round(c.clock() - t0, 3)
+
+    def nap(seconds: float) -> None:
+        """Sleep that gives up when a stop is requested (checked at least every 0.2 s)."""
+        end = c.clock() + seconds
+        while True:
+            if c.stop.is_set():
+                raise _Stop()
+            left = end - c.clock()
+            if left <= 0:
+                return
+            c.sleep(min(left, 0.2))
+
+    def answer(phase: str) -> Answer:
+        status, source, ms, error = c.sensors.probe()
+        a = Answer(since(), phase, status, source, ms, error)
+        obs.answers.append(a)
+        c.sink("answer", a)
+        return a
+
+    def sample() -> TaskSample:
+        running, desired, tasks, stopped, events = c.sensors.tasks()
+        s = TaskSample(since(), running, desired, tasks, stopped, events)
+        obs.samples.append(s)
+        c.sink("tasks", s)
+        return s
+
+    def sample_during() -> None:
+        try:
+            sample()
+        except RexctlError as exc:  # one failed look at the tasks does not end the drill
+            obs.notes.append(f"task sample failed at t={since():.1f}s: {exc.message}")
+
+    seen_logs: set[tuple[str, int, str]] = set()
+
+    def poll_logs(start_ms: int, end_ms: int | None) -> None:
+        if c.sensors.logs is None:
+            return
+        try:
+            found = c.sensors.logs(start_ms, end_ms)
+        except RexctlError as exc:
+            obs.notes.append(f"log search failed at t={since():.1f}s: {exc.message}")
+            return
+        fresh: list[LogLine] = []
+        for e in found:
+            key = (e.stream, e.timestamp, e.message)
+            if key not in seen_logs:
+                seen_logs.add(key)
+                fresh.append(e)
+        obs.logs.extend(fresh)
+        obs.logs.sort(key=lambda e: (e.timestamp, e.stream))
+        c.sink("logs", fresh)
+
+    obs.logs_missing_reason = c.sensors.logs_missing_reason
+    interrupted = False
+    with deferred_signals(c.stop, lambda name: c.sink("signal", name)):
+        # 1. steady state before: nothing has changed yet, so a failure here just ends the run
+        try:
+            c.sink("phase", "steady state before")
+            first = answer("before")
+            if not first.ok:
+                raise CheckFailed(
+                    f"Steady state not met before the drill: {c.url} answered "
+                    f"{first.error or first.status}. Nothing was changed.",
+                    hint="Fix the API (or pass the right --url) before breaking anything.",
+                )
+            before = sample()
+            if before.running != before.desired:
+                raise CheckFailed(
+                    f"Steady state not met before the drill: the service runs {before.running} "
+                    f"of {before.desired} tasks. Nothing was changed.",
+                    hint="Wait for the service to settle (`rexctl verify`), then try again.",
+                )
+            obs.baseline = list(before.tasks)
+            if c.stop.is_set():
+                raise _Stop()
+        except (KeyboardInterrupt, _Stop):
+            record.outcome, record.exit_code = "interrupted", int(ExitCode.INTERRUPTED)
+            record.error = "Interrupted before anything was changed."
+            return record
+        except RexctlError as exc:
+            record.outcome, record.exit_code = "error", int(exc.exit_code)
+            record.error, record.hint = exc.message, exc.hint or ""
+            return record
+
+        # 2. the journal, durably, before the first change
+        journal = Journal(
+            id=record.id,
+            drill=fault.name,
+            created_at=journal_mod.now_iso(),
+            aws=dict(c.aws_target),
+            changes=plan.changes,
+            summary=plan.summary,
+            before=plan.before,
+            manual_undo=fault.manual_undo(plan.changes, c.aws_target.get("region", "")),
+        )
+        journal.note("journal written before any change")
+        record.journal = journal
+
+        def save() -> None:
+            journal_mod.save(journal, c.state_dir)
+
+        save()
+        start_ms = int(c.wall() * 1000)
+        failure: RexctlError | None = None
+        try:
+            # 3. inject
+            c.sink("phase", "inject")
+            fault.sleep = nap  # a rollout wait gives up on Ctrl-C
+            fault.inject(journal, save)
+            journal.manual_undo = fault.manual_undo(journal.changes, c.aws_target.get("region", ""))
+            journal.note("fault injected")
+            save()
+            if fault.expect_new_tasks:
+                obs.watch_task_definition = str(journal.changes[0].get("bad", ""))
+                obs.baseline = list(sample().tasks)
+            # 4. observe
+            c.sink("phase", "observe")
+            _observe(c, answer, sample_during, poll_logs, nap, start_ms)
+            if c.stop.is_set():
+                interrupted = True
+        except (KeyboardInterrupt, _Stop):
+            interrupted = True
+        except RexctlError as exc:
+            failure = exc
+        finally:
+            # 5. restore, whatever happened; signals only set the flag meanwhile
+            fault.sleep = c.sleep
+            _emit_quietly(c.sink, "phase", "restore")
+            record.restore = restore_with_retry(
+                fault,
+                journal,
+                c.state_dir,
+                attempts=c.options.restore_attempts,
+                backoff=c.options.restore_backoff,
+                sleep=c.sleep,
+            )
+            _emit_quietly(c.sink, "restored", record.restore)
+        restored_ms = int(c.wall() * 1000)
+        interrupted = interrupted or c.stop.is_set()
+
+        # 6. steady state after (skipped when interrupted: the user wants out)
+        if record.restore.ok and not interrupted and failure is None:
+            try:
+                c.sink("phase", "steady state after")
+                _settle(c, answer, nap, obs)
+            except (KeyboardInterrupt, _Stop):
+                interrupted = True
+        try:
+            poll_logs(start_ms, restored_ms)
+        except KeyboardInterrupt:
+            interrupted = True
+
+    # 7. verdict
+    if not record.restore.ok:
+        record.outcome, record.exit_code = "restore failed", int(ExitCode.AWS_ERROR)
+        record.error = (
+            f"The {fault.name} drill could not be undone: AWS kept rejecting the restore "
+            f"({record.restore.errors[-1] if record.restore.errors else 'no detail'}). "
+            f"Journal {journal.id} stays unrestored."
+        )
+        record.hint = "Undo it by hand:\n  " + "\n  ".join(record.restore.manual_undo)
+    elif interrupted:
+        record.outcome, record.exit_code = "interrupted", int(ExitCode.INTERRUPTED)
+        record.error = f"Interrupted; the {fault.name} drill was undone (AWS confirmed)."
+    elif failure is not None:
+        record.outcome = "failed" if isinstance(failure, CheckFailed) else "error"
+        record.exit_code = int(failure.exit_code)
+        record.error, record.hint = failure.message, failure.hint or ""
+    else:
+        record.verdict = judge(
+            fault.name, obs, not_observed_reason=fault.not_observed_reason, restored=True
+        )
+        record.outcome, record.exit_code = record.verdict.outcome, record.verdict.exit_code
+    return record
+
+
+def _emit_quietly(sink: Sink, kind: str, data: Any) -> None:
+    """Tell the sink, but let nothing it raises (not even KeyboardInterrupt) stop the restore."""
+    with contextlib.suppress(Exception, KeyboardInterrupt):
+        sink(kind, data)
+
+
+def _observe(
+    c: Course,
+    answer: Callable[[str], Answer],
+    sample: Callable[[], None],
+    poll_logs: Callable[[int, int | None], None],
+    nap: Callable[[float], None],
+    start_ms: int,
+) -> None:
+    start = c.clock()
+    deadline = start + c.options.duration
+    next_logs = start + c.options.log_every
+    tick = 0
+    while not c.stop.is_set() and c.clock() < deadline:
+        answer("during")
+        sample()
+        if c.clock() >= next_logs:
+            poll_logs(start_ms, None)
+            next_logs = c.clock() + c.options.log_every
+        tick += 1
+        nap(max(0.0, min(start + tick * c.options.interval, deadline) - c.clock()))
+
+
+def _settle(
+    c: Course, answer: Callable[[str], Answer], nap: Callable[[float], None], obs: Observations
+) -> None:
+    start = c.clock()
+    deadline = start + c.options.settle
+    while True:
+        a = answer("after")
+        if a.ok and a.source == "cache":
+            obs.cache_again_after = round(c.clock() - start, 3)
+            return
+        if c.clock() + c.options.interval > deadline:
+            return
+        nap(c.options.interval)
+
+
+def prepare(
+    name: str,
+    clients: Clients,
+    cfg: Config,
+    *,
+    url: str,
+    options: Options,
+    yes: bool,
+    interactive: bool,
+    **fault_kwargs: Any,
+) -> tuple[Fault, Plan, str]:
+    """Every refusal that needs no change, then the read-only plan: (fault, plan, API URL)."""
+    if name not in DRILLS:
+        raise UsageError(f"Unknown drill {name!r}. Drills: {', '.join(DRILLS)}.")
+    check_options(options)
+    cfg.require("ecs.cluster", "ecs.service")
+    url = url or cfg.app.url
+    if not url:
+        cfg.require("app.url")
+    if not yes and not interactive:
+        raise UsageError(
+            f"`rexctl chaos {name}` changes AWS resources and there is no terminal to confirm "
+            "it: pass --yes.",
+        )
+    refuse_if_unrestored(cfg.state_dir)
+    fault = make_fault(name, clients, **fault_kwargs)
+    return fault, fault.plan(cfg), url
+
+
+# --- `rexctl chaos restore` -------------------------------------------------------------------
+
+
+@dataclass
+class RestoreOutcome:
+    journal: Journal
+    result: RestoreResult
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.journal.id,
+            "drill": self.journal.drill,
+            "status": self.journal.status,
+            **self.result.to_dict(),
+        }
+
+
+def pending_journals(state_dir: Path, drill_id: str = "") -> list[Journal]:
+    """The unrestored journals (just `drill_id` when given; refusing an unknown id)."""
+    pending = journal_mod.unrestored(state_dir)
+    if drill_id:
+        chosen = [j for j in pending if j.id == drill_id]
+        if not chosen:
+            known = [j.id for j in journal_mod.list_journals(state_dir)]
+            state = "is already restored" if drill_id in known else "has no journal"
+            raise UsageError(
+                f"Drill {drill_id} {state} in {journal_mod.drills_dir(state_dir)}.",
+                hint="`rexctl chaos list` shows the journals.",
+            )
+        return chosen
+    return pending
+
+
+def restore_pending(
+    journals: list[Journal],
+    make_fault: Callable[[Journal], Fault],
+    state_dir: Path,
+    *,
+    attempts: int = 5,
+    backoff: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+    stop: StopFlag | None = None,
+) -> list[RestoreOutcome]:
+    """Undo each journal with nothing but what it says (signals deferred meanwhile)."""
+    outcomes = []
+    with deferred_signals(stop or StopFlag()):
+        for j in journals:
+            fault = make_fault(j)
+            result = restore_with_retry(
+                fault, j, state_dir, attempts=attempts, backoff=backoff, sleep=sleep
+            )
+            outcomes.append(RestoreOutcome(j, result))
+    return outcomes

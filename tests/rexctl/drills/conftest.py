@@ -1,0 +1,67 @@
+"""Fixtures for the drill tests: a moto world in-process, its config, a fake clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from rexctl import config as config_mod
+from rexctl.aws.session import AwsClients
+from tests.rexctl.drills import world as world_mod
+
+
+@dataclass
+class Aws:
+    clients: AwsClients
+    world: world_mod.World
+    state_dir: Path
+
+    def config(self, url: str = "http://127.0.0.1:9/api/products", **env: str) -> Any:
+        environ = {
+            "REXCTL_REGION": "us-east-1",
+            "REXCTL_STATE_DIR": str(self.state_dir),
+            "REXCTL_CACHE_ID": world_mod.CACHE_ID,
+            "REXCTL_ECS_CLUSTER": world_mod.CLUSTER,
+            "REXCTL_ECS_SERVICE": world_mod.SERVICE,
+            "REXCTL_ECS_CONTAINER": world_mod.CONTAINER,
+            "REXCTL_ECS_VPC_ID": self.world.vpc_id,
+            "REXCTL_APP_URL": url,
+            **env,
+        }
+        return config_mod.load(self.state_dir / "missing.toml", environ=environ)
+
+
+@pytest.fixture
+def aws(tmp_path: Path) -> Iterator[Aws]:
+    with mock_aws():
+        world_mod.keep_tasks_running()
+        clients = AwsClients(region="us-east-1")
+        yield Aws(clients, world_mod.build(clients), tmp_path / "state")
+
+
+class FakeClock:
+    """A monotonic clock that only moves when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += max(seconds, 0.0)
+
+    def wall(self) -> float:
+        return 1_700_000_000.0 + self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()

@@ -1,0 +1,246 @@
+"""Each fault injects what it says and restores exactly what it took (moto in-process)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rexctl.aws import ec2_rules
+from rexctl.drills.faults import make_fault
+from rexctl.drills.journal import Journal
+from rexctl.errors import ConfigError
+from tests.rexctl.drills import world as w
+from tests.rexctl.drills.conftest import Aws
+
+
+def journal_for(plan: Any) -> Journal:
+    return Journal(
+        id="t-1",
+        drill=plan.drill,
+        created_at="now",
+        aws={"region": "us-east-1"},
+        changes=plan.changes,
+        summary=plan.summary,
+        before=plan.before,
+        manual_undo=[],
+    )
+
+
+def full_sg(aws: Aws) -> dict[str, Any]:
+    """The whole describe of the cache group, minus the one field that may differ: rule ids.
+
+    moto (like AWS) gives a re-authorized rule a new SecurityGroupRuleId; the id is a handle,
+    not part of what the rule allows, so it is dropped. The order of IpPermissions is not
+    meaningful either (a re-authorized rule is listed last), so they are sorted; everything else
+    must be equal.
+    """
+    group = aws.clients.ec2.describe_security_groups(GroupIds=[aws.world.cache_sg])[
+        "SecurityGroups"
+    ][0]
+    group["IpPermissions"] = sorted(group["IpPermissions"], key=repr)
+    rules = aws.clients.ec2.describe_security_group_rules(
+        Filters=[{"Name": "group-id", "Values": [aws.world.cache_sg]}]
+    )["SecurityGroupRules"]
+    for r in rules:
+        r.pop("SecurityGroupRuleId")
+    return {"group": group, "rules": sorted(rules, key=repr)}
+
+
+def full_acl(aws: Aws) -> dict[str, Any]:
+    acl = aws.clients.ec2.describe_network_acls(NetworkAclIds=[aws.world.acl_id])["NetworkAcls"][0]
+    acl["Entries"] = sorted(acl["Entries"], key=lambda e: (e["Egress"], e["RuleNumber"]))
+    return dict(acl)
+
+
+def test_break_sg_revokes_exactly_the_rule_and_restores_it_identically(aws: Aws) -> None:
+    before = full_sg(aws)
+    fault = make_fault("break-sg", aws.clients)
+    plan = fault.plan(aws.config())
+    assert [c["rule"]["description"] for c in plan.changes] == ["Redis from ECS"]
+    journal = journal_for(plan)
+
+    fault.inject(journal, lambda: None)
+    during = full_sg(aws)
+    sources = [
+        pair["GroupId"]
+        for perm in during["group"]["IpPermissions"]
+        for pair in perm.get("UserIdGroupPairs", [])
+    ]
+    assert aws.world.ecs_sg not in sources
+    assert [p["FromPort"] for p in during["group"]["IpPermissions"]] == [22], "other rules stay"
+    assert fault.confirm_restored(plan.changes) == ["sg-" + plan.changes[0]["rule"]["group_id"][3:]
+                                                    + f" inbound tcp 6379 from {aws.world.ecs_sg} is not back"]  # fmt: skip
+
+    fault.restore(plan.changes)
+    assert fault.confirm_restored(plan.changes) == []
+    assert full_sg(aws) == before
+    assert fault.snapshot(plan.changes) == plan.before
+    # The tag of the rule came back too (not only the permission).
+    tagged = [r for r in full_sg(aws)["rules"] if r.get("ReferencedGroupInfo")]
+    assert tagged[0]["Tags"] == [{"Key": "owner", "Value": "rexctl"}]
+
+
+def test_break_sg_restore_is_idempotent(aws: Aws) -> None:
+    before = full_sg(aws)
+    fault = make_fault("break-sg", aws.clients)
+    plan = fault.plan(aws.config())
+    fault.restore(plan.changes)  # nothing was injected: the rule is there, "duplicate" is fine
+    fault.inject(journal_for(plan), lambda: None)
+    fault.inject(journal_for(plan), lambda: None)  # revoking twice is fine too
+    fault.restore(plan.changes)
+    fault.restore(plan.changes)
+    assert full_sg(aws) == before
+
+
+def test_break_sg_refuses_without_the_rule(aws: Aws) -> None:
+    fault = make_fault("break-sg", aws.clients)
+    plan = fault.plan(aws.config())
+    fault.inject(journal_for(plan), lambda: None)
+    with pytest.raises(ConfigError) as err:
+        fault.plan(aws.config())
+    assert err.value.message == (
+        f"Security group {aws.world.cache_sg} (rexpress-redis-sg) has no inbound rule for 6379 "
+        f"from {aws.world.ecs_sg}."
+    )
+    assert err.value.hint == "Run `rexctl provision` or check the group id in rexctl.toml."
+
+
+def test_break_sg_refuses_a_missing_group(aws: Aws) -> None:
+    with pytest.raises(ConfigError) as err:
+        make_fault("break-sg", aws.clients).plan(aws.config(REXCTL_CACHE_SECURITY_GROUP="nope-sg"))
+    assert err.value.message == f"There is no security group named 'nope-sg' in {aws.world.vpc_id}."
+
+
+def test_break_nacl_adds_deny_entries_and_deletes_exactly_them(aws: Aws) -> None:
+    before = full_acl(aws)
+    fault = make_fault("break-nacl", aws.clients)
+    plan = fault.plan(aws.config())
+    entries = [c["entry"] for c in plan.changes]
+    # Both directions, both ECS subnet CIDRs, the lowest free numbers (2 is taken by the UDP rule).
+    assert sorted((e["egress"], e["rule_number"], e["cidr"]) for e in entries) == [
+        (False, 1, w.ECS_CIDR),
+        (False, 3, w.ECS_CIDR_2),
+        (True, 1, w.ECS_CIDR),
+        (True, 3, w.ECS_CIDR_2),
+    ]
+    fault.inject(journal_for(plan), lambda: None)
+    during = full_acl(aws)
+    denies = [e for e in during["Entries"] if e["RuleAction"] == "deny" and e["RuleNumber"] < 100]
+    assert len(denies) == 4
+    assert all(
+        e["PortRange"] == {"From": 6379, "To": 6379} and e["Protocol"] == "6" for e in denies
+    )
+    assert len(fault.confirm_restored(plan.changes)) == 4
+
+    fault.restore(plan.changes)
+    assert fault.confirm_restored(plan.changes) == []
+    assert full_acl(aws) == before
+    assert fault.snapshot(plan.changes) == plan.before
+
+
+def test_break_nacl_restore_leaves_a_foreign_entry_at_our_number(aws: Aws) -> None:
+    fault = make_fault("break-nacl", aws.clients)
+    plan = fault.plan(aws.config())
+    # Someone else's entry sits at a number the journal names: restore must not delete it.
+    aws.clients.ec2.create_network_acl_entry(
+        NetworkAclId=aws.world.acl_id, RuleNumber=1, Protocol="6", RuleAction="allow",
+        Egress=False, CidrBlock="10.7.0.0/16", PortRange={"From": 443, "To": 443},
+    )  # fmt: skip
+    fault.restore(plan.changes)
+    kept = ec2_rules.entry_at(aws.clients.ec2, aws.world.acl_id, 1, False)
+    assert kept is not None and kept["CidrBlock"] == "10.7.0.0/16"
+
+
+def test_break_nacl_refuses_when_an_allow_comes_first(aws: Aws) -> None:
+    aws.clients.ec2.create_network_acl_entry(
+        NetworkAclId=aws.world.acl_id, RuleNumber=1, Protocol="-1", RuleAction="allow",
+        Egress=False, CidrBlock="10.0.0.0/8",
+    )  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        make_fault("break-nacl", aws.clients).plan(aws.config())
+    assert err.value.message == (
+        f"Network ACL {aws.world.acl_id} allows this traffic at rule 1, before any free rule "
+        "number; a DENY entry could not take effect."
+    )
+
+
+def test_break_nacl_refuses_without_cache_subnets(aws: Aws) -> None:
+    with pytest.raises(ConfigError) as err:
+        make_fault("break-nacl", aws.clients).plan(aws.config(REXCTL_CACHE_SUBNET_GROUP="gone"))
+    assert err.value.message == (
+        "Cannot tell which subnets the cache is in: cache subnet group 'gone' does not exist "
+        "and `cache.subnets` is empty."
+    )
+
+
+def normalized_service(aws: Aws) -> dict[str, Any]:
+    """The service's describe, minus what a deployment always renews (ids, times, events)."""
+    svc = aws.clients.ecs.describe_services(cluster=w.CLUSTER, services=[w.SERVICE])["services"][0]
+    for key in ("deployments", "events", "createdAt"):
+        svc.pop(key, None)
+    return dict(svc)
+
+
+def test_wrong_host_rolls_a_bad_revision_and_rolls_back(aws: Aws) -> None:
+    before = normalized_service(aws)
+    old_tasks = w.running_tasks(aws.clients.ecs)
+    saved: list[str] = []
+    fault = make_fault(
+        "wrong-host", aws.clients, rollout_poll=0.01, rollout_timeout=10, sleep=lambda s: None
+    )
+    plan = fault.plan(aws.config())
+    journal = journal_for(plan)
+    with w.EcsScheduler(aws.clients.ecs, aws.world) as ecs:
+        fault.sleep = __import__("time").sleep
+        fault.inject(journal, lambda: saved.append(journal.changes[0]["bad"]))
+        bad = journal.changes[0]["bad"]
+        assert saved == [bad], "the bad ARN is journaled before the service changes"
+        td = aws.clients.ecs.describe_task_definition(taskDefinition=bad, include=["TAGS"])
+        env = {e["name"]: e["value"] for e in td["taskDefinition"]["containerDefinitions"][0]["environment"]}  # fmt: skip
+        assert env["REDIS_HOST"] == "rexpress-redis.invalid"
+        assert {"key": "rexctl:drill", "value": "t-1"} in td["tags"]
+        assert normalized_service(aws)["taskDefinition"] == bad
+        assert set(w.running_tasks(aws.clients.ecs)).isdisjoint(old_tasks)
+
+        fault.restore(journal.changes)
+        assert ecs.rollouts == 2
+    assert fault.confirm_restored(journal.changes) == []
+    assert normalized_service(aws) == before
+    status = aws.clients.ecs.describe_task_definition(taskDefinition=bad)["taskDefinition"]
+    assert status["status"] == "INACTIVE"
+    assert fault.snapshot(journal.changes) == plan.before
+
+
+def test_wrong_host_refuses_without_redis_host(aws: Aws) -> None:
+    with pytest.raises(ConfigError) as err:
+        make_fault("wrong-host", aws.clients).plan(aws.config(REXCTL_ECS_CONTAINER="sidecar"))
+    assert "has no container named 'sidecar'" in err.value.message
+
+
+def test_manual_undo_commands(aws: Aws) -> None:
+    sg = make_fault("break-sg", aws.clients)
+    cmds = sg.manual_undo(sg.plan(aws.config()).changes, "us-east-1")
+    assert cmds == [
+        f"aws ec2 authorize-security-group-ingress --group-id {aws.world.cache_sg} "
+        '--ip-permissions \'[{"IpProtocol":"tcp","UserIdGroupPairs":[{"GroupId":"'
+        + aws.world.ecs_sg
+        + '","Description":"Redis from ECS"}],"FromPort":6379,"ToPort":6379}]\' '
+        '--tag-specifications \'[{"ResourceType":"security-group-rule","Tags":'
+        '[{"Key":"owner","Value":"rexctl"}]}]\' --region us-east-1'
+    ]
+    nacl = make_fault("break-nacl", aws.clients)
+    cmds = nacl.manual_undo(nacl.plan(aws.config()).changes, "us-east-1")
+    assert cmds[0] == (
+        f"aws ec2 delete-network-acl-entry --network-acl-id {aws.world.acl_id} --rule-number 1 "
+        "--ingress --region us-east-1"
+    )
+    assert len(cmds) == 4
+
+
+def test_unknown_drill() -> None:
+    with pytest.raises(ConfigError) as err:
+        make_fault("break-everything", object())  # type: ignore[arg-type]
+    assert err.value.message == (
+        "Unknown drill 'break-everything'. Drills: break-sg, break-nacl, wrong-host."
+    )
