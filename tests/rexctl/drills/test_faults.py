@@ -69,8 +69,9 @@ def test_break_sg_revokes_exactly_the_rule_and_restores_it_identically(aws: Aws)
     ]
     assert aws.world.ecs_sg not in sources
     assert [p["FromPort"] for p in during["group"]["IpPermissions"]] == [22], "other rules stay"
-    assert fault.confirm_restored(plan.changes) == ["sg-" + plan.changes[0]["rule"]["group_id"][3:]
-                                                    + f" inbound tcp 6379 from {aws.world.ecs_sg} is not back"]  # fmt: skip
+    assert fault.confirm_restored(plan.changes) == [
+        f"{aws.world.cache_sg} inbound tcp 6379 from {aws.world.ecs_sg} is not back"
+    ]
 
     fault.restore(plan.changes)
     assert fault.confirm_restored(plan.changes) == []
@@ -197,7 +198,8 @@ def test_wrong_host_rolls_a_bad_revision_and_rolls_back(aws: Aws) -> None:
         bad = journal.changes[0]["bad"]
         assert saved == [bad], "the bad ARN is journaled before the service changes"
         td = aws.clients.ecs.describe_task_definition(taskDefinition=bad, include=["TAGS"])
-        env = {e["name"]: e["value"] for e in td["taskDefinition"]["containerDefinitions"][0]["environment"]}  # fmt: skip
+        container = td["taskDefinition"]["containerDefinitions"][0]
+        env = {e["name"]: e["value"] for e in container["environment"]}
         assert env["REDIS_HOST"] == "rexpress-redis.invalid"
         assert {"key": "rexctl:drill", "value": "t-1"} in td["tags"]
         assert normalized_service(aws)["taskDefinition"] == bad
