@@ -1,0 +1,451 @@
+"""`rexctl.provision.provision` against in-process moto (steps 1-11)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from rexctl.aws.secrets import secret_name, token_problem
+from rexctl.errors import AwsError, CheckFailed, ConfigError, ExitCode
+from rexctl.provision import provision
+from rexctl.provisioning import ClientSet, RecordingReporter
+from tests.rexctl.aws.world import (
+    World,
+    build_world,
+    clients,
+    elasticache_backend,
+    snapshot,
+    write_config,
+)
+
+
+@pytest.fixture
+def aws() -> Iterator[ClientSet]:
+    with mock_aws():
+        yield clients()
+
+
+@pytest.fixture
+def world(aws: ClientSet) -> World:
+    return build_world(aws)
+
+
+class FakeTime:
+    """A clock that only moves when `sleep` is called; hooks run on each sleep."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+        self.on_sleep: list[Any] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        for hook in self.on_sleep:
+            hook(len(self.sleeps))
+
+
+def run(aws: ClientSet, cfg: Any, **kwargs: Any) -> tuple[Any, RecordingReporter]:
+    reporter = kwargs.pop("reporter", None) or RecordingReporter()
+    t = kwargs.pop("time", None) or FakeTime()
+    result = provision(aws, cfg, reporter=reporter, clock=t.clock, sleep=t.sleep, **kwargs)
+    return result, reporter
+
+
+def test_fresh_provision_creates_everything_tagged(
+    aws: ClientSet, world: World, tmp_path: Path
+) -> None:
+    cfg = write_config(tmp_path / "rexctl.toml", world)
+    result, reporter = run(aws, cfg)
+
+    assert result.error() is None
+    assert result.changed
+    assert [a.split(" ")[0:2] for a in result.applied] == [
+        ["create", "cache"],
+        ["create", "security"],
+        ["allow", "TCP"],
+        ["create", "replication"],
+    ]
+    assert result.cache.status == "available"
+    assert result.cache.endpoint.startswith("master.rexpress-redis.")
+    assert f"primary endpoint {result.cache.endpoint}:6379" in reporter.text()
+
+    # Step 8: the SG is in the service's VPC with exactly one inbound rule, from the ECS SG.
+    sgs = aws.ec2.describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": ["rexpress-redis-sg"]}]
+    )["SecurityGroups"]
+    assert len(sgs) == 1 and sgs[0]["VpcId"] == world.vpc_id
+    tags = {t["Key"]: t["Value"] for t in sgs[0]["Tags"]}
+    assert tags == {"managed-by": "rexctl", "rexctl:cache-id": "rexpress-redis"}
+    perms = sgs[0]["IpPermissions"]
+    assert len(perms) == 1
+    assert (perms[0]["FromPort"], perms[0]["ToPort"], perms[0]["IpProtocol"]) == (
+        6379,
+        6379,
+        "tcp",
+    )
+    assert [p["GroupId"] for p in perms[0]["UserIdGroupPairs"]] == [world.ecs_sg]
+    assert perms[0]["IpRanges"] == [] and perms[0]["Ipv6Ranges"] == []
+
+    # Step 7: private subnets only.
+    group = aws.elasticache.describe_cache_subnet_groups(
+        CacheSubnetGroupName="rexpress-redis-subnets"
+    )["CacheSubnetGroups"][0]
+    assert sorted(s["SubnetIdentifier"] for s in group["Subnets"]) == sorted(world.private_subnets)
+    assert aws.elasticache.list_tags_for_resource(ResourceName=group["ARN"])["TagList"]
+
+    # Steps 4-6, 9: the replication group as the guide asks.
+    rg = aws.elasticache.describe_replication_groups(ReplicationGroupId="rexpress-redis")[
+        "ReplicationGroups"
+    ][0]
+    assert rg["ClusterEnabled"] is False
+    assert rg["CacheNodeType"] == "cache.t4g.micro"
+    assert rg["MemberClusters"] == ["rexpress-redis-001"]
+    assert rg["AutomaticFailover"] == "disabled" and rg["MultiAZ"] == "disabled"
+    assert rg["AtRestEncryptionEnabled"] is True
+    assert rg["TransitEncryptionEnabled"] is False and rg["AuthTokenEnabled"] is False
+    rg_tags = aws.elasticache.list_tags_for_resource(ResourceName=rg["ARN"])["TagList"]
+    assert {"Key": "managed-by", "Value": "rexctl"} in rg_tags
+    backend_rg = elasticache_backend().replication_groups["rexpress-redis"]
+    assert backend_rg.cache_subnet_group_name == "rexpress-redis-subnets"
+    assert backend_rg.security_group_ids == [sgs[0]["GroupId"]]
+    assert backend_rg.engine == "redis"
+
+    # In-transit encryption off by default, with a visible warning.
+    assert ("warn", result.plan.warnings[0]) in reporter.events
+    assert "In-transit encryption is off" in result.plan.warnings[0]
+
+
+def test_second_run_is_a_no_op_and_says_so(aws: ClientSet, world: World, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "rexctl.toml", world)
+    run(aws, cfg)
+    before = snapshot(aws)
+    result, reporter = run(aws, cfg)
+    assert result.applied == []
+    assert not result.changed
+    assert "Nothing to do: steps 1-11 already match rexctl.toml." in reporter.text()
+    assert result.cache.endpoint
+    assert snapshot(aws) == before
+
+
+def test_replicas_turn_on_failover_and_multi_az(
+    aws: ClientSet, world: World, tmp_path: Path
+) -> None:
+    sent: dict[str, Any] = {}
+    aws.elasticache.meta.events.register(
+        "provide-client-params.elasticache.CreateReplicationGroup",
+        lambda params, **_: sent.update(params),
+    )
+    cfg = write_config(tmp_path / "rexctl.toml", world, replicas=1, multi_az=True)
+    run(aws, cfg)
+    # moto ignores NumCacheClusters (it only counts ReplicasPerNodeGroup), so check what was sent.
+    assert sent["NumCacheClusters"] == 2
+    assert sent["ClusterMode"] == "disabled"
+    rg = aws.elasticache.describe_replication_groups(ReplicationGroupId="rexpress-redis")[
+        "ReplicationGroups"
+    ][0]
+    assert rg["AutomaticFailover"] == "enabled" and rg["MultiAZ"] == "enabled"
+
+
+def test_configured_public_subnet_is_refused(aws: ClientSet, world: World, tmp_path: Path) -> None:
+    cfg = write_config(
+        tmp_path / "rexctl.toml", world, subnets=[world.private_subnets[0], world.public_subnets[1]]
+    )
+    before = snapshot(aws)
+    result, _ = run(aws, cfg)
+    error = result.error()
+    assert isinstance(error, ConfigError) and error.exit_code == ExitCode.BAD_INPUT
+    assert (
+        f"Step 7: Subnet {world.public_subnets[1]} (cache.subnets) is public: its route table "
+        in error.message
+    )
+    assert f"sends 0.0.0.0/0 to {world.igw}. Guide step 7 allows private subnets only." in (
+        error.message
+    )
+    assert "nothing was changed" in error.message
+    assert result.applied == []
+    assert snapshot(aws) == before
+
+
+def test_single_az_is_a_warning(aws: ClientSet, world: World, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "rexctl.toml", world, subnets=[world.private_subnets[1]])
+    result, reporter = run(aws, cfg)
+    assert result.error() is None
+    assert any(
+        kind == "warn" and "subnets are all in us-east-1b" in text for kind, text in reporter.events
+    )
+
+
+def test_existing_cidr_rule_stops_provisioning_and_names_it(
+    aws: ClientSet, world: World, tmp_path: Path
+) -> None:
+    sg = aws.ec2.create_security_group(
+        GroupName="rexpress-redis-sg", Description="by hand", VpcId=world.vpc_id
+    )["GroupId"]
+    rule = aws.ec2.authorize_security_group_ingress(
+        GroupId=sg,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 6000, "ToPort": 7000,
+             "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}
+        ],
+    )["SecurityGroupRules"][0]["SecurityGroupRuleId"]  # fmt: skip
+    cfg = write_config(tmp_path / "rexctl.toml", world)
+    before = snapshot(aws)
+    result, _ = run(aws, cfg)
+    error = result.error()
+    assert isinstance(error, CheckFailed)
+    assert (
+        f"Step 8: Security group {sg} (rexpress-redis-sg) allows port 6379 from an address range "
+        f"(rule {rule} from 10.0.0.0/8); guide step 8 allows only the ECS service's security "
+        "group." in error.message
+    )
+    assert error.hint == (
+        f"Remove it: `aws ec2 revoke-security-group-ingress --group-id {sg} "
+        f"--security-group-rule-ids {rule}`, then run `rexctl provision` again."
+    )
+    assert snapshot(aws) == before
+
+
+def test_open_to_the_world_rule_is_refused_even_on_all_ports(
+    aws: ClientSet, world: World, tmp_path: Path
+) -> None:
+    sg = aws.ec2.create_security_group(
+        GroupName="rexpress-redis-sg", Description="by hand", VpcId=world.vpc_id
+    )["GroupId"]
+    aws.ec2.authorize_security_group_ingress(
+        GroupId=sg, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    )
+    cfg = write_config(tmp_path / "rexctl.toml", world)
+    error = run(aws, cfg)[0].error()
+    assert error is not None and "from 0.0.0.0/0" in error.message
+
+
+def test_existing_untagged_sg_is_reused_and_gets_its_rule(
+    aws: ClientSet, world: World, tmp_path: Path
+) -> None:
+    sg = aws.ec2.create_security_group(
+        GroupName="rexpress-redis-sg", Description="by hand", VpcId=world.vpc_id
+    )["GroupId"]
+    cfg = write_config(tmp_path / "rexctl.toml", world)
+    result, _ = run(aws, cfg)
+    assert result.error() is None
+    assert f"allow TCP 6379 into {sg} from {world.ecs_sg}" in result.applied
+    assert not any(a.startswith("create security group") for a in result.applied)
+    groups = aws.ec2.describe_security_groups(GroupIds=[sg])["SecurityGroups"]
+    assert groups[0]["IpPermissions"][0]["UserIdGroupPairs"][0]["GroupId"] == world.ecs_sg
+
+
+def test_missing_ecs_security_group_is_a_clear_error(
+    aws: ClientSet, world: World, tmp_path: Path
+) -> None:
+    aws.ec2.delete_security_group(GroupId=world.ecs_sg)
+    cfg = write_config(tmp_path / "rexctl.toml", world)
+    result, _ = run(aws, cfg)
+    error = result.error()
+    assert isinstance(error, AwsError) and error.exit_code == ExitCode.AWS_ERROR
+    assert (
+        f"Step 8: The ECS service backend's security group {world.ecs_sg} does not exist, so "
+        "there is no source for the cache's inbound rule." in error.message
+    )
+    assert result.applied == []
+
+
+def test_non_awsvpc_service_is_refused(aws: ClientSet, tmp_path: Path) -> None:
+    world = build_world(aws, network_mode="bridge")
+    cfg = write_config(tmp_path / "rexctl.toml", world)
+    with pytest.raises(ConfigError, match="does not use awsvpc networking"):
+        run(aws, cfg)
+
+
+def test_waits_while_creating_and_reports_progress(
+    aws: ClientSet, world: World, tmp_path: Path
+) -> None:
+    cfg = write_config(tmp_path / "rexctl.toml", world)
+    t = FakeTime()
+
+    class Flipper(RecordingReporter):
+        def success(self, message: str) -> None:
+            super().success(message)
+            if "create replication group" in message:  # moto says available at once
+                elasticache_backend().replication_groups["rexpress-redis"].status = "creating"
+
+    def finish(sleeps: int) -> None:
+        if sleeps == 3:
+            elasticache_backend().replication_groups["rexpress-redis"].status = "available"
+
+    t.on_sleep.append(finish)
+    reporter = Flipper()
+    result, _ = run(aws, cfg, reporter=reporter, time=t)
+    assert result.cache.status == "available"
+    assert t.sleeps == [1.0, 2.0, 4.0]
+    assert reporter.progress_reports == [
+        ("creating", 0.0),
+        ("creating", 1.0),
+        ("creating", 3.0),
+        ("available", 7.0),
+    ]
+
+
+def test_wait_times_out_with_advice(aws: ClientSet, world: World, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "rexctl.toml", world)
+    run(aws, cfg)
+    elasticache_backend().replication_groups["rexpress-redis"].status = "creating"
+    t = FakeTime()
+    reporter = RecordingReporter()
+    with pytest.raises(AwsError) as info:
+        run(aws, cfg, reporter=reporter, time=t, timeout=20)
+    assert info.value.message == (
+        "Replication group rexpress-redis was not available after 20 s (it is creating)."
+    )
+    assert "run `rexctl provision` again to keep waiting" in (info.value.hint or "")
+    assert sum(t.sleeps) == 20
+    assert reporter.progress_reports[-1] == ("creating", 20.0)
+
+
+def test_auth_token_generated_stored_and_never_shown(
+    aws: ClientSet, world: World, tmp_path: Path
+) -> None:
+    sent: dict[str, Any] = {}
+
+    def capture(params: dict[str, Any], **_: Any) -> None:
+        sent.update(params)
+
+    aws.elasticache.meta.events.register(
+        "provide-client-params.elasticache.CreateReplicationGroup", capture
+    )
+    cfg = write_config(tmp_path / "rexctl.toml", world, tls=True, auth=True)
+    result, reporter = run(aws, cfg)
+    assert result.error() is None
+
+    secret = aws.secretsmanager.describe_secret(SecretId=secret_name("rexpress-redis"))
+    assert {"Key": "managed-by", "Value": "rexctl"} in secret["Tags"]
+    token = aws.secretsmanager.get_secret_value(SecretId=secret["ARN"])["SecretString"]
+    assert token_problem(token) is None
+    assert sent["AuthToken"] == token
+    assert sent["TransitEncryptionEnabled"] is True
+    rg = aws.elasticache.describe_replication_groups(ReplicationGroupId="rexpress-redis")
+    assert rg["ReplicationGroups"][0]["AuthTokenEnabled"] is True
+    assert token not in reporter.text()
+    assert token not in repr(result.to_json())
+    assert "In-transit encryption is off" not in reporter.text()
+
+    # A second run reuses the stored secret and changes nothing.
+    again, reporter2 = run(aws, cfg)
+    assert again.applied == []
+    assert token not in reporter2.text()
+
+
+def test_auth_token_is_redacted_from_a_failure(
+    aws: ClientSet, world: World, tmp_path: Path
+) -> None:
+    token = "Abcdefghijklmnop1234567890-xyz!!"
+
+    def explode(params: dict[str, Any], **_: Any) -> None:
+        raise AwsError(f"refused token {params['AuthToken']}")
+
+    aws.elasticache.meta.events.register(
+        "provide-client-params.elasticache.CreateReplicationGroup", explode
+    )
+    cfg = write_config(tmp_path / "rexctl.toml", world, tls=True, auth=True)
+    with pytest.raises(AwsError) as info:
+        run(aws, cfg, token_factory=lambda: token)
+    assert token not in str(info.value)
+    assert "refused token ***" in info.value.message
+    assert "Done before this failed: create cache subnet group rexpress-redis-subnets;" in (
+        info.value.hint or ""
+    )
+    assert "Run `rexctl provision` again: it continues from there." in (info.value.hint or "")
+    # Re-running continues: the secret and the token already exist, the group is created.
+    aws.elasticache.meta.events.unregister(
+        "provide-client-params.elasticache.CreateReplicationGroup", explode
+    )
+    result, _ = run(aws, cfg)
+    assert [a.split(" (")[0] for a in result.applied] == [
+        "use the AUTH token stored in rexctl/rexpress-redis/auth-token",
+        "create replication group rexpress-redis",
+    ]
+
+
+def test_bad_generated_token_is_refused_before_any_call(
+    aws: ClientSet, world: World, tmp_path: Path
+) -> None:
+    cfg = write_config(tmp_path / "rexctl.toml", world, tls=True, auth=True)
+    with pytest.raises(Exception, match="AUTH token is not usable: an AUTH token may only use"):
+        run(aws, cfg, token_factory=lambda: "x" * 20 + "@")
+    assert aws.secretsmanager.list_secrets()["SecretList"] == []
+
+
+def test_dry_run_changes_nothing(aws: ClientSet, world: World, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "rexctl.toml", world, tls=True, auth=True)
+    before = snapshot(aws)
+    result, reporter = run(aws, cfg, dry_run=True)
+    assert snapshot(aws) == before
+    assert result.dry_run and not result.changed
+    assert "Would create replication group rexpress-redis" in reporter.text()
+    kinds = [a.kind for a in result.plan.actions()]
+    assert kinds == [
+        "create_subnet_group",
+        "create_security_group",
+        "authorize_ingress",
+        "create_auth_secret",
+        "create_replication_group",
+    ]
+    params = result.plan.actions()[-1].params
+    assert str(params["AuthToken"]) == "<auth_token>"
+    assert str(params["SecurityGroupIds"][0]) == "<cache_sg_id>"
+    assert [s.number for s in result.plan.steps] == list(range(1, 12))
+
+
+def test_node_type_change_is_applied_in_place(aws: ClientSet, world: World, tmp_path: Path) -> None:
+    run(aws, write_config(tmp_path / "rexctl.toml", world))
+    cfg = write_config(tmp_path / "rexctl.toml", world, node_type="cache.t4g.small")
+    result, _ = run(aws, cfg)
+    assert result.applied == ["modify rexpress-redis: node type cache.t4g.micro → cache.t4g.small"]
+    rg = aws.elasticache.describe_replication_groups(ReplicationGroupId="rexpress-redis")
+    assert rg["ReplicationGroups"][0]["CacheNodeType"] == "cache.t4g.small"
+
+
+def test_changes_that_cannot_be_made_in_place_are_explained(
+    aws: ClientSet, world: World, tmp_path: Path
+) -> None:
+    run(aws, write_config(tmp_path / "rexctl.toml", world))
+    cfg = write_config(tmp_path / "rexctl.toml", world, tls=True, replicas=2)
+    before = snapshot(aws)
+    result, _ = run(aws, cfg)
+    assert result.applied == []
+    error = result.error()
+    assert isinstance(error, CheckFailed)
+    assert "Step 6: rexpress-redis has 0 replica(s), rexctl.toml asks for 2." in error.message
+    assert "aws elasticache increase-replica-count --replication-group-id rexpress-redis" in (
+        error.message
+    )
+    assert "Step 9: rexpress-redis: in-transit encryption is off;" in error.message
+    assert "Nothing was deleted." in (error.hint or "")
+    assert snapshot(aws) == before
+
+
+def test_a_deleting_group_blocks(aws: ClientSet, world: World, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "rexctl.toml", world)
+    run(aws, cfg)
+    elasticache_backend().replication_groups["rexpress-redis"].status = "deleting"
+    error = run(aws, cfg)[0].error()
+    assert isinstance(error, AwsError)
+    assert "Step 10: Replication group rexpress-redis is deleting." in error.message
+
+
+def test_bad_inputs_are_refused_before_aws(aws: ClientSet, world: World, tmp_path: Path) -> None:
+    cfg = write_config(
+        tmp_path / "rexctl.toml", world, engine_version="seven", subnet_group="bad_name!"
+    )
+    error = run(aws, cfg)[0].error()
+    assert isinstance(error, ConfigError)
+    assert "`cache.engine_version` 'seven' is not a Redis version such as 7.1." in error.message
+    assert "`cache.subnet_group` 'bad_name!' may only use letters" in error.message
+    assert aws.elasticache.describe_replication_groups()["ReplicationGroups"] == []
