@@ -110,7 +110,8 @@ def create_app(settings: Settings | None = None, *, log: LogSink | None = None) 
         except InvalidProduct as exc:
             raise HTTPException(exc.status, str(exc)) from None
         product = await cache.add(name)
-        log.info(f"POST /api/products 201 id={product['id']}: cached list invalidated")
+        done = "pending until Redis is back" if cache.invalidation_pending else "done"
+        log.info(f"POST /api/products 201 id={product['id']}: cache invalidation {done}")
         return JSONResponse(product, status_code=201)
 
     async def health(request: Request) -> Response:

@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
@@ -188,7 +189,7 @@ class ProductCache:
 
     async def _mget(self, client: aioredis.Redis) -> tuple[bytes | None, bytes | None]:
         raw, remote = await client.mget(self._key, self._gen_key)
-        return raw, remote
+        return cast(bytes | None, raw), cast(bytes | None, remote)  # decode_responses=False
 
     async def _read_db(self) -> tuple[bytes, float]:
         started = time.perf_counter()
@@ -249,8 +250,12 @@ class ProductCache:
             if self._pending_invalidation and not self.link.breaker_open:
                 # Redis answered but refused the DEL (read-only replica, ...): its copy is stale,
                 # so stop reading it until the DEL goes through.
-                self.link.open_breaker("invalidate", "the cached list could not be deleted")
+                self.link.open_breaker("invalidate", "it holds a list older than this write")
         return product
+
+    @property
+    def invalidation_pending(self) -> bool:
+        return self._pending_invalidation
 
     def invalidate_local(self, origin: str) -> None:
         self._generation += 1
@@ -285,8 +290,9 @@ class ProductCache:
             try:
                 async with asyncio.timeout(self.link.timeout):
                     await pubsub.subscribe(self._channel)
-                # Messages sent while we were not subscribed are lost: drop what we hold.
-                self.invalidate_local("pubsub")
+                # Messages sent while we were not subscribed are lost: drop what we hold (the
+                # near TTL bounds what a fill already under way may still put there).
+                self._near = None
                 while self.link.usable:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message and message.get("data") != self.instance.encode():

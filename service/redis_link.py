@@ -63,9 +63,10 @@ def classify(exc: BaseException) -> str:
     if isinstance(exc, AuthenticationError | AuthorizationError | NoPermissionError):
         return "auth"
     text = str(exc)
-    if isinstance(exc, ReadOnlyError) or "READONLY" in text:
+    # Inside a Lua script the server's error loses its READONLY/OOM prefix: match the text too.
+    if isinstance(exc, ReadOnlyError) or "READONLY" in text or "read only replica" in text:
         return "readonly"
-    if isinstance(exc, OutOfMemoryError) or text.startswith("OOM") or "-OOM" in text:
+    if isinstance(exc, OutOfMemoryError) or "not allowed when used memory" in text:
         return "oom"
     if "NOAUTH" in text or "WRONGPASS" in text or "NOPERM" in text:
         return "auth"
@@ -161,10 +162,8 @@ class RedisLink:
             socket_timeout=self.timeout,
             socket_connect_timeout=self.timeout,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-            retry_on_timeout=False,
             health_check_interval=0,
-            lib_name=None,
-            lib_version=None,
+            protocol=2,  # RESP2: no HELLO, works with every Redis and ElastiCache version
         )
 
     # -- calls ----------------------------------------------------------------------------------
@@ -210,9 +209,8 @@ class RedisLink:
     # -- breaker --------------------------------------------------------------------------------
     def open_breaker(self, op: str, reason: str) -> None:
         """Open the breaker for a reason other than a failed call (a lost invalidation)."""
-        self.last_error = f"{op}: {reason}"
         if not self.breaker_open:
-            self._log_error(self.last_error)
+            self.log.warning(f"⚠️ Redis skipped until {op} succeeds: {reason}")
             self._open(log=True)
 
     def _open(self, *, log: bool) -> None:

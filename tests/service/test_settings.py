@@ -1,0 +1,65 @@
+"""Settings.from_env: defaults, the seed's REDIS_ENABLED rule, one clear error per bad value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.settings import Settings, SettingsError
+
+
+def test_defaults_match_the_seed_and_the_issue() -> None:
+    s = Settings.from_env({})
+    assert (s.redis_enabled, s.redis_host, s.redis_port) == (False, "localhost", 6379)
+    assert (s.cache_ttl_seconds, s.db_delay_ms, s.port, s.host) == (60, 1500, 3000, "127.0.0.1")
+    assert (s.redis_timeout_ms, s.near_cache_ttl_ms, s.breaker_probe_ms) == (200, 1000, 500)
+    assert (s.log_format, s.redis_tls, s.redis_auth_token) == ("text", False, None)
+    assert s.database_path == "products.sqlite3"
+
+
+@pytest.mark.parametrize("value", ["True", "1", "yes", "TRUE", " true"])
+def test_only_the_exact_string_true_enables_redis(value: str) -> None:
+    s = Settings.from_env({"REDIS_ENABLED": value})
+    assert s.redis_enabled is False
+    assert s.redis_enabled_note == f'REDIS_ENABLED is {value!r}, not exactly "true"'
+    assert Settings.from_env({"REDIS_ENABLED": "true"}).redis_enabled is True
+    assert Settings.from_env({"REDIS_ENABLED": "false"}).redis_enabled_note == ""
+
+
+def test_values_are_parsed(tmp_path: Path) -> None:
+    s = Settings.from_env(
+        {"REDIS_ENABLED": "true", "REDIS_HOST": "cache.example", "REDIS_PORT": "6380",
+         "REDIS_TLS": "true", "REDIS_AUTH_TOKEN": "s3cret-token", "REDIS_TIMEOUT_MS": "50",
+         "CACHE_TTL_SECONDS": "5", "DB_DELAY_MS": "0", "DATABASE_PATH": str(tmp_path / "p.db"),
+         "HOST": "0.0.0.0", "PORT": "8080", "LOG_FORMAT": "JSON", "NEAR_CACHE_TTL_MS": "0",
+         "BREAKER_PROBE_MS": "250"}
+    )  # fmt: skip
+    assert s.redis_port == 6380 and s.redis_tls and s.redis_timeout == 0.05
+    assert s.log_format == "json" and s.near_cache_ttl_ms == 0 and s.port == 8080
+    assert str(s.redis_auth_token) == "s3cret-token"
+    assert "s3cret-token" not in repr(s)
+    assert s.describe()["redis_auth_token"] == "***"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("REDIS_PORT", "abc", "REDIS_PORT='abc' is invalid: expected a whole number from 1 to 65535"),
+        ("REDIS_PORT", "70000", "REDIS_PORT='70000' is invalid: expected a whole number from 1 to 65535"),
+        ("PORT", "0", "PORT='0' is invalid: expected a whole number from 1 to 65535"),
+        ("REDIS_TIMEOUT_MS", "-5", "REDIS_TIMEOUT_MS='-5' is invalid: expected a whole number from 1 to 60000"),
+        ("CACHE_TTL_SECONDS", "0", "CACHE_TTL_SECONDS='0' is invalid: expected a whole number from 1 to 2592000"),
+        ("DB_DELAY_MS", "1.5", "DB_DELAY_MS='1.5' is invalid: expected a whole number from 0 to 600000"),
+        ("REDIS_TLS", "maybe", "REDIS_TLS='maybe' is invalid: expected true or false"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT='xml' is invalid: expected one of: text, json"),
+        ("REDIS_HOST", "", "REDIS_HOST='' is invalid: expected a host name or IP address"),
+        ("NEAR_CACHE_TTL_MS", "fast", "NEAR_CACHE_TTL_MS='fast' is invalid: expected a whole number from 0 to 60000"),
+        ("BREAKER_PROBE_MS", "5", "BREAKER_PROBE_MS='5' is invalid: expected a whole number from 10 to 60000"),
+        ("DATABASE_PATH", "/no/such/dir/p.db", "DATABASE_PATH='/no/such/dir/p.db' is invalid: directory /no/such/dir does not exist"),
+    ],
+)  # fmt: skip
+def test_a_bad_value_names_the_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({name: value})
+    assert str(info.value) == message
