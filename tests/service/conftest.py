@@ -96,9 +96,11 @@ async def running(settings: Settings) -> AsyncIterator[Harness]:
     sink = LogSink(settings.log_format, lines.append, secrets=[str(token)] if token else ())
     app = create_app(settings, log=sink)
     transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
-            yield Harness(app, client, sink, lines)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://service") as client,
+    ):
+        yield Harness(app, client, sink, lines)
 
 
 def unused_redis_port() -> int:
