@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 
 from rexctl.config import Config, load
 
@@ -77,10 +78,13 @@ def make_world(
     log_config: bool = True,
     backend_env: list[dict[str, str]] | None = None,
 ) -> World:
-    """Build the world (MOTO_ECS_SERVICE_RUNNING must already be set)."""
+    """Build the world (MOTO_ECS_SERVICE_RUNNING must already be set). With `endpoint_url` (a
+    moto server) the server's state is wiped first: its backends are this process's globals and
+    outlive the previous test's server."""
     kw: dict[str, Any] = {"region_name": REGION}
     if endpoint_url:
         kw["endpoint_url"] = endpoint_url
+        httpx.post(f"{endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
     ecs = boto3.client("ecs", **kw)
     elasticache = boto3.client("elasticache", **kw)
     secretsmanager = boto3.client("secretsmanager", **kw)
