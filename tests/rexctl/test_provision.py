@@ -192,10 +192,14 @@ def test_existing_cidr_rule_stops_provisioning_and_names_it(
     rule = aws.ec2.authorize_security_group_ingress(
         GroupId=sg,
         IpPermissions=[
-            {"IpProtocol": "tcp", "FromPort": 6000, "ToPort": 7000,
-             "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 6000,
+                "ToPort": 7000,
+                "IpRanges": [{"CidrIp": "10.0.0.0/8"}],
+            }
         ],
-    )["SecurityGroupRules"][0]["SecurityGroupRuleId"]  # fmt: skip
+    )["SecurityGroupRules"][0]["SecurityGroupRuleId"]
     cfg = write_config(tmp_path / "rexctl.toml", world)
     before = snapshot(aws)
     result, _ = run(aws, cfg)

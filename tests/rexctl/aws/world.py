@@ -37,9 +37,11 @@ def clients(endpoint_url: str | None = None) -> ClientSet:
         return boto3.client(name, region_name=REGION, endpoint_url=endpoint_url)
 
     return ClientSet(
-        ec2=make("ec2"), ecs=make("ecs"), elasticache=make("elasticache"),
+        ec2=make("ec2"),
+        ecs=make("ecs"),
+        elasticache=make("elasticache"),
         secretsmanager=make("secretsmanager"),
-    )  # fmt: skip
+    )
 
 
 def build_world(
@@ -119,9 +121,13 @@ def build_world(
             }
         }
     ecs.create_service(
-        cluster=cluster, serviceName=service, taskDefinition=td, desiredCount=1,
-        launchType="FARGATE" if network_mode == "awsvpc" else "EC2", **kwargs,
-    )  # fmt: skip
+        cluster=cluster,
+        serviceName=service,
+        taskDefinition=td,
+        desiredCount=1,
+        launchType="FARGATE" if network_mode == "awsvpc" else "EC2",
+        **kwargs,
+    )
     return World(vpc, private, public, igw, ecs_sg, cluster, service, td)
 
 

@@ -1,0 +1,79 @@
+"""EC2 adapter: subnet privacy by route table, security-group rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from moto import mock_aws
+
+from rexctl.aws import ec2 as ec2_api
+from rexctl.provisioning import ClientSet
+from tests.rexctl.aws.world import build_world, clients
+
+
+@pytest.fixture
+def aws() -> Iterator[ClientSet]:
+    with mock_aws():
+        yield clients()
+
+
+def test_subnets_are_public_only_with_an_igw_default_route(aws: ClientSet) -> None:
+    world = build_world(aws)
+    subnets = {s.id: s for s in ec2_api.vpc_subnets(aws.ec2, world.vpc_id)}
+    assert {s.name: s.public for s in subnets.values()} == {
+        "public-a": True,
+        "public-b": True,
+        "private-a": False,
+        "private-b": False,
+    }
+    public = subnets[world.public_subnets[0]]
+    assert public.internet_gateway == world.igw
+    assert public.why == f"its route table {public.route_table} sends 0.0.0.0/0 to {world.igw}"
+    nat_routed = subnets[world.private_subnets[0]]
+    assert nat_routed.route_table and not nat_routed.internet_gateway
+    assert subnets[world.private_subnets[1]].az == "us-east-1b"
+
+
+def test_main_table_with_igw_route_makes_unassociated_subnets_public(aws: ClientSet) -> None:
+    world = build_world(aws)
+    main = aws.ec2.describe_route_tables(
+        Filters=[
+            {"Name": "vpc-id", "Values": [world.vpc_id]},
+            {"Name": "association.main", "Values": ["true"]},
+        ]
+    )["RouteTables"][0]["RouteTableId"]
+    aws.ec2.create_route(RouteTableId=main, DestinationCidrBlock="0.0.0.0/0", GatewayId=world.igw)
+    subnets = {s.id: s for s in ec2_api.vpc_subnets(aws.ec2, world.vpc_id)}
+    assert subnets[world.private_subnets[1]].public  # uses the main table
+    assert not subnets[world.private_subnets[0]].public  # its own table routes to the NAT
+
+
+def test_security_group_create_rule_and_find(aws: ClientSet) -> None:
+    world = build_world(aws)
+    tags = {"managed-by": "rexctl"}
+    sg = ec2_api.create_security_group(aws.ec2, "cache-sg", world.vpc_id, "desc", tags)
+    rule_id = ec2_api.authorize_from_group(aws.ec2, sg, 6379, world.ecs_sg, "from ecs", tags)
+    found = ec2_api.find_security_group(aws.ec2, "cache-sg", world.vpc_id)
+    assert found is not None and found.id == sg and found.tags == tags
+    [rule] = found.ingress()
+    assert (rule.id, rule.source_group, rule.ports, rule.covers(6379), rule.covers(6380)) == (
+        rule_id,
+        world.ecs_sg,
+        "6379",
+        True,
+        False,
+    )
+    assert ec2_api.find_security_group(aws.ec2, "cache-sg", "vpc-0123456789abcdef0") is None
+    groups, missing = ec2_api.get_security_groups(aws.ec2, [sg, "sg-0123456789abcdef0"])
+    assert [g.id for g in groups] == [sg] and missing == ["sg-0123456789abcdef0"]
+
+
+def test_rule_coverage_and_revoke_command() -> None:
+    any_traffic = ec2_api.Rule("sgr-1", "sg-1", False, "-1", -1, -1, cidr="0.0.0.0/0")
+    udp = ec2_api.Rule("sgr-2", "sg-1", False, "udp", 0, 65535, cidr="10.0.0.0/8")
+    assert any_traffic.covers(6379) and any_traffic.ports == "all"
+    assert not udp.covers(6379)
+    assert ec2_api.revoke_command(any_traffic) == (
+        "aws ec2 revoke-security-group-ingress --group-id sg-1 --security-group-rule-ids sgr-1"
+    )

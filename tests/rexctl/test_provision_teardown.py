@@ -1,0 +1,314 @@
+"""`rexctl teardown` core: only what carries managed-by=rexctl, in dependency order.
+
+moto cannot finish a replication-group deletion nor delete a cache subnet group, so the
+ElastiCache side of the full path runs through a botocore Stubber with exact parameters; EC2,
+ECS and Secrets Manager stay on moto.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from rexctl.errors import AwsError
+from rexctl.provision import plan_teardown, teardown
+from rexctl.provisioning import ClientSet, RecordingReporter, managed_tags
+from tests.rexctl.aws.world import REGION, World, build_world, clients, write_config
+
+RG_ARN = "arn:aws:elasticache:us-east-1:123456789012:replicationgroup:rexpress-redis"
+SNG_ARN = "arn:aws:elasticache:us-east-1:123456789012:subnetgroup:rexpress-redis-subnets"
+ENDPOINT = "master.rexpress-redis.abc123.use1.cache.amazonaws.com"
+TAGS = [
+    {"Key": "managed-by", "Value": "rexctl"},
+    {"Key": "rexctl:cache-id", "Value": "rexpress-redis"},
+]
+
+
+@pytest.fixture
+def aws() -> Iterator[ClientSet]:
+    with mock_aws():
+        yield clients()
+
+
+def group(status: str) -> dict[str, Any]:
+    return {
+        "ReplicationGroups": [
+            {
+                "ReplicationGroupId": "rexpress-redis",
+                "Status": status,
+                "ARN": RG_ARN,
+                "MemberClusters": ["rexpress-redis-001"],
+                "NodeGroups": [
+                    {"NodeGroupId": "0001", "PrimaryEndpoint": {"Address": ENDPOINT, "Port": 6379}}
+                ],
+                "ClusterEnabled": False,
+                "CacheNodeType": "cache.t4g.micro",
+            }
+        ]
+    }
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def tagged_sg(aws: ClientSet, world: World) -> str:
+    sg: str = aws.ec2.create_security_group(
+        GroupName="rexpress-redis-sg",
+        Description="rexctl",
+        VpcId=world.vpc_id,
+        TagSpecifications=[
+            {
+                "ResourceType": "security-group",
+                "Tags": [{"Key": k, "Value": v} for k, v in managed_tags("rexpress-redis").items()],
+            }
+        ],
+    )["GroupId"]
+    return sg
+
+
+def test_teardown_deletes_tagged_resources_in_order_and_keeps_the_rest(
+    aws: ClientSet, tmp_path: Path
+) -> None:
+    world = build_world(
+        aws,
+        environment=[
+            {"name": "REDIS_HOST", "value": ENDPOINT},
+            {"name": "REDIS_PORT", "value": "6379"},
+        ],
+    )
+    cfg = write_config(tmp_path / "rexctl.toml", world)
+    sg = tagged_sg(aws, world)
+    # A secret with rexctl's name but without its tag: kept.
+    aws.secretsmanager.create_secret(Name="rexctl/rexpress-redis/auth-token", SecretString="x" * 20)
+
+    ec = boto3.client("elasticache", region_name=REGION)
+    stub = Stubber(ec)
+    name = {"ReplicationGroupId": "rexpress-redis"}
+    stub.add_response("describe_replication_groups", group("available"), name)
+    stub.add_response("list_tags_for_resource", {"TagList": TAGS}, {"ResourceName": RG_ARN})
+    stub.add_response(
+        "describe_cache_subnet_groups",
+        {
+            "CacheSubnetGroups": [
+                {
+                    "CacheSubnetGroupName": "rexpress-redis-subnets",
+                    "ARN": SNG_ARN,
+                    "VpcId": world.vpc_id,
+                    "Subnets": [],
+                }
+            ]
+        },
+        {"CacheSubnetGroupName": "rexpress-redis-subnets"},
+    )
+    stub.add_response("list_tags_for_resource", {"TagList": TAGS}, {"ResourceName": SNG_ARN})
+    # teardown: delete, wait (deleting -> gone), then the subnet group.
+    stub.add_response("describe_replication_groups", group("available"), name)
+    stub.add_response(
+        "delete_replication_group",
+        {"ReplicationGroup": group("deleting")["ReplicationGroups"][0]},
+        name,
+    )
+    stub.add_response("describe_replication_groups", group("deleting"), name)
+    stub.add_response("describe_replication_groups", group("deleting"), name)
+    stub.add_client_error(
+        "describe_replication_groups",
+        "ReplicationGroupNotFoundFault",
+        "not found",
+        expected_params=name,
+    )
+    stub.add_response(
+        "delete_cache_subnet_group", {}, {"CacheSubnetGroupName": "rexpress-redis-subnets"}
+    )
+    mixed = ClientSet(ec2=aws.ec2, ecs=aws.ecs, elasticache=ec, secretsmanager=aws.secretsmanager)
+    t = FakeTime()
+    reporter = RecordingReporter()
+    with stub:
+        plan = plan_teardown(mixed, cfg)
+        assert [(r.kind, r.delete) for r in plan.resources] == [
+            ("replication group", True),
+            ("cache subnet group", True),
+            ("security group", True),
+            ("secret", False),
+        ]
+        assert plan.kept[0].why == "not managed by rexctl"
+        assert plan.warnings == [
+            f"Task definition backend:1 still points REDIS_HOST at {ENDPOINT}. After the teardown "
+            "the service runs without its cache (it should degrade gracefully); deploy a "
+            "revision with REDIS_ENABLED=false to stop the errors."
+        ]
+        result = teardown(
+            mixed, cfg, plan, reporter=reporter, timeout=60, clock=t.clock, sleep=t.sleep
+        )
+        stub.assert_no_pending_responses()
+    assert result.error() is None
+    assert [r.kind for r in result.deleted] == [
+        "replication group",
+        "cache subnet group",
+        "security group",
+    ]
+    assert t.sleeps == [1.0, 2.0]
+    assert [s for s, _ in reporter.progress_reports] == ["deleting", "deleting", "deleted"]
+    assert (
+        aws.ec2.describe_security_groups(Filters=[{"Name": "group-id", "Values": [sg]}])[
+            "SecurityGroups"
+        ]
+        == []
+    )
+    # The untagged secret is still there.
+    assert aws.secretsmanager.describe_secret(SecretId="rexctl/rexpress-redis/auth-token")["Name"]
+    assert result.to_json()["kept"][0]["why"] == "not managed by rexctl"
+
+
+def test_teardown_stops_when_the_group_is_not_gone_in_time(aws: ClientSet, tmp_path: Path) -> None:
+    world = build_world(aws)
+    cfg = write_config(tmp_path / "rexctl.toml", world)
+    tagged_sg(aws, world)
+    ec = boto3.client("elasticache", region_name=REGION)
+    stub = Stubber(ec)
+    name = {"ReplicationGroupId": "rexpress-redis"}
+    stub.add_response("describe_replication_groups", group("deleting"), name)
+    stub.add_response("list_tags_for_resource", {"TagList": TAGS}, {"ResourceName": RG_ARN})
+    stub.add_client_error(
+        "describe_cache_subnet_groups",
+        "CacheSubnetGroupNotFoundFault",
+        "none",
+        expected_params={"CacheSubnetGroupName": "rexpress-redis-subnets"},
+    )
+    stub.add_response("describe_replication_groups", group("deleting"), name)  # no second delete
+    for _ in range(3):
+        stub.add_response("describe_replication_groups", group("deleting"), name)
+    mixed = ClientSet(ec2=aws.ec2, ecs=aws.ecs, elasticache=ec, secretsmanager=aws.secretsmanager)
+    t = FakeTime()
+    with stub:
+        plan = plan_teardown(mixed, cfg)
+        result = teardown(
+            mixed,
+            cfg,
+            plan,
+            reporter=RecordingReporter(),
+            timeout=3,
+            clock=t.clock,
+            sleep=t.sleep,
+        )
+        stub.assert_no_pending_responses()
+    error = result.error()
+    assert isinstance(error, AwsError)
+    assert (
+        "- replication group rexpress-redis: Replication group rexpress-redis was not "
+        "deleted after 3 s (it is deleting)." in error.message
+    )
+    assert "- security group rexpress-redis-sg" in error.message
+    assert "not attempted: replication group rexpress-redis is not gone yet" in error.message
+    assert result.deleted == []
+    assert aws.ec2.describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": ["rexpress-redis-sg"]}]
+    )["SecurityGroups"]
+
+
+def test_teardown_keeps_everything_not_tagged(aws: ClientSet, tmp_path: Path) -> None:
+    world = build_world(aws)
+    cfg = write_config(tmp_path / "rexctl.toml", world)
+    # Made by hand, with rexctl's names, without its tags.
+    sg = aws.ec2.create_security_group(
+        GroupName="rexpress-redis-sg", Description="by hand", VpcId=world.vpc_id
+    )["GroupId"]
+    aws.elasticache.create_cache_subnet_group(
+        CacheSubnetGroupName="rexpress-redis-subnets",
+        CacheSubnetGroupDescription="by hand",
+        SubnetIds=world.private_subnets,
+    )
+    aws.elasticache.create_replication_group(
+        ReplicationGroupId="rexpress-redis",
+        ReplicationGroupDescription="by hand",
+        Engine="redis",
+        CacheNodeType="cache.t4g.micro",
+        NumCacheClusters=1,
+        CacheSubnetGroupName="rexpress-redis-subnets",
+        SecurityGroupIds=[sg],
+    )
+    plan = plan_teardown(aws, cfg)
+    assert [(r.kind, r.delete, r.why) for r in plan.resources] == [
+        ("replication group", False, "not managed by rexctl"),
+        ("cache subnet group", False, "not managed by rexctl"),
+        ("security group", False, "not managed by rexctl"),
+    ]
+    result = teardown(
+        aws,
+        cfg,
+        plan,
+        reporter=RecordingReporter(),
+        timeout=5,
+        clock=lambda: 0.0,
+        sleep=lambda s: None,
+    )
+    assert result.deleted == [] and result.error() is None
+    assert aws.elasticache.describe_replication_groups()["ReplicationGroups"][0]["Status"] == (
+        "available"
+    )
+
+
+def test_tagged_sg_in_use_by_an_unmanaged_cache_is_kept(aws: ClientSet, tmp_path: Path) -> None:
+    world = build_world(aws)
+    cfg = write_config(tmp_path / "rexctl.toml", world)
+    sg = tagged_sg(aws, world)
+    aws.elasticache.create_replication_group(
+        ReplicationGroupId="rexpress-redis",
+        ReplicationGroupDescription="by hand",
+        Engine="redis",
+        CacheNodeType="cache.t4g.micro",
+        SecurityGroupIds=[sg],
+    )
+    plan = plan_teardown(aws, cfg)
+    assert [(r.kind, r.delete, r.why) for r in plan.resources] == [
+        ("replication group", False, "not managed by rexctl"),
+        ("security group", False, "in use by rexpress-redis, which rexctl does not manage"),
+    ]
+
+
+def test_teardown_after_provision_deletes_secret_and_sg(aws: ClientSet, tmp_path: Path) -> None:
+    """Against moto end to end: the fake sleep finishes the deletion moto never finishes."""
+    from moto.backends import get_backend
+
+    from rexctl.provision import provision
+
+    world = build_world(aws)
+    cfg = write_config(tmp_path / "rexctl.toml", world, tls=True, auth=True)
+    provision(aws, cfg, reporter=RecordingReporter(), clock=lambda: 0.0, sleep=lambda s: None)
+    backend = get_backend("elasticache")["123456789012"][REGION]
+    # moto cannot delete a cache subnet group: drop rexctl's tag so teardown keeps it.
+    arn = backend.cache_subnet_groups["rexpress-redis-subnets"].arn
+    aws.elasticache.remove_tags_from_resource(ResourceName=arn, TagKeys=["managed-by"])
+    plan = plan_teardown(aws, cfg)
+    assert [(r.kind, r.delete) for r in plan.resources] == [
+        ("replication group", True),
+        ("cache subnet group", False),
+        ("security group", True),
+        ("secret", True),
+    ]
+
+    def finish(seconds: float) -> None:
+        backend.replication_groups.pop("rexpress-redis", None)
+
+    result = teardown(
+        aws, cfg, plan, reporter=RecordingReporter(), timeout=60, clock=lambda: 0.0, sleep=finish
+    )
+    assert result.error() is None, result.failed
+    assert [r.kind for r in result.deleted] == ["replication group", "security group", "secret"]
+    assert aws.secretsmanager.list_secrets()["SecretList"] == []
+    assert aws.elasticache.describe_replication_groups()["ReplicationGroups"] == []
