@@ -58,6 +58,7 @@ class TaskSample:
     tasks: list[Task]  # tasks whose desired status is RUNNING
     stopped: list[Task]  # tasks of the service that are stopping or stopped
     events: list[dict[str, str]] = field(default_factory=list)  # the service's recent events
+    phase: str = "during"  # before | injected (wrong-host's baseline) | during
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -275,9 +275,9 @@ def run(fault: Fault, plan: Plan, course: Course) -> DrillRecord:
         c.sink("answer", a)
         return a
 
-    def sample() -> TaskSample:
+    def sample(phase: str = "during") -> TaskSample:
         running, desired, tasks, stopped, events = c.sensors.tasks()
-        s = TaskSample(since(), running, desired, tasks, stopped, events)
+        s = TaskSample(since(), running, desired, tasks, stopped, events, phase)
         obs.samples.append(s)
         c.sink("tasks", s)
         return s
@@ -321,7 +321,7 @@ def run(fault: Fault, plan: Plan, course: Course) -> DrillRecord:
                     f"{first.error or first.status}. Nothing was changed.",
                     hint="Fix the API (or pass the right --url) before breaking anything.",
                 )
-            before = sample()
+            before = sample("before")
             if before.running != before.desired:
                 raise CheckFailed(
                     f"Steady state not met before the drill: the service runs {before.running} "
@@ -370,7 +370,7 @@ def run(fault: Fault, plan: Plan, course: Course) -> DrillRecord:
             save()
             if fault.expect_new_tasks:
                 obs.watch_task_definition = str(journal.changes[0].get("bad", ""))
-                obs.baseline = list(sample().tasks)
+                obs.baseline = list(sample("injected").tasks)
             # 4. observe
             c.sink("phase", "observe")
             _observe(c, answer, sample_during, poll_logs, nap, start_ms)

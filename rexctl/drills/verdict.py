@@ -121,13 +121,14 @@ def check_api(obs: Observations) -> Check:
 def check_tasks(obs: Observations) -> Check:
     watch = obs.watch_task_definition
     name = "new tasks stayed up" if watch else "tasks did not restart"
-    if not obs.samples:
-        return Check(name, FAILED, ["the service's tasks were never sampled"])
+    samples = [s for s in obs.samples if s.phase == "during"]
+    if not samples:
+        return Check(name, FAILED, ["the service's tasks were never sampled under the fault"])
     baseline = {t.arn for t in obs.baseline if not watch or t.task_definition == watch}
     stopped: dict[str, str] = {}
     new: set[str] = set()
     mismatch: list[str] = []
-    for s in obs.samples:
+    for s in samples:
         running = {t.arn for t in s.tasks if not watch or t.task_definition == watch}
         for arn in baseline - running:
             stopped.setdefault(arn, f"gone from the running tasks at t={s.t:.1f}s")
@@ -139,7 +140,7 @@ def check_tasks(obs: Observations) -> Check:
         if s.running != s.desired:
             mismatch.append(f"t={s.t:.1f}s running {s.running} of {s.desired}")
     evidence = [
-        f"{len(baseline)} task(s) watched over {len(obs.samples)} samples"
+        f"{len(baseline)} task(s) watched over {len(samples)} samples"
         + (f" (revision {watch.rsplit('/', 1)[-1]})" if watch else "")
     ]
     evidence += [f"{arn.rsplit('/', 1)[-1]} {why}" for arn, why in sorted(stopped.items())]

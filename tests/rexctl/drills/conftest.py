@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +60,8 @@ class FakeClock:
         self.now += max(seconds, 0.0)
 
     def wall(self) -> float:
-        return 1_700_000_000.0 + self.now
+        # Real wall time: log events carry real timestamps, and CloudWatch windows use them.
+        return time.time()
 
 
 @pytest.fixture
