@@ -1,9 +1,204 @@
-"""`rexctl sandbox`: placeholder until its issue lands."""
+"""`rexctl sandbox up | down | status | env` and `rexctl rehearse`: the local stand-in for AWS.
+
+The logic lives in `rexctl/sandbox/` (daemon, control, discovery) and `rexctl/rehearse.py`; these
+commands parse, call one core function and render. See docs/sandbox.md.
+"""
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from rexctl import ui
+from rexctl.cli.factory import get_factory
+from rexctl.cli.options import JsonOption
+from rexctl.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from rexctl.rehearse import Rehearsal, StepResult
+    from rexctl.sandbox.control import Status
+
+sandbox_app = typer.Typer(
+    help="A local stand-in for the guide's AWS architecture (moto, redis-server, the bundled "
+    "service's tasks, a load balancer, a gate that applies security groups and ACLs). "
+    "See docs/sandbox.md.",
+    no_args_is_help=True,
+)
+
+STATUS_STYLES = {"RUNNING": "green", "up": "green", "PENDING": "yellow", "down": "bold red"}
+
+
+@sandbox_app.command("up")
+def up_cmd(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Start the sandbox of this directory in the background (or reuse the running one)."""
+    from rexctl.sandbox import control
+
+    f = get_factory(ctx, json=json)
+    with ui.status("Starting the sandbox (moto, redis-server, the backend's tasks)..."):
+        result = control.up(Path.cwd())
+    view = control.status(Path.cwd())
+    if f.json:
+        ui.print_json({"started": result.started, **_status_json(view)})
+        return
+    word = "Started" if result.started else "Reusing the running"
+    ui.success(f"{word} sandbox in {result.state.dir}.")
+    if view is not None:
+        _show_status(view)
+    ui.info('Use it: `rexctl --sandbox <command>` here, or `eval "$(rexctl sandbox env)"`.')
+
+
+@sandbox_app.command("down")
+def down_cmd(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Stop the sandbox of this directory and every process it started."""
+    from rexctl.sandbox import control
+
+    f = get_factory(ctx, json=json)
+    with ui.status("Stopping the sandbox..."):
+        result = control.down(Path.cwd())
+    if f.json:
+        ui.print_json({"was_running": result.was_running, "killed": result.stopped})
+        return
+    if result.was_running:
+        ui.success("Sandbox stopped; no process of it is left.")
+    else:
+        ui.info("No sandbox was running here" + (" (cleaned up its leftovers)." if result.stopped
+                                                 else "."))  # fmt: skip
+
+
+@sandbox_app.command("status")
+def status_cmd(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Show the sandbox's parts and their addresses."""
+    from rexctl.sandbox import control
+
+    f = get_factory(ctx, json=json)
+    view = control.status(Path.cwd())
+    if f.json:
+        ui.print_json(_status_json(view))
+        return
+    if view is None:
+        ui.info("No sandbox is running here. Start one with `rexctl sandbox up`.")
+        return
+    _show_status(view)
+
+
+@sandbox_app.command("env")
+def env_cmd(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Print shell exports that point rexctl and the AWS CLI at the sandbox.
+
+    Use: eval "$(rexctl sandbox env)"
+    """
+    from rexctl.sandbox import control, discover
+
+    f = get_factory(ctx, json=json)
+    state = discover.find(Path.cwd())
+    if state is None:
+        raise UsageError("No sandbox is running here.", hint="Start one with `rexctl sandbox up`.")
+    exports = control.env_exports(state)
+    if f.json:
+        ui.print_json(exports)
+        return
+    lines = [f"unset {' '.join(control.ENV_UNSET)}"]
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in exports.items()]
+    print("\n".join(lines))
+
+
+def rehearse_cmd(
+    ctx: typer.Context,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave the sandbox running afterwards.")
+    ] = False,
+    duration: Annotated[
+        float,
+        typer.Option("--duration", min=2, max=600, help="Seconds each failure drill observes."),
+    ] = 8.0,
+    json: JsonOption = False,
+) -> None:
+    """Rehearse the guide's 15 steps against the local sandbox (no AWS account needed).
+
+    Runs init, provision (1-11), deploy (12), verify (13-14) and the three drills (15), each as
+    `rexctl --sandbox ...`. Exit 0 only when every step had its expected outcome.
+    """
+    from rexctl.rehearse import rehearse
+
+    f = get_factory(ctx, json=json)
+    result = rehearse(Path.cwd(), keep=keep, duration=duration, on_step=_progress)
+    if f.json:
+        ui.print_json(result.to_json())
+    else:
+        _show_rehearsal(result)
+    if result.interrupted:
+        raise typer.Exit(int(ExitCode.INTERRUPTED))
+    if not result.passed:
+        raise typer.Exit(int(ExitCode.CHECK_FAILED))
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
+    app.add_typer(sandbox_app, name="sandbox")
+    app.command("rehearse")(rehearse_cmd)
+
+
+# Rendering -------------------------------------------------------------------------------------
+
+
+def _status_json(view: Status | None) -> dict[str, Any]:
+    if view is None:
+        return {"running": False}
+    return {
+        "running": True,
+        **view.state.to_dict(),
+        "redis_up": view.redis_up,
+        "tasks": [t.__dict__ for t in view.tasks],
+    }
+
+
+def _show_status(view: Status) -> None:
+    s = view.state
+    rows: list[tuple[str, str, str]] = [
+        ("daemon", f"pid {s.pid}", f"log {s.log_path}"),
+        ("AWS APIs (moto)", s.endpoint_url, f"region {s.region}"),
+        ("load balancer (app URL)", s.app_url, f"{sum(t.status == 'RUNNING' for t in view.tasks)}"
+         " task(s) behind it"),
+        ("cache node (redis-server)", f"127.0.0.1:{s.redis_port}", "up" if view.redis_up
+         else "down"),
+    ]  # fmt: skip
+    for t in view.tasks:
+        revision = t.task_definition.rsplit("/", 1)[-1]
+        gate = f", gate 127.0.0.1:{t.gate_port} for {t.redis_host}" if t.gate_port else ""
+        rows.append(
+            (f"task {t.id[:8]} ({t.status})", f"http://127.0.0.1:{t.port}", f"{revision}{gate}")
+        )
+    ui.show(
+        ui.table(
+            ["part", "address", "detail"],
+            rows,
+            title=f"Sandbox {s.dir} (ECS {s.cluster}/{s.service})",
+            styles=STATUS_STYLES,
+        )
+    )
+
+
+def _progress(step: StepResult | None, label: str) -> None:
+    if step is None:
+        ui.info(f"… {label}")
+    elif step.status == "passed":
+        ui.success(f"{label}: passed ({step.seconds:.1f} s). {step.detail}")
+    else:
+        ui.error(f"{label}: failed ({step.seconds:.1f} s). {step.detail}")
+
+
+def _show_rehearsal(result: Rehearsal) -> None:
+    rows = [(s.step, s.name, s.status, s.detail) for s in result.steps]
+    verdict = "every step passed" if result.passed else "some steps failed"
+    ui.show(
+        ui.table(
+            ["guide step", "rexctl", "result", "detail"],
+            rows,
+            title=f"Rehearsal: {verdict} ({result.seconds:.0f} s)",
+            styles=ui.VERDICT_STYLES,
+        )
+    )
+    ui.info(result.sandbox_note)

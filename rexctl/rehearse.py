@@ -1,0 +1,374 @@
+"""`rexctl rehearse`: the guide's whole journey against the local sandbox, step by step.
+
+Each step runs the installed rexctl as a subprocess, exactly as a user would type it, with
+`--sandbox`, `--json` and a configuration file of the rehearsal's own
+(`.rexctl/sandbox/rexctl.toml`, so a user's rexctl.toml is never touched), then judges its exit
+code and JSON against the outcome the guide expects. Drill journals go to the sandbox directory
+too. A sandbox the rehearsal started is stopped at the end (unless `--keep`); one that was
+already running is left running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rexctl.errors import ExitCode, RexctlError
+from rexctl.sandbox import control
+from rexctl.sandbox.state import CLUSTER, SERVICE, sandbox_dir
+
+STEP_TIMEOUT = 240.0
+PASSED = "passed"
+FAILED = "failed"
+
+
+@dataclass
+class StepResult:
+    step: str  # the guide's step numbers
+    name: str
+    status: str  # passed | failed
+    detail: str
+    exit_code: int | None = None
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Rehearsal:
+    steps: list[StepResult] = field(default_factory=list)
+    sandbox: dict[str, Any] = field(default_factory=dict)
+    sandbox_note: str = ""
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.steps) and all(s.status == PASSED for s in self.steps)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "seconds": round(self.seconds, 1),
+            "sandbox": self.sandbox,
+            "sandbox_note": self.sandbox_note,
+            "steps": [s.to_json() for s in self.steps],
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one command did: its exit code, parsed JSON (or None) and the end of its stderr."""
+
+    code: int
+    data: Any
+    stderr: str
+
+    def last_error(self) -> str:
+        lines = [ln.strip() for ln in self.stderr.splitlines() if ln.strip()]
+        errors = [ln for ln in lines if ln.startswith("Error:") or "No such command" in ln]
+        picked = errors[-1] if errors else (lines[-1] if lines else "")
+        return picked.removeprefix("Error:").strip() or "(no message)"
+
+
+Judge = Callable[[Outcome], tuple[bool, str]]
+Runner = Callable[[list[str], Path, dict[str, str], float], Outcome]
+Progress = Callable[[StepResult | None, str], None]
+
+
+@dataclass(frozen=True)
+class Step:
+    step: str
+    name: str
+    args: list[str]
+    judge: Judge
+    essential: bool  # later steps cannot run when this one fails
+
+
+def run_rexctl(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> Outcome:
+    """Run `python -m rexctl ARGS` (the installed rexctl); Ctrl-C reaches it too, so a drill
+    restores before it exits."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rexctl", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)  # let a drill restore
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        err += f"\nError: timed out after {timeout:.0f} s"
+    except KeyboardInterrupt:
+        proc.communicate(timeout=60)  # it got the same Ctrl-C; wait for its restore
+        raise
+    try:
+        data = json.loads(out) if out.strip() else None
+    except ValueError:
+        data = None
+    return Outcome(proc.returncode, data, err)
+
+
+def _env(directory: Path) -> dict[str, str]:
+    """The user's environment without anything that would point the steps elsewhere."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("REXCTL_", "AWS_")) and k not in ("CI",)
+    }
+    env.update(
+        AWS_ACCESS_KEY_ID="sandbox",
+        AWS_SECRET_ACCESS_KEY="sandbox",
+        AWS_CONFIG_FILE=str(directory / "no-aws-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(directory / "no-aws-credentials"),
+        REXCTL_STATE_DIR=str(directory / "state"),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+# Judging each step -------------------------------------------------------------------------------
+
+
+def _failed(outcome: Outcome, what: str) -> tuple[bool, str]:
+    if outcome.code == 2 and "No such command" in outcome.stderr:
+        return False, f"`rexctl {what}` is not available in this rexctl (No such command)."
+    return False, f"exit {outcome.code}: {outcome.last_error()}"
+
+
+def judge_init(o: Outcome) -> tuple[bool, str]:
+    if o.code != 0 or not isinstance(o.data, dict):
+        return _failed(o, "init")
+    settings = o.data.get("settings", {})
+    subnets = settings.get("ecs.subnets", [])
+    return True, (
+        f"wrote {o.data.get('path')}: service {settings.get('ecs.cluster')}/"
+        f"{settings.get('ecs.service')} in {settings.get('ecs.vpc_id')} "
+        f"({len(subnets)} subnet(s))"
+    )
+
+
+def judge_provision(o: Outcome) -> tuple[bool, str]:
+    if o.code != 0 or not isinstance(o.data, dict):
+        return _failed(o, "provision")
+    if not o.data.get("endpoint"):
+        return False, "provision ended without a primary endpoint"
+    done = "created" if o.data.get("changed") else "already in place"
+    return True, (
+        f"cache {o.data.get('cache_id')} {o.data.get('status')} ({done}); primary endpoint "
+        f"{o.data.get('endpoint')}:{o.data.get('port')}"
+    )
+
+
+def judge_deploy(o: Outcome) -> tuple[bool, str]:
+    if o.code != 0:
+        return _failed(o, "deploy")
+    data = o.data if isinstance(o.data, dict) else {}
+    summary = data.get("message") or data.get("summary") or data.get("outcome") or ""
+    revision = data.get("task_definition") or data.get("new_task_definition") or ""
+    text = "; ".join(str(x) for x in (summary, revision) if x)
+    return True, text or "rolled out, PRIMARY deployment COMPLETED with running = desired"
+
+
+def _checks(data: Any) -> list[dict[str, Any]]:
+    if not isinstance(data, dict):
+        return []
+    verdict = data.get("verdict") if isinstance(data.get("verdict"), dict) else data
+    checks = verdict.get("checks", []) if isinstance(verdict, dict) else []
+    return [c for c in checks if isinstance(c, dict)]
+
+
+def _check_line(checks: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{c.get('name')}: {c.get('status')}" for c in checks)
+
+
+def judge_verify(o: Outcome) -> tuple[bool, str]:
+    checks = _checks(o.data)
+    if o.code != 0:
+        ok, why = _failed(o, "verify")
+        return ok, f"{why} ({_check_line(checks)})" if checks else why
+    return True, _check_line(checks) or "logs show Redis ready; first answer db, then cache"
+
+
+def _status_of(checks: list[dict[str, Any]], name: str) -> str:
+    return next((str(c.get("status")) for c in checks if c.get("name") == name), "missing")
+
+
+def judge_break_sg(o: Outcome) -> tuple[bool, str]:
+    checks = _checks(o.data)
+    api, tasks = _status_of(checks, "API still works"), _status_of(checks, "tasks did not restart")
+    if o.code == int(ExitCode.FAULT_NOT_OBSERVED):
+        if api == PASSED and tasks == PASSED:
+            return True, (
+                "fault not observed, as expected: revoking the rule only stops NEW connections "
+                "(security-group connection tracking keeps open ones), and the backend keeps its "
+                "Redis connection open; API still works, tasks did not restart. break-nacl "
+                "below cuts open connections."
+            )
+        return (
+            False,
+            f"fault not observed, but API still works: {api}, tasks did not restart: {tasks}",
+        )
+    if o.code == 0:
+        return False, (
+            "the fault was observed although the backend holds open Redis connections, which a "
+            "revoked security-group rule must not cut (connection tracking)"
+        )
+    ok, why = _failed(o, "chaos break-sg")
+    return ok, f"{why} ({_check_line(checks)})" if checks else why
+
+
+def judge_drill(name: str) -> Judge:
+    def judge(o: Outcome) -> tuple[bool, str]:
+        checks = _checks(o.data)
+        if o.code == 0:
+            return True, _check_line(checks) or "every check passed"
+        ok, why = _failed(o, f"chaos {name}")
+        return ok, f"{why} ({_check_line(checks)})" if checks else why
+
+    return judge
+
+
+def steps(config: Path, app_url: str, duration: float, interval: float) -> list[Step]:
+    base = ["--sandbox", "--config", str(config)]
+    drill = ["--duration", f"{duration:g}", "--interval", f"{interval:g}", "--settle", "30",
+             "--yes", "--json"]  # fmt: skip
+    return [
+        Step(
+            "setup",
+            "init",
+            [
+                *base,
+                "init",
+                "--cluster",
+                CLUSTER,
+                "--service",
+                SERVICE,
+                "--url",
+                app_url,
+                "--force",
+                "--json",
+            ],
+            judge_init,
+            True,
+        ),
+        Step(
+            "1-11",
+            "provision",
+            [*base, "provision", "--timeout", "120", "--json"],
+            judge_provision,
+            True,
+        ),
+        Step(
+            "12",
+            "deploy",
+            [*base, "deploy", "--timeout", "120", "--poll", "0.5", "--json"],
+            judge_deploy,
+            True,
+        ),
+        Step("13-14", "verify", [*base, "verify", "--json"], judge_verify, False),
+        Step("15", "chaos break-sg", [*base, "chaos", "break-sg", *drill], judge_break_sg, False),
+        Step(
+            "15",
+            "chaos break-nacl",
+            [*base, "chaos", "break-nacl", *drill],
+            judge_drill("break-nacl"),
+            False,
+        ),
+        Step(
+            "15",
+            "chaos wrong-host",
+            [*base, "chaos", "wrong-host", *drill],
+            judge_drill("wrong-host"),
+            False,
+        ),
+    ]
+
+
+def rehearse(
+    cwd: Path,
+    *,
+    keep: bool = False,
+    duration: float = 8.0,
+    interval: float = 0.5,
+    on_step: Progress = lambda step, label: None,
+    runner: Runner = run_rexctl,
+    clock: Callable[[], float] = time.monotonic,
+) -> Rehearsal:
+    """Bring the sandbox up (or reuse it), run every step, judge each; never raises for a step."""
+    began = clock()
+    result = Rehearsal()
+    directory = sandbox_dir(cwd)
+    on_step(None, "sandbox up")
+    t0 = clock()
+    try:
+        up = control.up(cwd)
+    except RexctlError as exc:
+        result.steps.append(StepResult("setup", "sandbox up", FAILED, exc.message, None,
+                                       clock() - t0))  # fmt: skip
+        on_step(result.steps[-1], "[setup] sandbox up")
+        result.seconds = clock() - began
+        result.sandbox_note = "The sandbox did not start: nothing else ran."
+        return result
+    state = up.state
+    how = "started" if up.started else "reused the running sandbox"
+    result.steps.append(StepResult("setup", "sandbox up", PASSED,
+                                   f"{how}; app {state.app_url}, AWS {state.endpoint_url}", 0,
+                                   clock() - t0))  # fmt: skip
+    on_step(result.steps[-1], "[setup] sandbox up")
+    result.sandbox = {"dir": state.dir, "endpoint_url": state.endpoint_url,
+                      "app_url": state.app_url, "started": up.started}  # fmt: skip
+    env = _env(directory)
+    blocked = ""
+    try:
+        for spec in steps(directory / "rexctl.toml", state.app_url, duration, interval):
+            label = f"[{spec.step}] {spec.name}"
+            if blocked:
+                result.steps.append(StepResult(spec.step, spec.name, FAILED,
+                                               f"not run: {blocked} failed"))  # fmt: skip
+                on_step(result.steps[-1], label)
+                continue
+            on_step(None, label)
+            t0 = clock()
+            outcome = runner(spec.args, cwd, env, STEP_TIMEOUT)
+            ok, detail = spec.judge(outcome)
+            step = StepResult(spec.step, spec.name, PASSED if ok else FAILED, detail,
+                              outcome.code, clock() - t0)  # fmt: skip
+            result.steps.append(step)
+            on_step(step, label)
+            if not ok and spec.essential:
+                blocked = spec.name
+    except KeyboardInterrupt:
+        result.interrupted = True
+        result.steps.append(StepResult("-", "interrupted", FAILED, "Ctrl-C: the rest did not run"))
+    finally:
+        if up.started and not keep:
+            control.down(cwd)
+            result.sandbox_note = (
+                "The sandbox this rehearsal started was stopped (keep it: --keep)."
+            )
+        else:
+            why = "--keep" if keep else "it was running before"
+            result.sandbox_note = (
+                f"The sandbox is still running ({why}): `rexctl --sandbox status`, "
+                "`rexctl sandbox down` to stop it."
+            )
+        result.seconds = clock() - began
+    return result

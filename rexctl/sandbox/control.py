@@ -1,0 +1,218 @@
+"""Start, stop and describe a directory's sandbox (the command line's side of the daemon).
+
+`up` spawns the daemon in a session of its own (it leads a new process group), records its pid,
+and waits for `state.json`; a second `up` finds the running daemon and reuses it. `down` asks the
+daemon to stop (SIGTERM: it stops its tasks, proxies, redis-server and moto), then SIGKILLs
+whatever is still in its process group and still works in the sandbox directory, so nothing is
+left behind even after a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rexctl.errors import UsageError
+from rexctl.sandbox.state import (
+    DAEMON_MODULE,
+    SandboxState,
+    TaskInfo,
+    alive,
+    group_members,
+    is_daemon,
+    locked,
+    read_pid,
+    read_runtime,
+    read_state,
+    reap,
+    sandbox_dir,
+)
+
+START_TIMEOUT = 90.0
+STOP_TIMEOUT = 20.0
+INSTALL_HINT = (
+    "Install it with `sudo apt-get install redis-server` (Debian/Ubuntu; `./scripts/bootstrap` "
+    "does it) or `brew install redis` (macOS), then run `rexctl sandbox up` again."
+)
+
+
+@dataclass(frozen=True)
+class UpResult:
+    state: SandboxState
+    started: bool  # False when a running sandbox was reused
+
+
+@dataclass(frozen=True)
+class DownResult:
+    was_running: bool
+    stopped: list[int] = field(default_factory=list)  # pids that were still there
+
+
+@dataclass(frozen=True)
+class Status:
+    state: SandboxState
+    tasks: list[TaskInfo]
+    redis_up: bool
+
+
+def require_redis_server() -> str:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise UsageError(
+            "redis-server is not installed: the sandbox runs a real Redis for the cache node.",
+            hint=INSTALL_HINT,
+        )
+    return binary
+
+
+def running_state(directory: Path) -> SandboxState | None:
+    state = read_state(directory)
+    if state is not None and is_daemon(state.pid, directory):
+        return state
+    return None
+
+
+def up(cwd: Path, *, timeout: float = START_TIMEOUT) -> UpResult:
+    """Start the sandbox of `cwd`, or return the one already running."""
+    require_redis_server()
+    directory = sandbox_dir(cwd)
+    with locked(directory):
+        state = running_state(directory)
+        if state is not None:
+            return UpResult(state, started=False)
+        _stop(directory)  # whatever a dead daemon left behind
+        log = directory / "daemon.log"
+        with open(log, "ab") as fh:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", DAEMON_MODULE, "--dir", str(directory)],
+                stdin=subprocess.DEVNULL,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                cwd=directory,
+                start_new_session=True,
+            )
+        (directory / "daemon.pid").write_text(f"{proc.pid}\n")
+        deadline = time.monotonic() + timeout
+        while True:
+            state = read_state(directory)
+            if state is not None and state.pid == proc.pid:
+                return UpResult(state, started=True)
+            code = proc.poll()
+            if code is not None or time.monotonic() > deadline:
+                _stop(directory)
+                what = (
+                    f"stopped while starting (exit {code})"
+                    if code is not None
+                    else (f"did not become ready within {timeout:.0f} s")
+                )
+                raise UsageError(f"The sandbox {what}.", hint=f"Its log is {log}:\n{_tail(log)}")
+            time.sleep(0.1)
+
+
+def down(cwd: Path) -> DownResult:
+    """Stop the sandbox of `cwd` and everything it started."""
+    directory = sandbox_dir(cwd)
+    if not directory.is_dir():
+        return DownResult(False)
+    with locked(directory):
+        return _stop(directory)
+
+
+def _stop(directory: Path) -> DownResult:
+    state = read_state(directory)
+    pid = read_pid(directory) or (state.pid if state else 0)
+    was_running = is_daemon(pid, directory)
+    if was_running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while alive(pid) and time.monotonic() < deadline:
+            reap(pid)
+            time.sleep(0.05)
+    stopped = _kill_leftovers(pid, directory, was_running)
+    reap(pid)
+    for name in ("state.json", "runtime.json", "daemon.pid"):
+        with contextlib.suppress(FileNotFoundError):
+            (directory / name).unlink()
+    return DownResult(was_running, stopped)
+
+
+def _kill_leftovers(pgid: int, directory: Path, was_running: bool) -> list[int]:
+    """SIGKILL the daemon's group members that still work in the sandbox directory.
+
+    A recycled pid is never trusted blindly: a member is killed only when its working directory
+    is inside the sandbox directory (every process the daemon starts runs there).
+    """
+    killed: list[int] = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        members = [p for p in group_members(pgid) if _works_in(p, directory, was_running)]
+        if not members:
+            break
+        for p in members:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(p, signal.SIGKILL)
+            if p not in killed:
+                killed.append(p)
+            reap(p)
+        time.sleep(0.05)
+    return killed
+
+
+def _works_in(pid: int, directory: Path, was_running: bool) -> bool:
+    try:
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return was_running and not Path("/proc").is_dir()
+    return cwd == directory or directory in cwd.parents
+
+
+def status(cwd: Path) -> Status | None:
+    directory = sandbox_dir(cwd)
+    state = running_state(directory)
+    if state is None:
+        return None
+    return Status(state, read_runtime(directory).tasks, _redis_answers(state.redis_port))
+
+
+def _redis_answers(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def env_exports(state: SandboxState) -> dict[str, str]:
+    """Environment that points rexctl and the AWS CLI at the sandbox (from any directory)."""
+    return {
+        "AWS_ENDPOINT_URL": state.endpoint_url,
+        "AWS_REGION": state.region,
+        "AWS_DEFAULT_REGION": state.region,
+        "AWS_ACCESS_KEY_ID": "sandbox",
+        "AWS_SECRET_ACCESS_KEY": "sandbox",
+        "REXCTL_SANDBOX": "1",
+        "REXCTL_SANDBOX_DIR": state.dir,
+        "REXCTL_APP_URL": state.app_url,
+    }
+
+
+# Variables `env` unsets: a real profile or session token must never be sent to the sandbox.
+ENV_UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

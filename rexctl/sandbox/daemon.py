@@ -1,0 +1,232 @@
+"""The sandbox daemon: `python -m rexctl.sandbox.daemon --dir DIR` (started by `sandbox up`).
+
+One process holds the whole stand-in, so that it can read and fix up moto's state directly:
+
+    rexctl / aws CLI ──HTTP──▶ moto server (in this process, ECS/EC2/ElastiCache/Logs/...)
+                                   ▲ reads rules, writes tasks/deployments/events
+    app URL ──▶ load balancer ──▶ task processes (`python -m service`, one per ECS task)
+                                   │ REDIS_HOST = the replication group's endpoint
+                                   ▼
+                      gate (one listener per task: SG + NACL rules) ──▶ redis-server
+
+It writes `state.json` once the service's first deployment is steady, and removes it on the way
+out. SIGTERM or SIGINT stop it: tasks first, then the proxies, redis-server and moto.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from rexctl.sandbox import network
+from rexctl.sandbox.logship import LogShipper
+from rexctl.sandbox.moto_state import Moto, keep_tasks_running
+from rexctl.sandbox.proxy import Gate, Link, LoadBalancer, Verdict
+from rexctl.sandbox.seed import seed
+from rexctl.sandbox.state import (
+    CLUSTER,
+    REGION,
+    SERVICE,
+    SandboxState,
+    TaskInfo,
+    write_json,
+)
+from rexctl.sandbox.tasks import ServiceRunner, free_port
+
+READY_TIMEOUT = 60.0
+
+
+def decider(moto: Moto) -> Any:
+    """What the VPC does to a packet from a task to the cache, right now."""
+
+    def decide(link: Link, client_port: int, established: bool) -> Verdict:
+        path = moto.path(link.group_id, link.subnet, link.security_groups)
+        if not path.exists:  # the cache is gone
+            return Verdict.ACL_DENY if established else Verdict.SG_DENY
+        asked = dataclasses.replace(path, port=link.requested_port)
+        if not network.acl_allows_path(asked, client_port):
+            return Verdict.ACL_DENY
+        if established:
+            return Verdict.OPEN
+        if not network.sg_allows(asked):
+            return Verdict.SG_DENY
+        if link.requested_port != path.port:
+            return Verdict.REFUSED
+        return Verdict.OPEN
+
+    return decide
+
+
+class RedisProcess:
+    """The cache node: a redis-server of the sandbox's own on a free loopback port."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = 0
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed")
+        for _ in range(3):
+            self.port = free_port()
+            self.proc = await asyncio.create_subprocess_exec(
+                binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", str(self.directory), "--protected-mode", "no",
+                "--logfile", str(self.directory / "redis.log"),
+                stdin=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            if await self._answers():
+                return
+            await self.stop()
+        raise RuntimeError(f"redis-server did not start; see {self.directory / 'redis.log'}")
+
+    async def _answers(self) -> bool:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.returncode is not None:
+                return False
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.write(b"PING\r\n")
+                await writer.drain()
+                line = await asyncio.wait_for(reader.readline(), 1)
+                writer.close()
+                if line.startswith(b"+PONG"):
+                    return True
+            except (OSError, TimeoutError):
+                pass
+            await asyncio.sleep(0.05)
+        return False
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+def _clients(endpoint: str) -> dict[str, Any]:
+    import boto3
+
+    session = boto3.Session(
+        aws_access_key_id="sandbox", aws_secret_access_key="sandbox", region_name=REGION
+    )
+    names = ("ec2", "ecs", "logs", "secretsmanager")
+    return {n: session.client(n, endpoint_url=endpoint) for n in names}  # type: ignore[call-overload]
+
+
+async def serve(directory: Path) -> None:
+    from moto.server import ThreadedMotoServer
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call is noise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    redis = RedisProcess(directory)
+    shipper: LogShipper | None = None
+    gate: Gate | None = None
+    runner: ServiceRunner | None = None
+    lb: LoadBalancer | None = None
+    try:
+        keep_tasks_running()
+        clients = _clients(endpoint)
+        await asyncio.to_thread(seed, clients["ec2"], clients["ecs"], clients["logs"], REGION)
+        print(f"sandbox: moto at {endpoint}, seeded", flush=True)
+        await redis.start()
+        print(f"sandbox: redis-server on 127.0.0.1:{redis.port}", flush=True)
+        moto = Moto(REGION)
+        shipper = LogShipper(clients["logs"])
+        shipper.start()
+        gate = Gate(redis.port, decider(moto))
+
+        async def read_secret(value_from: str) -> str:
+            sm = clients["secretsmanager"]
+            resp = await asyncio.to_thread(sm.get_secret_value, SecretId=value_from)
+            return str(resp.get("SecretString", ""))
+
+        def on_change(tasks: list[TaskInfo]) -> None:
+            write_json(
+                directory / "runtime.json", {"tasks": [dataclasses.asdict(t) for t in tasks]}
+            )
+
+        runner = ServiceRunner(
+            moto, CLUSTER, SERVICE, workdir=directory, gate=gate, shipper=shipper,
+            read_secret=read_secret, on_change=on_change,
+        )  # fmt: skip
+        lb = LoadBalancer(runner.running_ports)
+        await lb.start()
+        scheduler = asyncio.create_task(runner.run(stop))
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not runner.steady and not stop.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        if not runner.steady:
+            raise RuntimeError("the backend service's tasks did not become healthy; see tasks/")
+        assert redis.proc is not None
+        state = SandboxState(
+            dir=str(directory), pid=os.getpid(), endpoint_url=endpoint, region=REGION,
+            app_url=f"http://127.0.0.1:{lb.port}/api/products", lb_port=lb.port,
+            redis_port=redis.port, redis_pid=redis.proc.pid,
+            log_path=str(directory / "daemon.log"), cluster=CLUSTER, service=SERVICE,
+            started_at=time.time(),
+        )  # fmt: skip
+        write_json(directory / "state.json", state.to_dict())
+        print(f"sandbox: ready, app at {state.app_url}", flush=True)
+        await stop.wait()
+        await scheduler
+    finally:
+        print("sandbox: stopping", flush=True)
+        with contextlib.suppress(FileNotFoundError):
+            (directory / "state.json").unlink()
+        if runner is not None:
+            await runner.shutdown()
+        if lb is not None:
+            await lb.close()
+        if gate is not None:
+            await gate.close_all()
+        if shipper is not None:
+            await shipper.close()
+        await redis.stop()
+        server.stop()
+        with contextlib.suppress(FileNotFoundError):
+            (directory / "runtime.json").unlink()
+        print("sandbox: stopped", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rexctl.sandbox.daemon")
+    parser.add_argument("--dir", required=True, type=Path)
+    args = parser.parse_args(argv)
+    directory: Path = args.dir
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        asyncio.run(serve(directory))
+    except Exception:
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

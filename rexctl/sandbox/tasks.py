@@ -1,0 +1,492 @@
+"""Run an ECS service's tasks as local processes and keep moto's picture of them honest.
+
+Each tick (a quarter second) the runner compares what moto's service asks for (task definition,
+desired count) with the processes it runs, the way ECS's scheduler does with minimum healthy 100 %
+and maximum 200 %:
+- a changed task definition (or a forced new deployment) makes a new PRIMARY deployment; the
+  previous one turns ACTIVE; new tasks start one at a time, each old task stops once a new one
+  answers `/health` (a rolling update); the rollout is COMPLETED when the new deployment runs the
+  desired count and no old task is left; three tasks that fail to start mark it FAILED;
+- a task whose process exits, or that fails three load-balancer health checks in a row, is stopped
+  with ECS's reason and replaced by a new task (a restart, as the drills must see it); a task
+  stopped through `ecs:StopTask` is stopped here too;
+- running/pending counts, deployments and service events are written back into moto.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rexctl.sandbox.logship import LogShipper
+from rexctl.sandbox.moto_state import ContainerSpec, Moto
+from rexctl.sandbox.proxy import Gate, Link
+from rexctl.sandbox.state import TaskInfo
+
+TICK = 0.25
+HEALTH_EVERY = 8  # ticks between load-balancer health checks of running tasks
+UNHEALTHY_AFTER = 3  # failed checks in a row before ECS replaces a task
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 5.0
+FAILED_AFTER = 3  # tasks that fail to start before a rollout is FAILED
+_BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def unresolvable(host: str) -> str:
+    """A name that fails like an unknown host and can never reach a Redis on this machine."""
+    host = host.rstrip(".").lower()
+    if host.endswith(".invalid"):
+        return host
+    name = f"{host}.invalid"
+    return name if len(name) <= 253 and host != "localhost" else "unknown-host.invalid"
+
+
+async def healthy(port: int, timeout: float = 1.0) -> bool:
+    """The load balancer's health check: GET /health answers 200."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+        try:
+            writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            await writer.drain()
+            line = await asyncio.wait_for(reader.readline(), timeout)
+        finally:
+            writer.close()
+        return line.split()[1:2] == [b"200"]
+    except (OSError, TimeoutError, IndexError):
+        return False
+
+
+@dataclass
+class Deployment:
+    id: str
+    task_definition: str
+    status: str = "PRIMARY"
+    rollout: str = "IN_PROGRESS"
+    reason: str = ""
+    failed: int = 0
+    created: datetime = field(default_factory=_now)
+    updated: datetime = field(default_factory=_now)
+
+
+@dataclass
+class LocalTask:
+    id: str
+    moto: Any
+    spec: ContainerSpec
+    deployment: Deployment
+    subnet: str
+    port: int
+    status: str = "PENDING"  # PENDING | RUNNING | STOPPING | STOPPED
+    proc: asyncio.subprocess.Process | None = None
+    started: float = field(default_factory=time.monotonic)
+    gate_port: int = 0
+    redis_host: str = ""
+    failed_checks: int = 0
+    output: asyncio.Task[None] | None = None
+
+    @property
+    def arn(self) -> str:
+        return str(self.moto.task_arn)
+
+    @property
+    def alive(self) -> bool:
+        return self.status in ("PENDING", "RUNNING")
+
+    def info(self) -> TaskInfo:
+        return TaskInfo(
+            id=self.id,
+            arn=self.arn,
+            status=self.status,
+            task_definition=self.spec.arn,
+            port=self.port,
+            pid=self.proc.pid if self.proc else 0,
+            gate_port=self.gate_port,
+            redis_host=self.redis_host,
+            subnet=self.subnet,
+        )
+
+
+SecretReader = Callable[[str], Awaitable[str]]
+
+
+class ServiceRunner:
+    def __init__(
+        self,
+        moto: Moto,
+        cluster: str,
+        service: str,
+        *,
+        workdir: Path,
+        gate: Gate,
+        shipper: LogShipper,
+        read_secret: SecretReader,
+        on_change: Callable[[list[TaskInfo]], None] = lambda tasks: None,
+    ) -> None:
+        self.moto = moto
+        self.cluster = cluster
+        self.name = service
+        self.workdir = workdir
+        self.gate = gate
+        self.shipper = shipper
+        self.read_secret = read_secret
+        self.on_change = on_change
+        self.tasks: list[LocalTask] = []
+        self.deployments: list[Deployment] = []
+        self._ticks = 0
+        self._started = 0
+        self._failures = 0
+        self._last_failure = 0.0
+        self._background: set[asyncio.Task[None]] = set()
+        self._last_snapshot: list[TaskInfo] = []
+        (workdir / "tasks").mkdir(parents=True, exist_ok=True)
+
+    # What the other parts ask -------------------------------------------------------------------
+
+    def running_ports(self) -> list[int]:
+        return [t.port for t in self.tasks if t.status == "RUNNING"]
+
+    @property
+    def steady(self) -> bool:
+        return bool(self.deployments) and self.deployments[0].rollout == "COMPLETED"
+
+    # The loop -----------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.tick()
+            except Exception as exc:  # keep the sandbox alive; the daemon log says what happened
+                print(f"sandbox: scheduler error: {exc!r}", flush=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), TICK)
+
+    async def tick(self) -> None:
+        self._ticks += 1
+        svc = self.moto.service(self.cluster, self.name)
+        if svc is None:
+            for t in self._alive():
+                self._stop(t, "Service was deleted", "ServiceSchedulerInitiated")
+            self._snapshot()
+            return
+        self._track_deployment(svc)
+        self._reap(svc)
+        await self._health(svc)
+        await self._schedule(svc)
+        self._settle(svc)
+        self._snapshot()
+
+    def _alive(self) -> list[LocalTask]:
+        return [t for t in self.tasks if t.alive]
+
+    def _track_deployment(self, svc: Any) -> None:
+        spec = self.moto.container_spec(str(svc.task_definition))
+        if spec is None:
+            return
+        moto_id = self.moto.moto_deployment_id(svc)
+        primary = self.deployments[0] if self.deployments else None
+        if primary is None:
+            self.deployments = [Deployment(moto_id or _deployment_id(), spec.arn)]
+        elif spec.arn != primary.task_definition or (moto_id and moto_id != primary.id):
+            primary.status = "ACTIVE"
+            primary.updated = _now()
+            new_id = moto_id if moto_id and moto_id != primary.id else _deployment_id()
+            self.deployments.insert(0, Deployment(new_id, spec.arn))
+
+    def _reap(self, svc: Any) -> None:
+        for t in self._alive():
+            code = t.proc.returncode if t.proc else None
+            if code is not None:
+                if t.status == "PENDING":
+                    t.deployment.failed += 1
+                self._failures += 1
+                self._last_failure = time.monotonic()
+                self._finished(t, "Essential container in task exited", "EssentialContainerExited")
+                self.moto.add_event(svc, f"(service {self.name}) has stopped 1 running tasks: "
+                                    f"(task {t.id}).")  # fmt: skip
+            elif self.moto.stop_requested(t.moto):
+                self._stop(t, "Task stopped by user", "UserInitiated")
+
+    async def _health(self, svc: Any) -> None:
+        pending = [t for t in self._alive() if t.status == "PENDING"]
+        checked = pending + (
+            [t for t in self._alive() if t.status == "RUNNING"]
+            if self._ticks % HEALTH_EVERY == 0
+            else []
+        )
+        results = await asyncio.gather(*(healthy(t.port) for t in checked))
+        for t, ok in zip(checked, results, strict=True):
+            if not t.alive:
+                continue
+            if t.status == "PENDING" and ok:
+                t.status = "RUNNING"
+                self.moto.task_running(t.moto)
+                self._failures = 0
+            elif t.status == "PENDING" and time.monotonic() - t.started > START_TIMEOUT:
+                t.deployment.failed += 1
+                self._stop(t, "Task failed to start: health check timed out", "TaskFailedToStart")
+            elif t.status == "RUNNING":
+                t.failed_checks = 0 if ok else t.failed_checks + 1
+                if t.failed_checks >= UNHEALTHY_AFTER:
+                    self._stop(t, "Task failed ELB health checks", "ServiceSchedulerInitiated")
+                    self.moto.add_event(svc, f"(service {self.name}) (task {t.id}) failed "
+                                        "load balancer health checks.")  # fmt: skip
+
+    async def _schedule(self, svc: Any) -> None:
+        if not self.deployments:
+            return
+        primary = self.deployments[0]
+        desired = int(svc.desired_count or 0)
+        alive = self._alive()
+        new = [t for t in alive if t.deployment is primary]
+        old = [t for t in alive if t.deployment is not primary]
+        for t in old:
+            if t.status == "PENDING":  # a superseded deployment's task that never came up
+                self._stop(t, f"Scaling activity initiated by (deployment {primary.id})",
+                           "ServiceSchedulerInitiated")  # fmt: skip
+        in_flight = [t for t in new if t.status == "PENDING"]
+        max_in_flight = 1 if old else max(desired, 1)
+        backoff = min(0.5 * 2 ** max(self._failures - 1, 0), 10.0) if self._failures else 0.0
+        if (
+            len(new) < desired
+            and len(in_flight) < max_in_flight
+            and time.monotonic() - self._last_failure >= backoff
+        ):
+            await self._start(svc, primary)
+        running = [t for t in self._alive() if t.status == "RUNNING"]
+        surplus = len(running) - desired
+        # Old deployments' tasks go first, the primary's newest last.
+        for t in sorted(running, key=lambda t: (t.deployment is primary, -t.started))[:surplus]:
+            self._stop(t, f"Scaling activity initiated by (deployment {primary.id})",
+                       "ServiceSchedulerInitiated")  # fmt: skip
+            self.moto.add_event(svc, f"(service {self.name}) has stopped 1 running tasks: "
+                                f"(task {t.id}).")  # fmt: skip
+
+    def _settle(self, svc: Any) -> None:
+        primary = self.deployments[0] if self.deployments else None
+        desired = int(svc.desired_count or 0)
+        busy = [t for t in self.tasks if t.status in ("PENDING", "RUNNING", "STOPPING")]
+        if primary is not None:
+            mine = [t for t in busy if t.deployment is primary and t.status == "RUNNING"]
+            others = [t for t in busy if t.deployment is not primary]
+            if primary.rollout == "IN_PROGRESS":
+                if (
+                    len(mine) >= desired
+                    and not others
+                    and len(mine) == len([t for t in busy if t.deployment is primary])
+                ):
+                    primary.rollout = "COMPLETED"
+                    primary.reason = f"ECS deployment {primary.id} completed."
+                    primary.updated = _now()
+                    self.moto.add_event(svc, f"(service {self.name}) (deployment {primary.id}) "
+                                        "deployment completed.")  # fmt: skip
+                    self.moto.add_event(svc, f"(service {self.name}) has reached a steady state.")
+                elif primary.failed >= FAILED_AFTER:
+                    primary.rollout = "FAILED"
+                    primary.reason = f"ECS deployment {primary.id} failed: tasks failed to start."
+                    primary.updated = _now()
+                    self.moto.add_event(svc, f"(service {self.name}) (deployment {primary.id}) "
+                                        "deployment failed: tasks failed to start.")  # fmt: skip
+            self.deployments = [primary] + [
+                d for d in self.deployments[1:] if any(t.deployment is d for t in busy)
+            ]
+        deployments = [self._deployment_dict(svc, d, busy, desired) for d in self.deployments]
+        self.moto.write_service(
+            svc,
+            running=sum(t.status == "RUNNING" for t in busy),
+            pending=sum(t.status == "PENDING" for t in busy),
+            deployments=deployments,
+        )
+
+    def _deployment_dict(
+        self, svc: Any, d: Deployment, busy: list[LocalTask], desired: int
+    ) -> dict[str, Any]:
+        mine = [t for t in busy if t.deployment is d]
+        return {
+            "id": d.id,
+            "status": d.status,
+            "taskDefinition": d.task_definition,
+            "desiredCount": desired if d.status == "PRIMARY" else len(mine),
+            "pendingCount": sum(t.status == "PENDING" for t in mine),
+            "runningCount": sum(t.status == "RUNNING" for t in mine),
+            "failedTasks": d.failed,
+            "createdAt": d.created,
+            "updatedAt": d.updated,
+            "launchType": "FARGATE",
+            "platformVersion": "1.4.0",
+            "platformFamily": "Linux",
+            "networkConfiguration": svc.network_configuration,
+            "rolloutState": d.rollout,
+            "rolloutStateReason": d.reason,
+        }
+
+    # Starting and stopping tasks ----------------------------------------------------------------
+
+    async def _start(self, svc: Any, deployment: Deployment) -> None:
+        spec = self.moto.container_spec(deployment.task_definition)
+        if spec is None:
+            return
+        subnets = list(
+            ((svc.network_configuration or {}).get("awsvpcConfiguration") or {}).get("subnets")
+            or [""]
+        )
+        subnet = subnets[self._started % len(subnets)]
+        self._started += 1
+        moto_task = self.moto.new_task(svc, spec.arn, subnet, deployment.id)
+        task = LocalTask(
+            id=str(moto_task.id),
+            moto=moto_task,
+            spec=spec,
+            deployment=deployment,
+            subnet=subnet,
+            port=free_port(),
+        )
+        self.tasks.append(task)
+        try:
+            env = await self._environment(svc, task)
+        except Exception as exc:
+            deployment.failed += 1
+            self._failures += 1
+            self._last_failure = time.monotonic()
+            self._finished(task, f"ResourceInitializationError: unable to pull secrets: {exc}",
+                           "TaskFailedToStart")  # fmt: skip
+            return
+        log = open(self.workdir / "tasks" / f"{task.id}.log", "ab")  # noqa: SIM115 - closed by _output
+        task.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "service",
+            env=env,
+            cwd=str(self.workdir / "tasks"),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            limit=2**20,
+        )
+        task.output = asyncio.create_task(self._output(task, log))
+        self.moto.add_event(svc, f"(service {self.name}) has started 1 tasks: (task {task.id}).")
+
+    async def _environment(self, svc: Any, task: LocalTask) -> dict[str, str]:
+        env = {k: os.environ[k] for k in _BASE_ENV if k in os.environ}
+        env.update(task.spec.environment)
+        for name, value_from in task.spec.secrets.items():
+            env[name] = await self.read_secret(value_from)
+        host = env.get("REDIS_HOST", "")
+        task.redis_host = host
+        if host:
+            endpoint = self.moto.cache_endpoints().get(host)
+            if endpoint is None:
+                env["REDIS_HOST"] = unresolvable(host)
+            else:
+                net = (svc.network_configuration or {}).get("awsvpcConfiguration") or {}
+                requested = env.get("REDIS_PORT", "6379")
+                link = Link(
+                    task_id=task.id,
+                    group_id=endpoint.group_id,
+                    subnet=task.subnet,
+                    security_groups=list(net.get("securityGroups") or []),
+                    requested_port=int(requested) if requested.isdigit() else 0,
+                )
+                task.gate_port = await self.gate.open(link)
+                env["REDIS_HOST"] = "127.0.0.1"
+                env["REDIS_PORT"] = str(task.gate_port)
+        env["PORT"] = str(task.port)
+        env["DATABASE_PATH"] = str(self.workdir / "tasks" / f"{task.id}.sqlite3")
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    async def _output(self, task: LocalTask, log: Any) -> None:
+        assert task.proc is not None and task.proc.stdout is not None
+        stream = f"{task.spec.log_prefix}/{task.spec.container}/{task.id}".lstrip("/")
+        try:
+            while True:
+                try:
+                    line = await task.proc.stdout.readline()
+                except ValueError:  # a line over the limit: skip it
+                    continue
+                if not line:
+                    break
+                log.write(line)
+                log.flush()
+                text = line.decode("utf-8", errors="replace").rstrip("\n")
+                if task.spec.log_group:
+                    self.shipper.add(task.spec.log_group, stream, text)
+            await task.proc.wait()
+        finally:
+            log.close()
+
+    def _stop(self, task: LocalTask, reason: str, code: str) -> None:
+        if not task.alive:
+            return
+        task.status = "STOPPING"
+        task.moto.desired_status = "STOPPED"
+        task.moto.last_status = "DEACTIVATING"
+        job = asyncio.create_task(self._terminate(task, reason, code))
+        self._background.add(job)
+        job.add_done_callback(self._background.discard)
+
+    async def _terminate(self, task: LocalTask, reason: str, code: str) -> None:
+        proc = task.proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        self._finished(task, reason, code)
+
+    def _finished(self, task: LocalTask, reason: str, code: str) -> None:
+        task.status = "STOPPED"
+        exit_code = task.proc.returncode if task.proc else None
+        self.moto.task_stopped(task.moto, reason, code, exit_code)
+        job = asyncio.create_task(self.gate.close(task.id))
+        self._background.add(job)
+        job.add_done_callback(self._background.discard)
+        with contextlib.suppress(OSError):
+            (self.workdir / "tasks" / f"{task.id}.sqlite3").unlink(missing_ok=True)
+
+    def _snapshot(self) -> None:
+        tasks = [t.info() for t in self.tasks if t.status != "STOPPED"]
+        if tasks != self._last_snapshot:
+            self._last_snapshot = tasks
+            self.on_change(tasks)
+        self.tasks = [t for t in self.tasks if t.status != "STOPPED"]
+
+    async def shutdown(self) -> None:
+        """Stop every task (the sandbox is going down)."""
+        for t in self._alive():
+            self._stop(t, "Sandbox stopped", "ServiceSchedulerInitiated")
+        jobs = list(self._background)
+        if jobs:
+            await asyncio.gather(*jobs, return_exceptions=True)
+        for t in self.tasks:
+            if t.output is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(t.output, 1)
+
+
+def _deployment_id() -> str:
+    return f"ecs-svc/{uuid.uuid4().int % 10**19:019d}"
