@@ -58,7 +58,7 @@ def build_plan(d: Discovery, cfg: Config) -> Plan:
         )
     )
     for number, title, what in (
-        (2, "Deployment option: node-based", "node-based (never Serverless)"),
+        (2, "Deployment option: node-based", "a node-based cluster (never Serverless)"),
         (3, "Creation method: new cache", "a new cache"),
     ):
         if exists:

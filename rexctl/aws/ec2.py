@@ -196,15 +196,6 @@ def find_security_group(ec2: EC2Client, name: str, vpc_id: str) -> SecurityGroup
     return _group(ec2, groups[0]) if groups else None
 
 
-def find_tagged_security_groups(ec2: EC2Client, name: str, tags: dict[str, str]) -> list[str]:
-    """Ids of groups called `name` (any VPC) that carry all of `tags`."""
-    filters: list[Any] = [{"Name": "group-name", "Values": [name]}]
-    filters += [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
-    with aws_errors(f"look for security group {name}"):
-        resp = ec2.describe_security_groups(Filters=filters)
-    return [g["GroupId"] for g in resp.get("SecurityGroups", [])]
-
-
 def find_security_groups_named(ec2: EC2Client, name: str) -> list[SecurityGroup]:
     with aws_errors(f"look for security group {name}"):
         resp = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [name]}])

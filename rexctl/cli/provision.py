@@ -212,11 +212,13 @@ def register(app: typer.Typer) -> None:
 # Rendering -------------------------------------------------------------------------------------
 
 
-def _show_plan(plan: Plan, *, title: str) -> None:
+def _show_plan(plan: Plan, *, title: str, messages: bool = True) -> None:
     from rexctl.plan import STATE_STYLES
 
     rows = [(s.number, s.title, str(s.state), s.detail) for s in plan.steps]
     ui.show(ui.table(["Step", "What", "State", "Detail"], rows, title=title, styles=STATE_STYLES))
+    if not messages:  # the core already reported them
+        return
     for warning in plan.warnings:
         ui.warn(warning)
     for blocker in plan.blockers:
@@ -229,19 +231,24 @@ def _show_provision(result: ProvisionResult, *, json: bool) -> None:
         return
     if result.dry_run or result.refusal is not None:
         word = "Dry run" if result.dry_run else "Refused"
-        _show_plan(result.plan, title=f"{word}: steps 1-11 for {result.plan.cache_id}")
+        _show_plan(
+            result.plan, title=f"{word}: steps 1-11 for {result.plan.cache_id}", messages=False
+        )
         if result.dry_run:
             ui.info("Dry run: nothing was changed.")
         return
     c = result.cache
     if c is not None and c.endpoint:
-        ui.show(
-            ui.table(
-                ["Cache", "Status", "Primary endpoint", "Port"],
-                [(c.id, c.status, c.endpoint, c.port)],
-                styles={"available": "green"},
-            )
+        _kv(
+            f"Cache {c.id}",
+            [("Status", c.status), ("Primary endpoint", c.endpoint), ("Port", c.port)],
         )
+
+
+def _kv(title: str, rows: list[tuple[str, Any]]) -> None:
+    """Key/value lines on stdout: never truncated, so endpoints can be copied (step 11)."""
+    width = max(len(k) for k, _ in rows)
+    ui.print_text("\n".join([title, *(f"  {k + ':':<{width + 1}} {v}" for k, v in rows)]))
 
 
 def _show_status(report: dict[str, Any]) -> None:
@@ -258,7 +265,7 @@ def _show_status(report: dict[str, Any]) -> None:
             ("Encryption", enc),
             ("Managed by rexctl", "yes" if c["managed_by_rexctl"] else "no"),
         ]
-        ui.show(ui.table(["Cache", c["id"]], rows, styles={"available": "green"}))
+        _kv(f"Cache {c['id']}", rows)
     sg = report["security_group"]
     if sg:
         rules = [(r["rule"], r["protocol"], r["ports"], r["source"]) for r in sg["inbound"]]
@@ -278,7 +285,7 @@ def _show_status(report: dict[str, Any]) -> None:
             ("Running / desired", f"{svc['running']} / {svc['desired']}"),
         ]
         rows += [(k, v) for k, v in svc["redis"].items()] or [("REDIS_*", "(none set)")]
-        ui.show(ui.table(["ECS service", f"{svc['cluster']}/{svc['name']}"], rows))
+        _kv(f"ECS service {svc['cluster']}/{svc['name']}", rows)
     for item in report["missing"]:
         ui.warn(f"Missing: {item}")
 
