@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from rexctl.aws.ecs import (
@@ -121,6 +122,8 @@ class WaitOptions:
 def _roll(
     ecs: ECSClient, cluster: str, service: str, arn: str, opts: WaitOptions
 ) -> tuple[str, RolloutResult | None]:
+    # Events older than this are history; a little slack for the difference between clocks.
+    since = datetime.now(UTC) - timedelta(seconds=2)
     update_service(ecs, cluster, service, arn)
     if not opts.wait:
         return "started", None
@@ -134,6 +137,7 @@ def _roll(
         sleep=opts.sleep,
         clock=opts.clock,
         on_progress=opts.on_progress,
+        since=since,
     )
     return ("deployed" if result.ok else "failed"), result
 
@@ -160,6 +164,21 @@ def deploy(
         )
 
     if not plan.changed:
+        # Nothing to register; but a rollout of this revision that is still going (or that a
+        # previous `rexctl deploy` stopped waiting for) is waited for, so "unchanged" is true.
+        if plan.rollout_pending and opts.wait and not dry_run:
+            result = wait_for_rollout(
+                ecs,
+                cluster=plan.cluster,
+                service=plan.service,
+                task_definition_arn=plan.current.arn,
+                timeout=opts.timeout,
+                poll=opts.poll,
+                sleep=opts.sleep,
+                clock=opts.clock,
+                on_progress=opts.on_progress,
+            )
+            return outcome("unchanged" if result.ok else "failed", "", result)
         return outcome("unchanged")
     if dry_run:
         return outcome("dry-run")

@@ -174,3 +174,26 @@ def panel(renderable: Any, title: str = "") -> Any:
     from rich.panel import Panel
 
     return Panel(renderable, title=escape(title) if title else None, title_align="left")
+
+
+def plain_table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    title: str | None = None,
+    styles: Mapping[str, str] | None = None,
+) -> Table:
+    """Like `table`, for text from AWS or logs: cells are never markup nor emoji codes (an ARN
+    with `:secret:` stays an ARN) and long values fold onto the next line instead of being cut."""
+    from rich.text import Text
+
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for row in rows:
+        cells = []
+        for value in row:
+            value_text = "" if value is None else str(value)
+            cells.append(Text(value_text, style=(styles or {}).get(value_text, "")))
+        t.add_row(*cells)
+    return t

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -116,35 +116,35 @@ def _show_plan(plan: DeployPlan) -> None:
     if not plan.changes:
         return
     rows = [(c.name, c.shown("old"), c.shown("new")) for c in plan.changes]
-    ui.show(ui.table(["variable", "now", "new revision"], rows, title=title))
+    ui.show(ui.plain_table(["variable", "now", "new revision"], rows, title=title))
 
 
 @contextmanager
 def _progress() -> Iterator[Callable[[ServiceView, list[ServiceEvent]], None]]:
-    """A live view on stderr of the deployments and the newest service events (TTY only)."""
+    """A live view on stderr of the deployments and the newest service events (TTY only). It
+    starts with the first look at the rollout, so the plan printed before stays above it."""
     state: dict[str, Any] = {"view": None, "events": []}
 
     def render() -> Any:
         view = state["view"]
-        if view is None:
-            return ui.text("Waiting for the rollout…")
         rows = [
             (d.status, d.task_definition.rsplit("/", 1)[-1], d.rollout_state or "-",
              f"{d.running}/{d.desired}", d.pending, d.failed_tasks)
             for d in view.deployments
         ]  # fmt: skip
-        table = ui.table(
-            ["deployment", "revision", "rollout", "running", "pending", "failed"], rows
-        )
+        columns = ["deployment", "revision", "rollout", "running", "pending", "failed"]
         events = [ui.text(f"  {e.message}", "dim") for e in state["events"][-8:]]
-        return ui.group(table, *events)
+        return ui.group(ui.plain_table(columns, rows), *events)
 
-    with ui.live(render) as refresh:
+    with ExitStack() as stack:
+        refresh: list[Callable[[], None]] = []
 
         def on_progress(view: ServiceView, fresh: list[ServiceEvent]) -> None:
             state["view"] = view
             state["events"].extend(fresh)
-            refresh()
+            if not refresh:
+                refresh.append(stack.enter_context(ui.live(render)))
+            refresh[0]()
 
         yield on_progress
 
@@ -156,7 +156,12 @@ def _report(outcome: Outcome, as_json: bool) -> None:
     if as_json:
         ui.print_json(outcome.to_dict())
     plan, verb = outcome.plan, outcome.action
-    if outcome.status == "unchanged":
+    if outcome.status == "unchanged" and plan and plan.rollout_pending and not outcome.rollout:
+        ui.warn(
+            f"Nothing to register: the service is already set to {short_arn(outcome.from_arn)}, "
+            f"but {plan.rollout_pending}."
+        )
+    elif outcome.status == "unchanged":
         ui.success(
             f"The service already runs the right revision ({short_arn(outcome.from_arn)}); "
             "nothing was registered or changed."
@@ -190,6 +195,6 @@ def _report(outcome: Outcome, as_json: bool) -> None:
     raise CheckFailed(
         rollout.reason if rollout else f"The {verb} failed.",
         hint=f"`rexctl rollback` returns to {short_arn(outcome.from_arn)}."
-        if verb == "deploy"
+        if verb == "deploy" and outcome.to_arn
         else None,
     )

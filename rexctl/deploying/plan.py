@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rexctl.aws.ecs import (
+    ServiceView,
     TaskDefinition,
     build_revision,
     describe_service,
     describe_task_definition,
+    short_arn,
 )
 from rexctl.errors import UsageError
 
@@ -82,6 +84,8 @@ class DeployPlan:
     changes: list[VarChange]
     revision: dict[str, Any]  # register_task_definition kwargs of the next revision
     warnings: list[str] = field(default_factory=list)
+    # '' when the PRIMARY deployment runs `current` with its rollout finished; else what is not
+    rollout_pending: str = ""
 
     @property
     def changed(self) -> bool:
@@ -111,6 +115,7 @@ class DeployPlan:
                 else None
             ),
             "warnings": list(self.warnings),
+            "rollout_pending": self.rollout_pending or None,
         }
 
 
@@ -250,4 +255,22 @@ def plan_deploy(
         changes=diff_vars(before, after, REDIS_VARS),
         revision=revision,
         warnings=warnings,
+        rollout_pending=_rollout_pending(view, current),
     )
+
+
+def _rollout_pending(view: ServiceView, current: TaskDefinition) -> str:
+    primary = view.primary
+    name = f"{current.family}:{current.revision}"
+    if primary is None or primary.task_definition != current.arn:
+        now = short_arn(primary.task_definition) if primary else "none"
+        return f"the PRIMARY deployment does not run {name} yet (it runs {now})"
+    settled = primary.rollout_state == "COMPLETED" or (
+        primary.rollout_state == "" and len(view.deployments) == 1
+    )
+    if not settled or primary.running != primary.desired:
+        return (
+            f"the rollout of {name} is {primary.rollout_state or 'not settled'}, running "
+            f"{primary.running}/{primary.desired}"
+        )
+    return ""

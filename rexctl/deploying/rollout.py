@@ -146,6 +146,7 @@ def wait_for_rollout(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     on_progress: ProgressFn | None = None,
+    since: datetime | None = None,
 ) -> RolloutResult:
     """Poll the service until the rollout of `task_definition_arn` is done, failed, or timed out.
 
@@ -154,7 +155,10 @@ def wait_for_rollout(
     settled when it is the only one). A FAILED rollout, events saying the service is rolling back
     or that the circuit breaker tripped, or a PRIMARY deployment that moved away from the ARN after
     having it, end the wait with ok=False and the events that explain it. `on_progress` receives
-    the service and the events that are new since the last look.
+    the service and the events that are new since the last look. Events already listed on the
+    first look count as history unless they are no older than our deployment's createdAt (ECS's
+    clock) or, when ECS no longer lists our deployment, than `since` (the caller's clock, taken
+    just before it updated the service).
     """
     deadline = clock() + timeout
     tracker = _EventTracker()
@@ -162,7 +166,7 @@ def wait_for_rollout(
     while True:
         view = describe_service(ecs, cluster, service)
         ours = next((d for d in view.deployments if d.task_definition == task_definition_arn), None)
-        fresh = tracker.fresh(view, ours.created_at if ours else None)
+        fresh = tracker.fresh(view, ours.created_at if ours and ours.created_at else since)
         if on_progress is not None:
             on_progress(view, fresh)
         verdict, reason = _judge(view, task_definition_arn, tracker.collected, saw_primary)

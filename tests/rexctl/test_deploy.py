@@ -194,3 +194,17 @@ def test_missing_service_settings(tmp_path: Path) -> None:
     path.write_text('[cache]\nid = "rexpress-redis"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"`ecs\.cluster` is not set"):
         plan_deploy(load(path, environ={}), **clients(w))
+
+
+def test_unchanged_but_unfinished_rollout_is_waited_for_not_reregistered(tmp_path: Path) -> None:
+    w = make_world(tmp_path)
+    started = deploy(w.cfg, **clients(w), wait=no_wait())
+    assert started.status == "started"
+    pending = deploy(w.cfg, **clients(w), wait=no_wait())
+    assert pending.status == "unchanged" and pending.plan is not None
+    assert pending.plan.rollout_pending == (
+        "the PRIMARY deployment does not run backend:2 yet (it runs backend:1)"
+    )
+    waited = deploy(w.cfg, **clients(w), wait=fake_wait())
+    assert waited.status == "unchanged" and waited.rollout is not None and waited.rollout.ok
+    assert len(w.family_arns) == 2

@@ -232,3 +232,18 @@ def test_waiting_for_ecs_to_pick_up_the_update(ecs: tuple[Any, Stubber]) -> None
     stubber.assert_no_pending_responses()
     assert result.ok and len(seen) == 2
     assert result.events == []
+
+
+def test_a_rollback_before_the_first_look_is_caught_by_since(ecs: tuple[Any, Stubber]) -> None:
+    """ECS rolled back before we looked and no longer lists our deployment: the events newer
+    than `since` (taken before update_service) still explain it."""
+    client, stubber = ecs
+    rolling = event(1, "(service svc) rolling back to deployment ecs-svc/1.", 2)
+    stubber.add_response("describe_services", service(
+        [dep("PRIMARY", OLD, "IN_PROGRESS", 2)], [OLD_EVENT, rolling], td=OLD), PARAMS)  # fmt: skip
+    result = wait_for_rollout(client, cluster="c", service="svc", task_definition_arn=NEW,
+                              timeout=60, sleep=FakeTime().sleep, clock=FakeTime().clock,
+                              since=T0 + timedelta(minutes=1))  # fmt: skip
+    stubber.assert_no_pending_responses()
+    assert not result.ok
+    assert [e.message for e in result.events] == [rolling["message"]]
