@@ -59,6 +59,10 @@ class World:
         return "\n".join(lines) + "\n"
 
 
+def world_host() -> str:
+    return f"master.{CACHE_ID}.abc123.use1.cache.amazonaws.com"
+
+
 def keep_tasks_running(endpoint_url: str = "") -> None:
     """moto moves a task one step towards STOPPED on every describe_tasks unless told not to."""
     config = {"progression": "manual", "times": 10**9}
@@ -157,7 +161,7 @@ def build(clients: Any, *, tasks: int = 2) -> World:
                     {"name": "REDIS_ENABLED", "value": "true"},
                     {
                         "name": "REDIS_HOST",
-                        "value": f"master.{CACHE_ID}.abc123.cache.amazonaws.com",
+                        "value": world_host(),
                     },
                     {"name": "REDIS_PORT", "value": "6379"},
                 ],
@@ -223,8 +227,9 @@ def moto_service() -> Any:
 class EcsScheduler:
     """What ECS does after update_service, done to moto: deployment, old tasks out, new in."""
 
-    def __init__(self, ecs: Any, world: World, tasks: int = 2) -> None:
+    def __init__(self, ecs: Any, world: World, tasks: int = 2, on_rollout: Any = None) -> None:
         self.ecs, self.world, self.tasks = ecs, world, tasks
+        self.on_rollout = on_rollout  # called with the new revision's ARN before it "completes"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self.rollouts = 0
@@ -246,6 +251,8 @@ class EcsScheduler:
             for arn in running_tasks(self.ecs):
                 self.ecs.stop_task(cluster=CLUSTER, task=arn, reason="rolling update")
             run_tasks(self.ecs, self.world, service.task_definition, self.tasks)
+            if self.on_rollout is not None:
+                self.on_rollout(service.task_definition)
             deployment["taskDefinition"] = service.task_definition
             deployment["rolloutState"] = "COMPLETED"
             self.rollouts += 1
