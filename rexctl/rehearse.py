@@ -181,10 +181,15 @@ def judge_deploy(o: Outcome) -> tuple[bool, str]:
     if o.code != 0:
         return _failed(o, "deploy")
     data = o.data if isinstance(o.data, dict) else {}
-    summary = data.get("message") or data.get("summary") or data.get("outcome") or ""
-    revision = data.get("task_definition") or data.get("new_task_definition") or ""
-    text = "; ".join(str(x) for x in (summary, revision) if x)
-    return True, text or "rolled out, PRIMARY deployment COMPLETED with running = desired"
+    rollout = data.get("rollout") if isinstance(data.get("rollout"), dict) else {}
+    before, after = _short(data.get("from")), _short(data.get("to"))
+    moved = f"{before} -> {after}" if after and after != before else f"stays on {before}"
+    reason = str(rollout.get("reason") or "") if rollout else ""
+    return True, f"{data.get('status', 'done')}: {moved}" + (f"; {reason}" if reason else "")
+
+
+def _short(arn: Any) -> str:
+    return str(arn or "").rsplit("/", 1)[-1]
 
 
 def _checks(data: Any) -> list[dict[str, Any]]:
@@ -196,7 +201,7 @@ def _checks(data: Any) -> list[dict[str, Any]]:
 
 
 def _check_line(checks: list[dict[str, Any]]) -> str:
-    return "; ".join(f"{c.get('name')}: {c.get('status')}" for c in checks)
+    return "; ".join(f"{c.get('name')}: {c.get('status') or c.get('verdict')}" for c in checks)
 
 
 def judge_verify(o: Outcome) -> tuple[bool, str]:
@@ -333,8 +338,13 @@ def rehearse(
                                    f"{how}; app {state.app_url}, AWS {state.endpoint_url}", 0,
                                    clock() - t0))  # fmt: skip
     on_step(result.steps[-1], "[setup] sandbox up")
-    result.sandbox = {"dir": state.dir, "endpoint_url": state.endpoint_url,
-                      "app_url": state.app_url, "started": up.started}  # fmt: skip
+    result.sandbox = {
+        "dir": state.dir,
+        "endpoint_url": state.endpoint_url,
+        "app_url": state.app_url,
+        "started": up.started,
+        "pid": state.pid,
+    }
     env = _env(directory)
     blocked = ""
     try:

@@ -90,27 +90,30 @@ def up(cwd: Path, *, timeout: float = START_TIMEOUT) -> UpResult:
         _stop(directory)  # whatever a dead daemon left behind
         log = directory / "daemon.log"
         with open(log, "ab") as fh:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", DAEMON_MODULE, "--dir", str(directory)],
+            # The daemon forks and its parent exits at once (see daemon.detach): nothing of it
+            # stays our child, and its pid arrives in daemon.pid.
+            launcher = subprocess.run(
+                [sys.executable, "-m", DAEMON_MODULE, "--dir", str(directory), "--detach"],
                 stdin=subprocess.DEVNULL,
                 stdout=fh,
                 stderr=subprocess.STDOUT,
                 cwd=directory,
                 start_new_session=True,
+                check=False,
+                timeout=timeout,
             )
-        (directory / "daemon.pid").write_text(f"{proc.pid}\n")
+        pid = read_pid(directory)
         deadline = time.monotonic() + timeout
         while True:
             state = read_state(directory)
-            if state is not None and state.pid == proc.pid:
+            if state is not None and state.pid == pid:
                 return UpResult(state, started=True)
-            code = proc.poll()
-            if code is not None or time.monotonic() > deadline:
+            if launcher.returncode or not alive(pid) or time.monotonic() > deadline:
                 _stop(directory)
                 what = (
-                    f"stopped while starting (exit {code})"
-                    if code is not None
-                    else (f"did not become ready within {timeout:.0f} s")
+                    f"did not become ready within {timeout:.0f} s"
+                    if alive(pid)
+                    else "stopped while starting"
                 )
                 raise UsageError(f"The sandbox {what}.", hint=f"Its log is {log}:\n{_tail(log)}")
             time.sleep(0.1)

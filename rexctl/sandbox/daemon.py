@@ -214,12 +214,25 @@ async def serve(directory: Path) -> None:
         print("sandbox: stopped", flush=True)
 
 
+def detach(directory: Path) -> None:
+    """Fork: the parent records the child's pid and exits at once, so whoever started it has
+    nothing to wait for; the child leads a session and process group of its own."""
+    child = os.fork()
+    if child:
+        write_json(directory / "daemon.pid", child)
+        os._exit(0)
+    os.setsid()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rexctl.sandbox.daemon")
     parser.add_argument("--dir", required=True, type=Path)
+    parser.add_argument("--detach", action="store_true", help="Fork and let the parent exit.")
     args = parser.parse_args(argv)
     directory: Path = args.dir
     directory.mkdir(parents=True, exist_ok=True)
+    if args.detach:
+        detach(directory)
     try:
         asyncio.run(serve(directory))
     except Exception:

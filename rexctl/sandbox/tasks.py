@@ -461,6 +461,8 @@ class ServiceRunner:
     def _finished(self, task: LocalTask, reason: str, code: str) -> None:
         task.status = "STOPPED"
         exit_code = task.proc.returncode if task.proc else None
+        if exit_code is not None and exit_code < 0:  # killed by a signal: ECS says 128 + signal
+            exit_code = 128 - exit_code
         self.moto.task_stopped(task.moto, reason, code, exit_code)
         job = asyncio.create_task(self.gate.close(task.id))
         self._background.add(job)

@@ -1,0 +1,58 @@
+"""End to end: `rexctl rehearse --json` on a fresh directory, as the README's first command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rexctl.sandbox.state import alive, group_members, sandbox_dir
+
+EXPECTED = [
+    ("setup", "sandbox up"),
+    ("setup", "init"),
+    ("1-11", "provision"),
+    ("12", "deploy"),
+    ("13-14", "verify"),
+    ("15", "chaos break-sg"),
+    ("15", "chaos break-nacl"),
+    ("15", "chaos wrong-host"),
+]
+
+
+@pytest.mark.e2e
+def test_rehearse_passes_every_step_and_explains_break_sg(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "rexctl", "rehearse", "--json"],
+        cwd=tmp_path,
+        env={**os.environ, "REXCTL_DEBUG": ""},
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert proc.stdout.strip(), proc.stderr
+    result = json.loads(proc.stdout)
+    steps = result["steps"]
+    assert [(s["step"], s["name"]) for s in steps] == EXPECTED, proc.stderr
+    failed = [s for s in steps if s["status"] != "passed"]
+    assert failed == [], proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    break_sg = next(s for s in steps if s["name"] == "chaos break-sg")
+    assert break_sg["exit_code"] == 4
+    assert "fault not observed" in break_sg["detail"]
+    assert "connection tracking" in break_sg["detail"]
+    break_nacl = next(s for s in steps if s["name"] == "chaos break-nacl")
+    assert "logs show Redis error: passed" in break_nacl["detail"]
+    # The rehearsal started the sandbox, so it stopped it: nothing of it is left.
+    assert result["sandbox"]["started"] is True
+    assert not (sandbox_dir(tmp_path) / "state.json").exists()
+    pid_file = sandbox_dir(tmp_path) / "daemon.pid"
+    assert not pid_file.exists()
+    assert not (tmp_path / "rexctl.toml").exists(), "the user's rexctl.toml is never written"
+    assert not alive(result["sandbox"]["pid"])
+    assert group_members(result["sandbox"]["pid"]) == []
