@@ -88,7 +88,7 @@ class _Base:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rollout_timeout: float = 900.0,
-        rollout_poll: float = 5.0,
+        rollout_poll: float = 2.0,
         wait_rollout: Callable[..., Any] | None = None,
     ) -> None:
         self.clients = clients

@@ -214,7 +214,7 @@ def snapshot_all(aws: Aws) -> tuple[Any, Any, Any]:
 INTERRUPT_POINTS = ["steady state before", "inject", "observe", "answer", "restore", "signal"]
 
 
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(2))
 @pytest.mark.parametrize("where", INTERRUPT_POINTS)
 @pytest.mark.parametrize("name", ["break-sg", "break-nacl"])
 def test_ctrl_c_anywhere_still_restores(
