@@ -81,7 +81,7 @@ def table(
     """Build a table; cells are plain text (never markup). `styles` maps a cell value to a style."""
     t = Table(title=title, title_justify="left", header_style="bold")
     for c in columns:
-        t.add_column(c)
+        t.add_column(c, overflow="fold")  # wrap long cells (endpoints, ARNs), never cut them
     for row in rows:
         cells = []
         for value in row:

@@ -79,6 +79,14 @@ def translate(exc: BaseException, doing: str = "") -> RexctlError:
                 hint="Check the names in rexctl.toml and the region (`--region`).",
             )
         return AwsError(f"AWS {action} failed{what}: {code}: {message}")
+    import botocore.parsers
+
+    if isinstance(exc, botocore.parsers.ResponseParserError):
+        return AwsError(
+            f"The AWS endpoint gave an answer rexctl could not read{what}.",
+            hint="Against real AWS, run the command again. Against moto or the sandbox, this "
+            "action may not be emulated (see docs/sandbox.md).",
+        )
     if isinstance(exc, bce.BotoCoreError):
         return AwsError(f"AWS call failed{what}: {exc}")
     return AwsError(f"AWS call failed{what}: {exc}")
@@ -88,10 +96,12 @@ def translate(exc: BaseException, doing: str = "") -> RexctlError:
 def aws_errors(doing: str) -> Iterator[None]:
     """Run AWS calls; any botocore exception becomes a rexctl error naming what we were doing."""
     import botocore.exceptions as bce
+    import botocore.parsers
 
     try:
         yield
-    except (bce.BotoCoreError, bce.ClientError) as exc:
+    except (bce.BotoCoreError, bce.ClientError, botocore.parsers.ResponseParserError) as exc:
+        # ResponseParserError: what an endpoint answering garbage (or HTTP 500) produces.
         raise translate(exc, doing) from exc
 
 

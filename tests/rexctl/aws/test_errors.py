@@ -55,3 +55,14 @@ def test_no_region_and_endpoint() -> None:
     assert isinstance(translate(bce.NoRegionError()), ConfigError)
     err = translate(bce.EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
     assert err.message.startswith("Cannot reach the AWS endpoint http://127.0.0.1:1")
+
+
+def test_unreadable_answer_is_an_aws_error() -> None:
+    import botocore.parsers
+
+    with pytest.raises(AwsError) as info, aws_errors("delete the subnet group"):
+        raise botocore.parsers.ResponseParserError("Unable to parse response (500)")
+    assert info.value.message == (
+        "The AWS endpoint gave an answer rexctl could not read while trying to delete the "
+        "subnet group."
+    )
