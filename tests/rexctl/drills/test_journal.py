@@ -1,0 +1,100 @@
+"""Drill journals: durable writes, redaction, the cheap unrestored check the root CLI runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rexctl.drills import journal as j
+
+
+def sample(
+    drill_id: str = "20260101T000000Z-break-sg-aaaaaa", status: str = j.PENDING
+) -> j.Journal:
+    return j.Journal(
+        id=drill_id,
+        drill="break-sg",
+        created_at="2026-01-01T00:00:00Z",
+        aws={"region": "us-east-1", "profile": "", "endpoint_url": ""},
+        changes=[{"type": "sg-rule", "rule": {"group_id": "sg-1"}}],
+        summary=["Revoke ..."],
+        before={"env": [{"name": "REDIS_AUTH_TOKEN", "value": "s3cret"}], "AuthToken": "abc"},
+        manual_undo=["aws ec2 ..."],
+        status=status,
+    )
+
+
+def test_save_writes_the_whole_journal_atomically_and_redacted(tmp_path: Path) -> None:
+    path = j.save(sample(), tmp_path)
+    assert path == tmp_path / "drills" / "20260101T000000Z-break-sg-aaaaaa.json"
+    assert [p.name for p in path.parent.iterdir()] == [path.name], "no temporary file is left"
+    data = json.loads(path.read_text())
+    assert data["before"] == {
+        "env": [{"name": "REDIS_AUTH_TOKEN", "value": "***"}],
+        "AuthToken": "***",
+    }
+    assert "s3cret" not in path.read_text()
+    loaded = j.load(path)
+    assert loaded.changes == sample().changes and loaded.status == j.PENDING and loaded.updated_at
+
+
+def test_a_failed_write_keeps_the_previous_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = sample()
+    path = j.save(first, tmp_path)
+    second = sample()
+    second.status = j.RESTORED
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError):
+        j.save(second, tmp_path)
+    monkeypatch.undo()
+    assert j.load(path).status == j.PENDING, "the old journal is intact"
+    assert [p.name for p in path.parent.iterdir()] == [path.name], "the temporary file is gone"
+
+
+def test_unrestored_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REXCTL_STATE_DIR", str(tmp_path))
+    assert j.unrestored_summary() == ""
+    j.save(sample("20260101T000000Z-break-sg-aaaaaa", j.RESTORED), tmp_path)
+    assert j.unrestored_summary() == ""
+    j.save(sample("20260102T000000Z-break-sg-bbbbbb"), tmp_path)
+    (tmp_path / "drills" / "notes.json").write_text("not a journal")
+    assert j.unrestored_summary() == (
+        "1 failure drill(s) may still be in place: 20260102T000000Z-break-sg-bbbbbb (break-sg). "
+        "Run `rexctl chaos restore` to undo them."
+    )
+
+
+def test_unrestored_summary_defaults_to_dot_rexctl_in_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REXCTL_STATE_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    j.save(sample(), Path(".rexctl"))
+    assert "20260101T000000Z-break-sg-aaaaaa" in j.unrestored_summary()
+
+
+def test_the_root_cli_check_imports_no_boto3(tmp_path: Path) -> None:
+    code = (
+        "import sys; from rexctl.drills.journal import unrestored_summary; unrestored_summary(); "
+        "print('boto3' in sys.modules)"
+    )
+    env = {**os.environ, "REXCTL_STATE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_new_ids_sort_by_time_and_name_the_drill() -> None:
+    drill_id = j.new_drill_id("break-nacl")
+    stamp, rest = drill_id.split("-", 1)
+    assert len(stamp) == 16 and stamp.endswith("Z") and rest.startswith("break-nacl-")

@@ -1,0 +1,138 @@
+"""The verdict's pure functions: each check, the outcome, the timeline."""
+
+from __future__ import annotations
+
+from rexctl.drills.observe import Answer, LiveState, LogLine, Task, TaskSample
+from rexctl.drills.verdict import Observations, judge, timeline
+
+TD_OLD = "arn:aws:ecs:us-east-1:1:task-definition/backend:1"
+TD_NEW = "arn:aws:ecs:us-east-1:1:task-definition/backend:2"
+
+
+def task(arn: str, td: str = TD_OLD, **kw: str) -> Task:
+    return Task(arn=arn, task_definition=td, last_status=kw.pop("last_status", "RUNNING"),
+                started_at="", **kw)  # fmt: skip
+
+
+def sample(t: float, tasks: list[Task], stopped: list[Task] | None = None, running: int = 2,
+           phase: str = "during") -> TaskSample:  # fmt: skip
+    return TaskSample(t, running, 2, tasks, stopped or [], [], phase)
+
+
+def answers(sources: list[str], status: int = 200, phase: str = "during") -> list[Answer]:
+    return [
+        Answer(i * 1.0, phase, status, s, 10.0 + i, None if status < 300 else f"HTTP {status}")
+        for i, s in enumerate(sources)
+    ]
+
+
+def healthy(**kw: object) -> Observations:
+    base = [task("t/a"), task("t/b")]
+    obs = Observations(
+        answers=answers(["cache"], phase="before")
+        + answers(["db"] * 4)
+        + answers(["cache"], phase="after"),
+        samples=[sample(0, base, phase="before"), sample(1, base), sample(2, base)],
+        baseline=base,
+        logs=[LogLine("ecs/backend/a", 1_700_000_000_000, "⚠️ Redis error (ignored): timeout")],
+        cache_again_after=1.5,
+        settle_timeout=120,
+    )
+    for k, v in kw.items():
+        setattr(obs, k, v)
+    return obs
+
+
+def test_a_healthy_drill_passes() -> None:
+    v = judge("break-nacl", healthy())
+    assert (v.outcome, v.exit_code) == ("passed", 0)
+    assert (
+        v.checks[0].evidence[1].startswith("first at ")
+        and "ecs/backend/a" in v.checks[0].evidence[1]
+    )
+    assert v.checks[1].evidence[:2] == ["5 of 5 answers were 2xx", "sources: cache 1, db 4"]
+    assert v.checks[1].evidence[2].startswith("latency p50 ")
+
+
+def test_a_new_task_or_a_short_count_fails_tasks_did_not_restart() -> None:
+    base = [task("t/a"), task("t/b")]
+    obs = healthy(samples=[sample(1, base), sample(2, [task("t/a"), task("t/c")], running=1)])
+    v = judge("break-nacl", obs)
+    check = v.checks[2]
+    assert (check.name, check.status) == ("tasks did not restart", "failed")
+    assert "b gone from the running tasks at t=2.0s" in check.evidence
+    assert "new task c" in check.evidence
+    assert "t=2.0s running 1 of 2" in check.evidence
+    assert v.exit_code == 1 and v.reason == "failed: tasks did not restart"
+
+
+def test_no_logs_and_cache_answers_is_not_observed_for_network_faults() -> None:
+    obs = healthy(logs=[], answers=answers(["cache"] * 3))
+    v = judge("break-sg", obs, not_observed_reason="because")
+    assert (v.outcome, v.exit_code) == ("not observed", 4)
+    assert v.checks[0].status == "not observed" and v.checks[0].evidence[0] == "because"
+    # The same observations under wrong-host are failures, not "not observed".
+    wrong = judge("wrong-host", healthy(logs=[], answers=answers(["cache"] * 3)))
+    assert wrong.outcome == "failed"
+    assert [c.name for c in wrong.checks if c.status == "failed"] == [
+        "logs show Redis error", "API answers from the database",
+    ]  # fmt: skip
+
+
+def test_no_logs_but_db_answers_is_observed_and_fails_the_log_check() -> None:
+    v = judge("break-sg", healthy(logs=[]))
+    assert v.outcome == "failed" and v.checks[0].status == "failed"
+
+
+def test_missing_awslogs_config_is_named() -> None:
+    v = judge("break-nacl", healthy(logs=[], logs_missing_reason="no awslogs here"))
+    assert v.checks[0].evidence == ["no awslogs here"]
+
+
+def test_wrong_host_watches_only_the_new_revision() -> None:
+    new = [task("t/x", TD_NEW), task("t/y", TD_NEW)]
+    stopped_old = [task("t/a", TD_OLD, last_status="STOPPED", stopped_reason="rolling update")]
+    obs = healthy(
+        baseline=new,
+        watch_task_definition=TD_NEW,
+        samples=[sample(0, new, stopped_old), sample(1, new, stopped_old)],
+    )
+    assert judge("wrong-host", obs).outcome == "passed"
+    crashed = task(
+        "t/y", TD_NEW, last_status="STOPPED", stopped_reason="Essential container exited"
+    )
+    obs.samples.append(sample(2, [task("t/x", TD_NEW)], [crashed], running=1))
+    check = next(c for c in judge("wrong-host", obs).checks if c.name == "new tasks stayed up")
+    assert check.status == "failed"
+    assert "y stopped (Essential container exited) seen at t=2.0s" in check.evidence
+
+
+def test_cache_not_used_again_fails() -> None:
+    v = judge("break-nacl", healthy(cache_again_after=None))
+    assert v.checks[-1].evidence == ["no answer came from the cache within 120s after the restore"]
+    assert v.outcome == "failed"
+
+
+def test_timeline_buckets() -> None:
+    rows = timeline(answers(["cache"] * 3 + ["db"] * 4 + ["cache"] * 4))
+    assert [(r["start"], r["requests"], r["sources"]) for r in rows] == [
+        (0.0, 5, {"cache": 3, "db": 2}),
+        (5.0, 5, {"db": 2, "cache": 3}),
+        (10.0, 1, {"cache": 1}),
+    ]
+    assert rows[0]["p50_ms"] == 12.0 and rows[0]["max_ms"] == 14.0
+
+
+def test_live_state_lines() -> None:
+    live = LiveState(drill="break-nacl", duration=60)
+    live.update("phase", "observe")
+    for a in answers(["db", "cache"]):
+        live.update("answer", a)
+    live.update("tasks", sample(1, [task("t/a")], running=2))
+    live.update("logs", [LogLine("s", 0, "Redis error")])
+    assert live.lines()[:4] == [
+        "break-nacl · observe · 1s of 60s",
+        "responses by status: 200: 2",
+        "responses by source: cache: 1, db: 1",
+        "tasks running/desired: 2/2 · Redis errors seen: 1",
+    ]
