@@ -25,14 +25,16 @@ _err: Console | None = None
 def out() -> Console:
     global _out
     if _out is None:
-        _out = Console(soft_wrap=True, highlight=False)  # follows sys.stdout
+        _out = Console(soft_wrap=True, highlight=False, emoji=False)  # follows sys.stdout
     return _out
 
 
 def err() -> Console:
     global _err
     if _err is None:
-        _err = Console(stderr=True, soft_wrap=True, highlight=False)  # follows sys.stderr
+        _err = Console(
+            stderr=True, soft_wrap=True, highlight=False, emoji=False
+        )  # follows sys.stderr
     return _err
 
 
@@ -78,16 +80,19 @@ def table(
     title: str | None = None,
     styles: Mapping[str, str] | None = None,
 ) -> Table:
-    """Build a table; cells are plain text (never markup). `styles` maps a cell value to a style."""
+    """A table of plain-text cells: text from AWS or logs is never markup nor an emoji code (an
+    ARN with `:secret:` stays an ARN), and long values fold onto the next line instead of being
+    cut. `styles` maps a cell value (e.g. "passed") to a style."""
+    from rich.text import Text
+
     t = Table(title=title, title_justify="left", header_style="bold")
     for c in columns:
-        t.add_column(c, overflow="fold")  # wrap long cells (endpoints, ARNs), never cut them
+        t.add_column(c, overflow="fold")
     for row in rows:
         cells = []
         for value in row:
-            text = "" if value is None else str(value)
-            style = (styles or {}).get(text)
-            cells.append(f"[{style}]{escape(text)}[/]" if style else escape(text))
+            value_text = "" if value is None else str(value)
+            cells.append(Text(value_text, style=(styles or {}).get(value_text, "")))
         t.add_row(*cells)
     return t
 
@@ -174,26 +179,3 @@ def panel(renderable: Any, title: str = "") -> Any:
     from rich.panel import Panel
 
     return Panel(renderable, title=escape(title) if title else None, title_align="left")
-
-
-def plain_table(
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    *,
-    title: str | None = None,
-    styles: Mapping[str, str] | None = None,
-) -> Table:
-    """Like `table`, for text from AWS or logs: cells are never markup nor emoji codes (an ARN
-    with `:secret:` stays an ARN) and long values fold onto the next line instead of being cut."""
-    from rich.text import Text
-
-    t = Table(title=title, title_justify="left", header_style="bold")
-    for c in columns:
-        t.add_column(c, overflow="fold")
-    for row in rows:
-        cells = []
-        for value in row:
-            value_text = "" if value is None else str(value)
-            cells.append(Text(value_text, style=(styles or {}).get(value_text, "")))
-        t.add_row(*cells)
-    return t

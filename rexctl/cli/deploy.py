@@ -116,7 +116,7 @@ def _show_plan(plan: DeployPlan) -> None:
     if not plan.changes:
         return
     rows = [(c.name, c.shown("old"), c.shown("new")) for c in plan.changes]
-    ui.show(ui.plain_table(["variable", "now", "new revision"], rows, title=title))
+    ui.show(ui.table(["variable", "now", "new revision"], rows, title=title))
 
 
 @contextmanager
@@ -134,7 +134,7 @@ def _progress() -> Iterator[Callable[[ServiceView, list[ServiceEvent]], None]]:
         ]  # fmt: skip
         columns = ["deployment", "revision", "rollout", "running", "pending", "failed"]
         events = [ui.text(f"  {e.message}", "dim") for e in state["events"][-8:]]
-        return ui.group(ui.plain_table(columns, rows), *events)
+        return ui.group(ui.table(columns, rows), *events)
 
     with ExitStack() as stack:
         refresh: list[Callable[[], None]] = []

@@ -87,11 +87,11 @@ def _show(report: VerifyReport) -> None:
         for s in report.logs.streams:
             last = max((e for e in (s.ready.last, s.error.last) if e), key=lambda e: e.timestamp)
             rows.append((s.task, s.ready.count, s.error.count, last.message.strip()))
-        ui.show(ui.plain_table(["task stream", "Redis ready", "Redis error", "last message"], rows,
+        ui.show(ui.table(["task stream", "Redis ready", "Redis error", "last message"], rows,
                          title=f"Logs: {report.logs.group}"))  # fmt: skip
     rows = [(c.name, c.verdict, c.evidence) for c in report.checks]
     ui.show(
-        ui.plain_table(
+        ui.table(
             ["check", "verdict", "evidence"],
             rows,
             title=f"rexctl verify: {report.service} ({report.task_definition})",
