@@ -9,6 +9,9 @@ A read goes, in order, to:
    product list (bad JSON, wrong shape) is a miss and is replaced;
 3. the database, then a conditional SET back into Redis.
 
+A Redis hit on a list with less than a fifth of CACHE_TTL_SECONDS left starts one background
+re-read, so a busy list never expires under its readers (no periodic DB_DELAY_MS stall).
+
 Concurrent lookups share one task (single flight), so 50 cold requests make one Redis GET and one
 database read, whatever Redis does. A request that is cancelled does not cancel the shared task.
 
@@ -117,6 +120,9 @@ class ProductCache:
         self._pending_invalidation = False
         self._invalid_logged = False
         self._listener: asyncio.Task[None] | None = None
+        self._refresh: asyncio.Task[None] | None = None
+        # refresh a busy list when less than a fifth of its Redis TTL is left
+        self._refresh_below_ms = settings.cache_ttl_seconds * 1000 // 5
         self._script: AsyncScript | None = None
         link.before_ready.append(self._flush_pending)
 
@@ -125,11 +131,12 @@ class ProductCache:
             self._listener = asyncio.get_running_loop().create_task(self._listen())
 
     async def close(self) -> None:
-        task, self._listener = self._listener, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._listener, self._refresh):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._listener = self._refresh = None
 
     # -- reads ----------------------------------------------------------------------------------
     def near_hit(self) -> Answer | None:
@@ -166,7 +173,7 @@ class ProductCache:
             started = time.perf_counter()
             sent = self._clock()
             try:
-                raw, remote = await self.link.call("GET", self._mget)
+                raw, remote, ttl_ms = await self.link.call("GET", self._mget)
             except RedisSkipped:
                 pass
             else:
@@ -178,6 +185,8 @@ class ProductCache:
                     self.metrics.hits["redis"] += 1
                     answer = Answer(encode("cache", data), "cache", "HIT", "redis", redis_ms)
                     self._fill_near(data, generation, sent)
+                    if 0 <= ttl_ms < self._refresh_below_ms:
+                        self._refresh_ahead(remote_gen, generation)
                     return answer
                 self.metrics.misses += 1
                 if raw is not None:
@@ -187,9 +196,34 @@ class ProductCache:
             await self._store(data, remote_gen, generation)
         return Answer(encode("db", data), "db", x_cache, "db", redis_ms, db_ms)
 
-    async def _mget(self, client: aioredis.Redis) -> tuple[bytes | None, bytes | None]:
-        raw, remote = await client.mget(self._key, self._gen_key)
-        return cast(bytes | None, raw), cast(bytes | None, remote)  # decode_responses=False
+    async def _mget(self, client: aioredis.Redis) -> tuple[bytes | None, bytes | None, int]:
+        """The list, the generation and the list's remaining TTL, in one round trip."""
+        pipe = client.pipeline(transaction=False)
+        pipe.mget(self._key, self._gen_key)
+        pipe.pttl(self._key)
+        (raw, remote), ttl_ms = await pipe.execute()
+        return cast(bytes | None, raw), cast(bytes | None, remote), int(ttl_ms)
+
+    def _refresh_ahead(self, remote_gen: bytes, generation: int) -> None:
+        """Re-read the list in the background before its Redis TTL runs out.
+
+        Without this, a busy list expires every CACHE_TTL_SECONDS and every request arriving in
+        the next DB_DELAY_MS waits for the database read that refills it.
+        """
+        if self._refresh is not None and not self._refresh.done():
+            return
+        self._refresh = asyncio.get_running_loop().create_task(
+            self._refresh_now(remote_gen, generation)
+        )
+
+    async def _refresh_now(self, remote_gen: bytes, generation: int) -> None:
+        self.metrics.refreshes += 1
+        try:
+            data, _ms = await self._read_db()
+        except Exception as exc:  # the next miss reads again; a request will see the error
+            self.log.error(f"background refresh of {self._key} failed: {exc}")
+            return
+        await self._store(data, remote_gen, generation)
 
     async def _read_db(self) -> tuple[bytes, float]:
         started = time.perf_counter()

@@ -53,6 +53,7 @@ class Metrics:
         self.invalid_values = 0
         self.db_reads = 0
         self.coalesced = 0
+        self.refreshes = 0
         self.writes = 0
         self.invalidations = {"local": 0, "pubsub": 0}
         self.redis_errors: dict[str, int] = {}
@@ -104,6 +105,11 @@ class _Collector(Collector):
             "products_coalesced_requests",
             "Requests that waited for another request's lookup instead of starting their own.",
             value=m.coalesced,
+        )
+        yield CounterMetricFamily(
+            "products_cache_refreshes",
+            "Background re-reads of a busy list before its Redis TTL ran out.",
+            value=m.refreshes,
         )
         yield CounterMetricFamily("products_writes", "Products added.", value=m.writes)
         invalidations = CounterMetricFamily(

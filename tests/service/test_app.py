@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -169,3 +170,21 @@ async def test_json_logs_carry_the_same_message(tmp_path: Path, redis_server: Re
     assert [r["source"] for r in requests] == ["db", "cache"]
     assert 'source: "cache"' in requests[1]["msg"]
     assert all({"ts", "level", "msg"} <= r.keys() for r in records)
+
+
+async def test_a_busy_list_is_refreshed_before_its_redis_ttl_runs_out(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    settings = settings_for(tmp_path, redis_server, CACHE_TTL_SECONDS=2, NEAR_CACHE_TTL_MS=0)
+    async with running(settings) as h:
+        assert await h.source() == "db"
+        await asyncio.sleep(1.7)  # under 400 ms (a fifth of the TTL) left
+        assert await h.source() == "cache"  # the reader does not wait for the refresh
+
+        async def refreshed() -> bool:
+            return bool(redis_server.client().pttl("products:all") > 1000)
+
+        await h.wait_for(refreshed, timeout=3.0, what="a background refresh")
+        assert await h.metric("products_db_reads_total") == 2
+        assert await h.metric("products_cache_refreshes_total") == 1
+        assert await h.source() == "cache"
