@@ -67,6 +67,7 @@ class Fault(Protocol):
     expect_new_tasks: bool
     not_observed_reason: str
     sleep: Callable[[float], None]
+    clock: Callable[[], float]
 
     def plan(self, cfg: Config) -> Plan: ...
     def inject(self, journal: Journal, save: Callable[[], None]) -> None: ...

@@ -363,7 +363,7 @@ def run(fault: Fault, plan: Plan, course: Course) -> DrillRecord:
         try:
             # 3. inject
             c.sink("phase", "inject")
-            fault.sleep = nap  # a rollout wait gives up on Ctrl-C
+            fault.sleep, fault.clock = nap, c.clock  # a rollout wait gives up on Ctrl-C
             fault.inject(journal, save)
             journal.manual_undo = fault.manual_undo(journal.changes, c.aws_target.get("region", ""))
             journal.note("fault injected")

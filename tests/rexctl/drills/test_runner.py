@@ -409,6 +409,32 @@ def test_wrong_host_watches_the_new_deployment(aws: Aws, clock: FakeClock) -> No
     assert normalized_service(aws) == before
 
 
+def test_wrong_host_whose_rollout_never_completes_fails_and_rolls_back(
+    aws: Aws, clock: FakeClock
+) -> None:
+    """No scheduler: moto never completes the rollout, as ECS would not for crashing tasks."""
+    before = normalized_service(aws)
+    api = Api(during=(200, "db"))
+    record = drill(
+        aws,
+        "wrong-host",
+        course(aws, clock, probe=api, sinks=(api.sink,)),
+        rollout_poll=0.5,
+        rollout_timeout=3,
+    )
+    assert (record.outcome, record.exit_code) == ("failed", 1)
+    assert record.error.startswith(
+        "The tasks with REDIS_HOST=rexpress-redis.invalid did not come up and stay up: "
+        "Timed out after 3s"
+    )
+    assert record.restore is not None and record.restore.ok
+    assert normalized_service(aws) == before
+    bad = record.journal.changes[0]["bad"]  # type: ignore[union-attr]
+    td = aws.clients.ecs.describe_task_definition(taskDefinition=bad)["taskDefinition"]
+    assert td["status"] == "INACTIVE"
+    assert not [a for a in record.observations.answers if a.phase == "during"], "no observation"
+
+
 def test_prepare_refuses_bad_input_before_anything(aws: Aws, tmp_path: Path) -> None:
     cfg = aws.config()
 
