@@ -76,6 +76,8 @@ def _drill(
     from rexctl.drills import runner
     from rexctl.drills.observe import LiveState, build_sensors
 
+    if report is not None and not report.parent.is_dir():
+        raise UsageError(f"--report {report}: the directory {report.parent} does not exist.")
     f = get_factory(ctx, json=json, yes=yes)
     cfg = f.config
     options = runner.Options(duration=duration, interval=interval, settle=settle)
@@ -101,6 +103,8 @@ def _drill(
     with ui.live(lambda: ui.text("\n".join(state.lines()))) as refresh:
 
         def sink(kind: str, data: Any) -> None:
+            if kind == "signal":
+                ui.warn(f"{data}: stopping; the fault is undone first (this is not interruptible).")
             state.update(kind, data)
             refresh()
 

@@ -207,6 +207,12 @@ def test_bad_input_is_refused_before_anything_changes(stack: Stack) -> None:
         result = stack.invoke(*args)
         assert result.exit_code == 2, result.output
         assert result.stderr.startswith(f"Error: {message}"), result.stderr
+    result = stack.invoke("chaos", "break-sg", *FAST, "--report", str(stack.tmp / "no" / "r.json"))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"Error: --report {stack.tmp / 'no' / 'r.json'}: the directory {stack.tmp / 'no'} does "
+        "not exist."
+    )
     unknown = stack.invoke("chaos", "break-dns", "--yes")
     assert unknown.exit_code == 2 and "No such command 'break-dns'" in unknown.output
     result = runner.invoke(
@@ -381,6 +387,7 @@ def test_a_signal_at_a_random_moment_still_restores(
     assert journal_mod.unrestored(stack.state_dir) == [], text
     if moment == "observe":
         assert "Interrupted; the break-nacl drill was undone (AWS confirmed)." in text
+        assert f"{sig.name}: stopping; the fault is undone first" in text
 
 
 def test_sigkill_leaves_a_journal_that_restore_undoes(stack: Stack) -> None:
