@@ -4,7 +4,8 @@ A read goes, in order, to:
 
 1. the near cache: the ready-encoded response body held in this process for at most
    NEAR_CACHE_TTL_MS. It is only filled from values Redis confirmed (a GET hit or a successful
-   SET), so while Redis is away requests go to the database once the entry has expired;
+   SET) and is dropped when the breaker opens, so while Redis is known to be away requests go to
+   the database;
 2. Redis (`GET products:all`), unless it is disabled or the breaker is open. A value that is not a
    product list (bad JSON, wrong shape) is a miss and is replaced;
 3. the database, then a conditional SET back into Redis.
@@ -125,6 +126,7 @@ class ProductCache:
         self._refresh_below_ms = settings.cache_ttl_seconds * 1000 // 5
         self._script: AsyncScript | None = None
         link.before_ready.append(self._flush_pending)
+        link.on_open.append(self._drop_near)
 
     async def start(self) -> None:
         if self.link.enabled:
@@ -262,6 +264,10 @@ class ProductCache:
         if self._near_ttl > 0 and generation == self._generation:
             self._near = Answer(encode("cache", data), "cache", "HIT", "near")
             self._near_expires = sent + self._near_ttl
+
+    def _drop_near(self) -> None:
+        # Redis is unusable: answer from the database from now on, as the drills expect.
+        self._near = None
 
     def _invalid_value(self) -> None:
         self.metrics.invalid_values += 1

@@ -93,6 +93,7 @@ class RedisLink:
         self.client: aioredis.Redis | None = None
         self.breaker_open = False
         self.before_ready: list[Hook] = []
+        self.on_open: list[Callable[[], None]] = []
         self.last_error: str | None = None
         self._last_logged: str | None = None
         self._since = clock()
@@ -218,6 +219,8 @@ class RedisLink:
         self._ready.clear()
         self._since = self._clock()
         self.metrics.breaker_opened += 1
+        for callback in self.on_open:
+            callback()
         if log:
             self.log.warning(
                 "⚠️ Redis circuit open: serving from the database, "

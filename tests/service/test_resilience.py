@@ -304,3 +304,20 @@ async def test_a_write_while_redis_is_away_deletes_the_stale_list_when_it_return
         await until_source(h, "cache")
         assert len((await h.products()).json()["data"]) == 3
         assert not (await h.client.get("/health")).json()["cache"]["pending_invalidation"]
+
+
+async def test_a_known_outage_drops_the_near_copy(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with running(settings_for(tmp_path, redis_server, NEAR_CACHE_TTL_MS=30_000)) as h:
+        await h.products()
+        assert (await h.products()).headers["server-timing"].startswith('cache;desc="near"')
+        redis_server.stop()  # the pub/sub connection sees it close: no request needed
+
+        async def noticed() -> bool:
+            health = await h.client.get("/health")
+            return bool(health.json()["redis"]["state"] == "unavailable")
+
+        await h.wait_for(noticed, timeout=5.0, what="the breaker opens")
+        response = await h.products()
+        assert (response.json()["source"], response.headers["x-cache"]) == ("db", "BYPASS")
