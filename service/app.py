@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None, *, log: LogSink | None = None) 
         latency[source].observe(elapsed)
         ms = elapsed * 1000
         log.request(
-            "GET", "/api/products", 200, source, ms,
+            request.method, "/api/products", 200, source, ms,
             answer.layer if source == "cache" else answer.x_cache.lower(),
         )  # fmt: skip
         body = answer.body

@@ -19,7 +19,7 @@ from service.cache import ProductCache
 from service.logs import LogSink
 from service.redis_link import RedisLink
 from service.settings import Settings
-from tests.helpers import RedisServer, free_port
+from tests.helpers import RedisServer
 
 FAST = {"DB_DELAY_MS": "100", "REDIS_TIMEOUT_MS": "100", "BREAKER_PROBE_MS": "100"}
 
@@ -101,10 +101,6 @@ async def running(settings: Settings) -> AsyncIterator[Harness]:
         httpx.AsyncClient(transport=transport, base_url="http://service") as client,
     ):
         yield Harness(app, client, sink, lines)
-
-
-def unused_redis_port() -> int:
-    return free_port()
 
 
 async def admin(redis: RedisServer, *args: Any) -> Any:
