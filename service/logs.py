@@ -28,7 +28,12 @@ Writer = Callable[[str], None]
 
 def stdout_writer(fd: int | None = None) -> Writer:
     """Write straight to the stdout file descriptor, whatever sys.stdout's buffering is."""
-    target = sys.stdout.fileno() if fd is None else fd
+    if fd is None:
+        try:
+            fd = sys.stdout.fileno()
+        except (AttributeError, OSError, ValueError):  # stdout replaced by an in-memory stream
+            return _text_writer
+    target = fd
 
     def write(text: str) -> None:
         data = text.encode("utf-8", "replace")
@@ -37,6 +42,11 @@ def stdout_writer(fd: int | None = None) -> Writer:
             data = data[written:]
 
     return write
+
+
+def _text_writer(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 class LogSink:

@@ -6,8 +6,10 @@ import asyncio
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
+from service.app import create_app
 from tests.helpers import RedisServer
 from tests.service.conftest import running, settings_for
 
@@ -188,3 +190,15 @@ async def test_a_busy_list_is_refreshed_before_its_redis_ttl_runs_out(
         assert await h.metric("products_db_reads_total") == 2
         assert await h.metric("products_cache_refreshes_total") == 1
         assert await h.source() == "cache"
+
+
+async def test_by_default_the_app_logs_to_stdout(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(settings_for(tmp_path))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://s") as client:
+            assert (await client.get("/api/products")).status_code == 200
+    out = capfd.readouterr().out
+    assert "Redis disabled via env" in out and 'source: "db" (bypass)' in out
