@@ -143,6 +143,9 @@ def stack(
         yield s
     finally:
         s.service.stop()
+        # The threaded server shares this process's moto state: leave none behind.
+        w.default_task_transitions()
+        httpx.post(f"{moto_server}/moto-api/reset").raise_for_status()
 
 
 @pytest.fixture

@@ -41,8 +41,11 @@ class Aws:
 def aws(tmp_path: Path) -> Iterator[Aws]:
     with mock_aws():
         world_mod.keep_tasks_running()
-        clients = AwsClients(region="us-east-1")
-        yield Aws(clients, world_mod.build(clients), tmp_path / "state")
+        try:
+            clients = AwsClients(region="us-east-1")
+            yield Aws(clients, world_mod.build(clients), tmp_path / "state")
+        finally:
+            world_mod.default_task_transitions()
 
 
 class FakeClock:

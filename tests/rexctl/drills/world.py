@@ -79,6 +79,13 @@ def keep_tasks_running(endpoint_url: str = "") -> None:
         state_manager.set_transition("ecs::task", config)
 
 
+def default_task_transitions() -> None:
+    """Undo `keep_tasks_running`: moto's state manager is process-wide, other tests share it."""
+    from moto.moto_api import state_manager
+
+    state_manager.unset_transition("ecs::task")
+
+
 def build(clients: Any, *, tasks: int = 2) -> World:
     """Create the world through boto3 clients (in-process mock_aws or a moto server)."""
     import os
