@@ -38,7 +38,6 @@ from typing import cast
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
 
 from service.logs import LogSink
 from service.metrics import Metrics
@@ -337,7 +336,7 @@ class ProductCache:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message and message.get("data") != self.instance.encode():
                         self.invalidate_local("pubsub")
-            except (TimeoutError, RedisError, OSError) as exc:
+            except Exception as exc:  # the listener must outlive any error
                 if self.link.usable:
                     self.link.failed("SUBSCRIBE", exc)
                 await asyncio.sleep(self.settings.breaker_probe)

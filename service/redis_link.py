@@ -248,7 +248,7 @@ class RedisLink:
                 for hook in self.before_ready:
                     async with asyncio.timeout(self.timeout):
                         await hook(self.client)
-            except (TimeoutError, RedisError, OSError) as exc:
+            except Exception as exc:  # whatever it is, keep probing: never stay open for good
                 self.metrics.probe_failures += 1
                 self.last_error = self._reason("probe", exc)
                 continue
