@@ -9,7 +9,8 @@ no request touches Redis (they go straight to the database, paying nothing for R
 background task PINGs Redis every BREAKER_PROBE_MS. When Redis answers (and the `before_ready`
 hooks, such as an invalidation that could not be sent while Redis was away, succeed) the breaker
 closes and `✅ Redis ready` is logged. Errors that do not make Redis unusable (out of memory on a
-write, a read-only replica) are counted and logged but leave the breaker closed.
+write, a read-only replica) are counted and logged but leave the breaker closed, unless they
+stop a write's invalidation (see `service/cache.py`).
 
 Errors are logged when the state changes (closed -> open) or when the error differs from the last
 one logged, never once per request.
