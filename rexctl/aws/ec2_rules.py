@@ -148,7 +148,10 @@ def inbound_rules_from(
                 from_port=int(perm.get("FromPort", -1)),
                 to_port=int(perm.get("ToPort", -1)),
                 description=pair.get("Description", ""),
-                source_user_id="",
+                # Only a group of another account (a peered VPC) needs its account named.
+                source_user_id=(
+                    pair.get("UserId", "") if pair.get("UserId") != group.get("OwnerId") else ""
+                ),
             )
             match = next((r for r in described if _same_rule(r, rule)), None)
             if match is not None:

@@ -336,7 +336,8 @@ def run(fault: Fault, plan: Plan, course: Course) -> DrillRecord:
             record.error = "Interrupted before anything was changed."
             return record
         except RexctlError as exc:
-            record.outcome, record.exit_code = "error", int(exc.exit_code)
+            record.outcome = "failed" if isinstance(exc, CheckFailed) else "error"
+            record.exit_code = int(exc.exit_code)
             record.error, record.hint = exc.message, exc.hint or ""
             return record
 

@@ -183,7 +183,8 @@ def build(clients: Any, *, tasks: int = 2) -> World:
             }
         ],
     )["taskDefinition"]["taskDefinitionArn"]
-    os.environ["MOTO_ECS_SERVICE_RUNNING"] = str(tasks)
+    previous = os.environ.get("MOTO_ECS_SERVICE_RUNNING")
+    os.environ["MOTO_ECS_SERVICE_RUNNING"] = str(tasks)  # read by moto at create_service
     try:
         ecs.create_service(
             cluster=CLUSTER,
@@ -196,7 +197,10 @@ def build(clients: Any, *, tasks: int = 2) -> World:
             },
         )
     finally:
-        del os.environ["MOTO_ECS_SERVICE_RUNNING"]
+        if previous is None:
+            del os.environ["MOTO_ECS_SERVICE_RUNNING"]
+        else:
+            os.environ["MOTO_ECS_SERVICE_RUNNING"] = previous
     world = World(vpc, ecs_subnets, cache_subnets, acl, ecs_sg, cache_sg, td)
     run_tasks(ecs, world, td, tasks)
     return world
