@@ -15,7 +15,6 @@ from rexctl.aws import ec2 as ec2_api
 from rexctl.aws import elasticache as ec_api
 from rexctl.aws import secrets as sm_api
 from rexctl.aws.ecs import describe_task_definition
-from rexctl.aws.errors import translate
 from rexctl.config import Config
 from rexctl.errors import AwsError, RexctlError
 from rexctl.provisioning import CACHE_ID_TAG, Clients, Reporter, is_managed
@@ -143,15 +142,6 @@ def _redis_host_warning(
         )
 
 
-def _message(exc: Exception) -> str:
-    if isinstance(exc, RexctlError):
-        return exc.message
-    if type(exc).__module__.startswith("botocore"):
-        # e.g. botocore.parsers.ResponseParserError, which aws_errors does not catch.
-        return translate(exc).message
-    raise exc
-
-
 def teardown(
     clients: Clients,
     cfg: Config,
@@ -201,8 +191,8 @@ def teardown(
                 ec2_api.delete_security_group(clients.ec2, resource.id)
             else:
                 sm_api.delete_secret(clients.secretsmanager, resource.id)
-        except Exception as exc:  # one failure must not stop the independent deletions
-            message = _message(exc)
+        except RexctlError as exc:  # one failure must not stop the independent deletions
+            message = exc.message
             result.failed.append((resource, message))
             reporter.warn(f"Could not delete {resource.label()}: {message}")
             continue
