@@ -2,7 +2,7 @@
 
 Data and `--json` go to stdout; messages, warnings, spinners and progress go to stderr. Text that
 comes from AWS or from the network is printed with markup off. No spinner or live display when
-stderr is not a terminal.
+stderr is not a terminal. rich is imported on first use, so `rexctl --help` never pays for it.
 """
 
 from __future__ import annotations
@@ -12,19 +12,28 @@ import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 _out: Console | None = None
 _err: Console | None = None
 
 
+def escape(text: str) -> str:
+    """Text shown as is: rich markup in it (e.g. `[red]` from an AWS message) is not applied."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def out() -> Console:
     global _out
     if _out is None:
+        from rich.console import Console
+
         _out = Console(soft_wrap=True, highlight=False, emoji=False)  # follows sys.stdout
     return _out
 
@@ -32,6 +41,8 @@ def out() -> Console:
 def err() -> Console:
     global _err
     if _err is None:
+        from rich.console import Console
+
         _err = Console(
             stderr=True, soft_wrap=True, highlight=False, emoji=False
         )  # follows sys.stderr
@@ -83,6 +94,7 @@ def table(
     """A table of plain-text cells: text from AWS or logs is never markup nor an emoji code (an
     ARN with `:secret:` stays an ARN), and long values fold onto the next line instead of being
     cut. `styles` maps a cell value (e.g. "passed") to a style."""
+    from rich.table import Table
     from rich.text import Text
 
     t = Table(title=title, title_justify="left", header_style="bold")

@@ -55,6 +55,7 @@ app = typer.Typer(
     name="rexctl",
     help="Put a Redis cache in front of an ECS backend, prove it helps, and prove the backend "
     "survives when the cache goes away. Start with `rexctl rehearse` (no AWS account needed).",
+    rich_markup_mode=None,  # plain help: rich costs more start-up time than it adds
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     pretty_exceptions_enable=False,
@@ -133,7 +134,7 @@ def _warn_unrestored_drills() -> None:
         ui.warn(summary)
 
 
-for module in (probe, provision, deploy, verify, chaos, sandbox):
+for module in (provision, deploy, verify, probe, chaos, sandbox):  # the journey's order
     module.register(app)
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from rexctl.drills.runner import DrillRecord, RestoreOutcome
 
 chaos_app = typer.Typer(
+    rich_markup_mode=None,
     help="Failure drills (guide step 15): break the cache's reachability on purpose, watch the "
     "API, logs and tasks, and always put everything back. See docs/chaos.md.",
     no_args_is_help=True,

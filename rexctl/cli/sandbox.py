@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from rexctl.sandbox.control import Status
 
 sandbox_app = typer.Typer(
+    rich_markup_mode=None,
     help="A local stand-in for the guide's AWS architecture (moto, redis-server, the bundled "
     "service's tasks, a load balancer, a gate that applies security groups and ACLs). "
     "See docs/sandbox.md.",

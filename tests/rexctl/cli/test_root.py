@@ -15,10 +15,15 @@ from rexctl.errors import AwsError, ConfigError
 runner = CliRunner()
 
 
-def test_help_does_not_import_boto3() -> None:
-    code = "import sys; from rexctl.cli import app; print('boto3' in sys.modules)"
+def test_help_does_not_import_boto3_or_rich() -> None:
+    code = (
+        "import sys; from rexctl.cli import main; sys.argv = ['rexctl', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('boto3', 'botocore', 'httpx', 'rich') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert "Usage: rexctl" in out.stdout
 
 
 def test_version() -> None:
