@@ -44,3 +44,23 @@ def test_command_is_documented(path: str) -> None:
 def test_setting_is_documented(setting: Setting) -> None:
     text = (DOCS / "configuration.md").read_text(encoding="utf-8")
     assert f"`{setting.key}`" in text and f"`{setting.env}`" in text
+
+
+def option_envvars() -> set[str]:
+    found: set[str] = set()
+
+    def walk(cmd: object) -> None:
+        for param in getattr(cmd, "params", []):
+            envvar = getattr(param, "envvar", None)
+            if isinstance(envvar, str):
+                found.add(envvar)
+        for sub in getattr(cmd, "commands", {}).values():
+            walk(sub)
+
+    walk(get_command(app))
+    return found
+
+
+@pytest.mark.parametrize("envvar", sorted(option_envvars()))
+def test_option_envvar_is_documented(envvar: str) -> None:
+    assert f"`{envvar}`" in (DOCS / "configuration.md").read_text(encoding="utf-8")
