@@ -9,8 +9,8 @@ no request touches Redis (they go straight to the database, paying nothing for R
 background task PINGs Redis every BREAKER_PROBE_MS. When Redis answers (and the `before_ready`
 hooks, such as an invalidation that could not be sent while Redis was away, succeed) the breaker
 closes and `✅ Redis ready` is logged. Errors that do not make Redis unusable (out of memory on a
-write, a read-only replica) are counted and logged but leave the breaker closed, unless they
-stop a write's invalidation (see `service/cache.py`).
+write, a read-only replica, a command the user's ACL forbids) are counted and logged but leave the
+breaker closed, unless they stop a write's invalidation (see `service/cache.py`).
 
 Errors are logged when the state changes (closed -> open) or when the error differs from the last
 one logged, never once per request.
@@ -61,15 +61,19 @@ class RedisSkipped(Exception):
 def classify(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError | RedisTimeoutError):
         return "timeout"
-    if isinstance(exc, AuthenticationError | AuthorizationError | NoPermissionError):
-        return "auth"
     text = str(exc)
+    if isinstance(exc, AuthenticationError | AuthorizationError):
+        return "auth"
+    # An ACL that forbids one command (a read-only user and the fill's script) leaves the others
+    # usable: not a reason to open the breaker, which would flap with every probe.
+    if isinstance(exc, NoPermissionError) or "NOPERM" in text:
+        return "noperm"
     # Inside a Lua script the server's error loses its READONLY/OOM prefix: match the text too.
     if isinstance(exc, ReadOnlyError) or "READONLY" in text or "read only replica" in text:
         return "readonly"
     if isinstance(exc, OutOfMemoryError) or "not allowed when used memory" in text:
         return "oom"
-    if "NOAUTH" in text or "WRONGPASS" in text or "NOPERM" in text:
+    if "NOAUTH" in text or "WRONGPASS" in text:
         return "auth"
     if isinstance(exc, RedisConnectionError | OSError):
         return "connection"

@@ -196,6 +196,28 @@ async def test_a_read_only_replica_only_refusing_fills_keeps_reads(
         assert await h.source() == "cache"
 
 
+async def test_a_user_without_write_permission_keeps_reads_and_logs_once(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """An ACL user that may read but not run the fill's script (e.g. a read-only RBAC user)."""
+    async with running(settings_for(tmp_path, redis_server, NEAR_CACHE_TTL_MS=0)) as h:
+        await admin(redis_server, "ACL", "SETUSER", "default", "-evalsha", "-eval")
+        for _ in range(3):
+            response = await h.products()
+            assert (response.json()["source"], response.headers["x-cache"]) == ("db", "MISS")
+            await asyncio.sleep(0.25)  # longer than BREAKER_PROBE_MS: a flapping breaker shows
+        assert await h.metric('redis_errors_total{kind="noperm"}') == 3
+        assert await h.metric("redis_breaker_state") == 0  # Redis answers reads: keep using it
+        log = h.log()
+        assert log.count(ERROR) == 1, log
+        assert ERROR + "SET: this user has no permissions to run the 'evalsha' command" in log
+        assert log.count("✅ Redis ready") == 1, log
+
+        await admin(redis_server, "ACL", "SETUSER", "default", "+@all")
+        await h.products()
+        assert await h.source() == "cache"
+
+
 async def test_auth_errors_never_fail_a_request(tmp_path: Path, redis_server: RedisServer) -> None:
     async with running(settings_for(tmp_path, redis_server, NEAR_CACHE_TTL_MS=0)) as h:
         await h.products()
