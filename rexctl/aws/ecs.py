@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from rexctl.aws.errors import aws_errors
-from rexctl.errors import AwsError, ConfigError
+from rexctl.aws.errors import aws_errors, error_code
+from rexctl.errors import AwsError, ConfigError, UsageError
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -148,8 +148,22 @@ class TaskDefinition:
 
 
 def describe_task_definition(ecs: ECSClient, arn_or_family: str) -> TaskDefinition:
-    with aws_errors(f"describe task definition {arn_or_family}"):
-        resp = ecs.describe_task_definition(taskDefinition=arn_or_family, include=["TAGS"])
+    """The task definition (ARN, `family:revision` or family = its latest ACTIVE revision) with
+    its tags; a UsageError naming it when it does not exist."""
+    try:
+        with aws_errors(f"describe task definition {arn_or_family}"):
+            resp = ecs.describe_task_definition(taskDefinition=arn_or_family, include=["TAGS"])
+    except AwsError as exc:
+        # ECS answers a missing revision with a bare ClientException "Unable to describe task
+        # definition."; say which one and how to list those that exist.
+        if exc.__cause__ is None or error_code(exc.__cause__) != "ClientException":
+            raise
+        family = short_arn(arn_or_family).split(":", 1)[0]
+        raise UsageError(
+            f"Task definition {short_arn(arn_or_family)} does not exist (in this account and "
+            "region).",
+            hint=f"`aws ecs list-task-definitions --family-prefix {family}` lists its revisions.",
+        ) from exc
     return _task_definition(dict(resp["taskDefinition"]), resp.get("tags", []))
 
 
@@ -200,7 +214,8 @@ def build_revision(
     `environment`, so a token never stays readable in plain text (and a name set in `environment`
     leaves `secrets`); `remove_env` removes names from both `environment` and `secrets`. Every
     other variable, container and setting is kept as it is, in its order. Read-only fields of the
-    described definition are dropped; tags are kept, `extra_tags` added or overwriting by key.
+    described definition are dropped; tags are kept (except AWS's own `aws:` tags, which cannot
+    be set), `extra_tags` added or overwriting by key.
     """
     set_secrets = dict(set_secrets or {})
     removed = set(remove_env)
@@ -230,7 +245,8 @@ def build_revision(
                 c.pop("secrets", None)
         containers.append(c)
     kwargs["containerDefinitions"] = containers
-    tags = {t["key"]: t["value"] for t in base.tags}
+    # `aws:` keys are AWS's own (case-insensitive); register_task_definition refuses them.
+    tags = {t["key"]: t["value"] for t in base.tags if not t["key"].lower().startswith("aws:")}
     tags.update(extra_tags or {})
     kwargs.pop("tags", None)
     if tags:

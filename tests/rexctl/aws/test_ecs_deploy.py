@@ -24,7 +24,7 @@ from rexctl.aws.ecs import (
     short_arn,
     update_service,
 )
-from rexctl.errors import AwsError, ConfigError
+from rexctl.errors import AwsError, ConfigError, UsageError
 
 ARN = "arn:aws:ecs:us-east-1:123456789012:task-definition/backend:3"
 
@@ -114,6 +114,20 @@ def test_build_revision_overwrites_a_tag_and_removes_variables() -> None:
     assert kwargs["tags"] == [{"key": "rexctl:previous-revision", "value": "new"}]
 
 
+def test_build_revision_drops_tags_that_only_aws_may_set() -> None:
+    """Keys starting with `aws:` (any case) are AWS's own; register_task_definition refuses them
+    ("Tag keys can't start with aws:"), so copying them back would fail every deploy."""
+    tags = [
+        {"key": "aws:cloudformation:stack-name", "value": "app"},
+        {"key": "AWS:servicecatalog:productArn", "value": "arn:x"},
+        {"key": "awsome", "value": "kept"},
+    ]
+    kwargs = build_revision(
+        TaskDefinition(ARN, "backend", 3, base_td().raw, tags), container="backend", set_env={}
+    )
+    assert kwargs["tags"] == [{"key": "awsome", "value": "kept"}]
+
+
 def test_build_revision_moves_a_secret_name_set_as_plain_env_out_of_secrets() -> None:
     kwargs = build_revision(base_td(), container="backend", set_env={"DB_PASSWORD": "x"})
     backend = kwargs["containerDefinitions"][0]
@@ -182,6 +196,17 @@ def test_register_update_deregister_against_moto(ecs: Any) -> None:
     assert describe_service(ecs, "c", "svc").task_definition == new.arn
     deregister_task_definition(ecs, new.arn)
     assert describe_task_definition(ecs, new.arn).raw["status"] == "INACTIVE"
+
+
+def test_a_missing_task_definition_is_named(ecs: Any) -> None:
+    with pytest.raises(UsageError) as info:
+        describe_task_definition(ecs, "backend:9")
+    assert info.value.message == (
+        "Task definition backend:9 does not exist (in this account and region)."
+    )
+    assert info.value.hint == (
+        "`aws ecs list-task-definitions --family-prefix backend` lists its revisions."
+    )
 
 
 def test_update_service_error_names_what_failed(ecs: Any) -> None:
