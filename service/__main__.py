@@ -1,24 +1,35 @@
 """`python -m service`: validate the environment, then run one uvicorn process on HOST:PORT.
 
-A bad environment value prints one line naming the variable on stderr and exits with code 2 (no
-traceback). HOST defaults to 127.0.0.1 so a local run is not exposed; the container sets
-HOST=0.0.0.0.
+A bad environment value (or a DATABASE_PATH that is not an SQLite file) prints one line naming
+the variable on stderr and exits with code 2 (no traceback). HOST defaults to 127.0.0.1 so a local
+run is not exposed; the container sets HOST=0.0.0.0.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import NoReturn
 
 
 def main() -> None:
+    import sqlite3
+
     from service.settings import Settings, SettingsError
+    from service.store import ProductStore
 
     try:
         settings = Settings.from_env(os.environ)
     except SettingsError as exc:
-        print(f"service: {exc}", file=sys.stderr)
-        sys.exit(2)
+        fail(str(exc))
+    # Open the database once before uvicorn starts: a file that is not SQLite would otherwise
+    # fail the lifespan with a traceback.
+    store = ProductStore(settings.database_path)
+    try:
+        store.open()
+    except sqlite3.Error as exc:
+        fail(f"DATABASE_PATH={settings.database_path!r} is invalid: {exc}")
+    store.close()
 
     import uvicorn
 
@@ -40,6 +51,11 @@ def main() -> None:
         server_header=False,
         timeout_graceful_shutdown=5,
     )
+
+
+def fail(message: str) -> NoReturn:
+    print(f"service: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

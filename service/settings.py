@@ -166,6 +166,8 @@ def _hostname(raw: str) -> str:
 def _database_path(raw: str) -> str:
     if not raw.strip():
         raise ValueError("expected the path of an SQLite file")
+    if Path(raw).expanduser().is_dir():
+        raise ValueError("it is a directory, expected the path of an SQLite file")
     parent = Path(raw).expanduser().resolve().parent
     if not parent.is_dir():
         raise ValueError(f"directory {parent} does not exist")

@@ -37,17 +37,22 @@ class ProductStore:
         self._conn: sqlite3.Connection | None = None
 
     def open(self) -> None:
+        """Open, create and seed the file; raise sqlite3.Error if it is not a product database."""
         conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 10000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        with conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS products ("
-                " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-                " name TEXT NOT NULL)"
-            )
-            # Idempotent, so several processes may start on one file at once.
-            conn.executemany("INSERT OR IGNORE INTO products (id, name) VALUES (?, ?)", SEED)
+        try:
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            with conn:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS products ("
+                    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                    " name TEXT NOT NULL)"
+                )
+                # Idempotent, so several processes may start on one file at once.
+                conn.executemany("INSERT OR IGNORE INTO products (id, name) VALUES (?, ?)", SEED)
+        except BaseException:
+            conn.close()
+            raise
         self._conn = conn
 
     def close(self) -> None:

@@ -152,3 +152,23 @@ def test_a_write_reaches_another_process_within_the_near_cache_bound(
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_database_path_that_is_not_an_sqlite_file_exits_2(tmp_path: Path) -> None:
+    not_a_db = tmp_path / "notes.txt"
+    not_a_db.write_text("hello\n" * 100)
+    cases = [
+        (tmp_path, "it is a directory, expected the path of an SQLite file"),
+        (not_a_db, "file is not a database"),
+    ]
+    for path, problem in cases:
+        result = subprocess.run(
+            [sys.executable, "-m", "service"],
+            env={**os.environ, "PORT": str(free_port()), "DATABASE_PATH": str(path)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == f"service: DATABASE_PATH={str(path)!r} is invalid: {problem}\n"
+    assert not_a_db.read_text() == "hello\n" * 100  # left as it was

@@ -62,6 +62,7 @@ WHOLE = "expected a whole number from"
         ("BREAKER_PROBE_MS", "5", f"{WHOLE} 10 to 60000"),
         ("DATABASE_PATH", "/no/such/dir/p.db", "directory /no/such/dir does not exist"),
         ("DATABASE_PATH", " ", "expected the path of an SQLite file"),
+        ("DATABASE_PATH", "/", "it is a directory, expected the path of an SQLite file"),
     ],
 )
 def test_a_bad_value_names_the_variable(name: str, value: str, problem: str) -> None:
