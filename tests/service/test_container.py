@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -15,6 +16,7 @@ from tests.helpers import ServiceProcess, free_port
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "service" / "Dockerfile").read_text(encoding="utf-8")
 COMPOSE = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+DOCKERIGNORE = (ROOT / ".dockerignore").read_text(encoding="utf-8")
 
 
 def instructions(name: str) -> list[str]:
@@ -71,3 +73,31 @@ def test_compose_mirrors_the_seed_and_its_backend_env_is_valid(tmp_path: Path) -
         "redis",
         6379,
     )
+
+
+def ignored(path: str) -> bool:
+    """Docker's rule for these patterns: one matches the path or any of its parent directories;
+    a leading `**/` matches any number of directories, including none."""
+    patterns = [p.strip() for p in DOCKERIGNORE.splitlines() if p.strip() and p[0] != "#"]
+    assert not any(p.startswith("!") for p in patterns)  # no exceptions: this reading suffices
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for pattern in patterns:
+        variants = [pattern, pattern[3:]] if pattern.startswith("**/") else [pattern]
+        if any(fnmatch.fnmatchcase(p, v) for p in prefixes for v in variants):
+            return True
+    return False
+
+
+def test_the_build_context_leaves_out_local_state_and_keeps_what_the_image_copies() -> None:
+    for path in (".venv/bin/python", ".git/config", ".rexctl/journal.json", "x/.rexctl/a",
+                 ".bench/awscli/bin/aws", "products.sqlite3", "data/p.sqlite3-wal",
+                 "service/__pycache__/app.cpython-311.pyc", ".mypy_cache/x", ".ruff_cache/x",
+                 ".pytest_cache/v", "tests/service/test_app.py"):  # fmt: skip
+        assert ignored(path), path
+    copied = [src for line in instructions("COPY") for src in line.split()[:-1]]
+    assert copied == ["pyproject.toml", "README.md", "rexctl", "service"]
+    for src in copied:
+        assert (ROOT / src).exists() and not ignored(src), src
+        inside = [str(f.relative_to(ROOT)) for f in (ROOT / src).rglob("*.py")]
+        assert inside and not any(ignored(f) for f in inside)
