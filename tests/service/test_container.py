@@ -99,5 +99,6 @@ def test_the_build_context_leaves_out_local_state_and_keeps_what_the_image_copie
     assert copied == ["pyproject.toml", "README.md", "rexctl", "service"]
     for src in copied:
         assert (ROOT / src).exists() and not ignored(src), src
-        inside = [str(f.relative_to(ROOT)) for f in (ROOT / src).rglob("*.py")]
-        assert inside and not any(ignored(f) for f in inside)
+    for package in ("rexctl", "service"):
+        modules = [str(f.relative_to(ROOT)) for f in (ROOT / package).rglob("*.py")]
+        assert modules and not any(ignored(m) for m in modules)
