@@ -95,6 +95,29 @@ async def test_frozen_redis_costs_one_timeout_then_nothing(
         assert await h.metric("redis_breaker_state") == 0
 
 
+async def test_a_stalled_write_is_bounded_too(tmp_path: Path, redis_server: RedisServer) -> None:
+    """Reads answer but writes hang (CLIENT PAUSE WRITE, as during a failover): the fill's SET
+    and a POST's DEL are each cut at REDIS_TIMEOUT_MS."""
+    async with running(
+        settings_for(tmp_path, redis_server, **slow_db(tmp_path, redis_server))
+    ) as h:
+        await admin(redis_server, "CLIENT", "PAUSE", "5000", "WRITE")
+        try:
+            elapsed, source, x_cache = await timed(h)  # GET answers, the SET hangs
+            assert (source, x_cache) == ("db", "MISS")
+            assert elapsed <= DB + 2 * TIMEOUT + SLACK
+            assert await h.metric('redis_errors_total{kind="timeout"}') == 1
+            assert ERROR + "SET: timed out after 100 ms" in h.log()
+
+            started = time.monotonic()
+            created = await h.client.post("/api/products", json={"name": "Tablet"})
+            assert created.status_code == 201 and time.monotonic() - started < TIMEOUT + SLACK
+        finally:
+            await admin(redis_server, "CLIENT", "UNPAUSE")
+        await until_source(h, "cache")
+        assert len((await h.products()).json()["data"]) == 3
+
+
 async def test_killed_and_restarted_redis_is_used_again(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
