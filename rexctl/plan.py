@@ -198,8 +198,8 @@ def _step6(d: Discovery, cfg: Config, plan: Plan) -> Step:
     if c.node_type != cc.node_type:
         params["CacheNodeType"] = cc.node_type
         changes.append(f"node type {c.node_type} → {cc.node_type}")
-    failover = "enabled" if cc.replicas > 0 else "disabled"
-    if c.automatic_failover not in (failover, f"{failover[:-1]}ing"):
+    failover, turning = ("enabled", "enabling") if cc.replicas > 0 else ("disabled", "disabling")
+    if c.automatic_failover not in (failover, turning):
         params["AutomaticFailoverEnabled"] = cc.replicas > 0
         changes.append(f"automatic failover {c.automatic_failover} → {failover}")
     multi_az = "enabled" if cc.multi_az else "disabled"

@@ -135,6 +135,17 @@ def step8(d: Discovery, cfg: Config, plan: Plan) -> Step:
     port = cfg.cache.port
     name = cfg.cache.security_group
     tags = managed_tags(cfg.cache.id)
+    if not d.service.security_groups:
+        return plan.block(
+            8,
+            STEP8,
+            f"The ECS service {d.service.name} lists no security group, so its tasks use the "
+            "VPC's default group; guide step 8 needs a group of the service's own as the source "
+            "of the cache's inbound rule.",
+            "Give the service its own security group (the service's networking settings in the "
+            "ECS console, or `aws ecs update-service --network-configuration ...`), then run "
+            "`rexctl init --force` and `rexctl provision`.",
+        )
     if d.missing_ecs_groups or not d.ecs_groups:
         missing = ", ".join(d.missing_ecs_groups) or "(none)"
         return plan.block(
@@ -151,73 +162,81 @@ def step8(d: Discovery, cfg: Config, plan: Plan) -> Step:
     want = f"{name}: one inbound rule, TCP {port} from {source} (the ECS service's group)"
     authorize = {"Port": port, "SourceGroup": source, "Tags": tags}
     sg = d.cache_sg
+    actions: list[Action] = []
+    sg_id: str | Ref
     if sg is None:
-        create = Action(
-            8,
-            "create_security_group",
-            f"create security group {name} in {d.vpc_id}",
-            {
-                "GroupName": name,
-                "VpcId": d.vpc_id,
-                "Description": f"rexctl: Redis {cfg.cache.id}, port {port} from the ECS service",
-                "Tags": tags,
-            },
-        )
-        rule = Action(
-            8,
-            "authorize_ingress",
-            f"allow TCP {port} from {source}",
-            {"GroupId": Ref("cache_sg_id"), **authorize},
-        )
-        return Step(8, STEP8, State.TODO, want + ".", [create, rule])
-    cidr = cidr_rules(sg.ingress(), port)
-    if cidr:
-        listed = "; ".join(f"rule {r.id} from {r.cidr}" for r in cidr)
-        commands = " and ".join(f"`{revoke_command(r)}`" for r in cidr)
-        return plan.block(
-            8,
-            STEP8,
-            f"Security group {sg.id} ({name}) allows port {port} from an address range "
-            f"({listed}); guide step 8 allows only the ECS service's security group.",
-            f"Remove it: {commands}, then run `rexctl provision` again.",
-        )
-    on_port = [r for r in sg.ingress() if r.covers(port)]
-    for r in on_port:
-        if r.source_group not in service_groups:
-            plan.warnings.append(
-                f"Security group {sg.id} also allows port {port} from {r.source} (rule {r.id}); "
-                f"step 8 wants only the ECS service's group. Remove it with "
-                f"`{revoke_command(r)}`."
+        sg_id, group = Ref("cache_sg_id"), f"the new group {name}"
+        actions.append(
+            Action(
+                8,
+                "create_security_group",
+                f"create security group {name} in {d.vpc_id}",
+                {
+                    "GroupName": name,
+                    "VpcId": d.vpc_id,
+                    "Description": (
+                        f"rexctl: Redis {cfg.cache.id}, port {port} from the ECS service"
+                    ),
+                    "Tags": tags,
+                },
             )
-    actions = []
-    state, detail = State.DONE, f"{want} ({sg.id})."
-    if not any(r.source_group in service_groups for r in on_port):
+        )
         actions.append(
             Action(
                 8,
                 "authorize_ingress",
-                f"allow TCP {port} into {sg.id} from {source}",
-                {"GroupId": sg.id, **authorize},
+                f"allow TCP {port} from {source}",
+                {"GroupId": sg_id, **authorize},
             )
         )
-        state, detail = (
-            State.TODO,
-            f"{sg.id} exists; add its inbound rule: TCP {port} from {source}.",
-        )
+        state, detail = State.TODO, want + "."
+    else:
+        sg_id, group = sg.id, sg.id
+        cidr = cidr_rules(sg.ingress(), port)
+        if cidr:
+            listed = "; ".join(f"rule {r.id} from {r.cidr}" for r in cidr)
+            commands = " and ".join(f"`{revoke_command(r)}`" for r in cidr)
+            return plan.block(
+                8,
+                STEP8,
+                f"Security group {sg.id} ({name}) allows port {port} from an address range "
+                f"({listed}); guide step 8 allows only the ECS service's security group.",
+                f"Remove it: {commands}, then run `rexctl provision` again.",
+            )
+        on_port = [r for r in sg.ingress() if r.covers(port)]
+        for r in on_port:
+            if r.source_group not in service_groups:
+                plan.warnings.append(
+                    f"Security group {sg.id} also allows port {port} from {r.source} (rule "
+                    f"{r.id}); step 8 wants only the ECS service's group. Remove it with "
+                    f"`{revoke_command(r)}`."
+                )
+        state, detail = State.DONE, f"{want} ({sg.id})."
+        if not any(r.source_group in service_groups for r in on_port):
+            actions.append(
+                Action(
+                    8,
+                    "authorize_ingress",
+                    f"allow TCP {port} into {sg.id} from {source}",
+                    {"GroupId": sg.id, **authorize},
+                )
+            )
+            state = State.TODO
+            detail = f"{sg.id} exists; add its inbound rule: TCP {port} from {source}."
     node_groups = d.node.security_groups if d.cache is not None and d.node else []
-    if d.cache is not None and node_groups and sg.id not in node_groups:
+    if d.cache is not None and node_groups and sg_id not in node_groups:
         actions.append(
             Action(
                 8,
                 "modify_replication_group",
-                f"put {d.cache.id} in security group {sg.id}",
+                f"put {d.cache.id} in security group {group}",
                 {
                     "ReplicationGroupId": d.cache.id,
-                    "SecurityGroupIds": [sg.id],
+                    "SecurityGroupIds": [sg_id],
                     "ApplyImmediately": True,
                 },
             )
         )
         state = State.CHANGE
-        detail = f"{d.cache.id} uses {', '.join(node_groups)}; will use {sg.id} ({want})."
+        detail = f"{d.cache.id} uses {', '.join(node_groups)}; will use {group} ({want})."
     return Step(8, STEP8, state, detail, actions)

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from moto import mock_aws
 
-from rexctl.plan import State
+from rexctl.aws import ec2 as ec2_api
+from rexctl.aws import elasticache as ec_api
+from rexctl.aws.ecs import ServiceView
+from rexctl.config import Config, load
+from rexctl.errors import ExitCode
+from rexctl.plan import Plan, Ref, State, Step, build_plan
 from rexctl.provision import plan_account, provision
 from rexctl.provisioning import ClientSet, RecordingReporter
+from rexctl.provisioning.discover import Discovery
 from tests.rexctl.aws.world import build_world, clients, snapshot, write_config
 
 
@@ -145,8 +152,6 @@ def test_plan_flags_a_cidr_rule_and_a_wrong_container(aws: ClientSet, tmp_path: 
     path = tmp_path / "rexctl.toml"
     write_config(path, world)
     path.write_text(path.read_text().replace('container = "backend"', 'container = "web"'))
-    from rexctl.config import load
-
     plan = plan_account(aws, load(path, environ={}))
     assert plan.steps[7].state == State.BLOCKED
     assert "from an address range (rule sgr-" in plan.steps[7].detail
@@ -160,10 +165,270 @@ def test_plan_warns_when_rexctl_toml_drifted(aws: ClientSet, tmp_path: Path) -> 
     path = tmp_path / "rexctl.toml"
     write_config(path, world)
     path.write_text(path.read_text().replace(world.vpc_id, "vpc-0123456789abcdef0"))
-    from rexctl.config import load
-
     plan = plan_account(aws, load(path, environ={}))
     assert (
         f"rexctl.toml says ecs.vpc_id = vpc-0123456789abcdef0, the service is in {world.vpc_id}; "
         "using the live service (re-run `rexctl init --force`)." in plan.warnings
+    )
+
+
+# build_plan is pure: the branches below depend on what moto cannot show (the primary node's
+# subnet group and security groups, a cluster-mode group, ...), so they get a hand-made Discovery.
+
+VPC = "vpc-0aaaaaaaaaaaaaaa1"
+ECS_SG = "sg-0eeeeeeeeeeeeeee1"
+CACHE_SG = "sg-0ccccccccccccccc1"
+PRIVATE = [
+    ec2_api.Subnet("subnet-0aaaaaaaaaaaaaaa1", VPC, "us-east-1a", "10.0.1.0/24", "rtb-1", ""),
+    ec2_api.Subnet("subnet-0bbbbbbbbbbbbbbb1", VPC, "us-east-1b", "10.0.2.0/24", "rtb-1", ""),
+]
+PUBLIC = ec2_api.Subnet(
+    "subnet-0fffffffffffffff1", VPC, "us-east-1a", "10.0.0.0/24", "rtb-2", "igw-1"
+)
+
+
+def service(security_groups: list[str] | None = None) -> ServiceView:
+    return ServiceView(
+        cluster="rexpress",
+        name="backend",
+        arn="arn:aws:ecs:us-east-1:123456789012:service/rexpress/backend",
+        status="ACTIVE",
+        task_definition="",
+        desired=1,
+        running=1,
+        pending=0,
+        launch_type="FARGATE",
+        awsvpc=True,
+        subnets=[PRIVATE[0].id],
+        security_groups=[ECS_SG] if security_groups is None else security_groups,
+    )
+
+
+def group(group_id: str, *rules: ec2_api.Rule) -> ec2_api.SecurityGroup:
+    return ec2_api.SecurityGroup(group_id, "rexpress-redis-sg", VPC, "d", rules=list(rules))
+
+
+def from_ecs(group_id: str = CACHE_SG, source: str = ECS_SG) -> ec2_api.Rule:
+    return ec2_api.Rule("sgr-1", group_id, False, "tcp", 6379, 6379, source_group=source)
+
+
+def cache(**changes: object) -> ec_api.CacheView:
+    view = ec_api.CacheView(
+        id="rexpress-redis",
+        arn="arn:aws:elasticache:us-east-1:123456789012:replicationgroup:rexpress-redis",
+        status="available",
+        endpoint="master.rexpress-redis.abc123.use1.cache.amazonaws.com",
+        port=6379,
+        node_type="cache.t4g.micro",
+        member_clusters=["rexpress-redis-001"],
+        automatic_failover="disabled",
+        multi_az="disabled",
+        transit_encryption=False,
+        at_rest_encryption=True,
+        auth_enabled=False,
+        cluster_mode="disabled",
+        engine="redis",
+    )
+    return replace(view, **changes)  # type: ignore[arg-type]
+
+
+def discovery(**changes: object) -> Discovery:
+    """An account where everything rexctl would create already exists and matches."""
+    d = Discovery(
+        region="us-east-1",
+        service=service(),
+        vpc_id=VPC,
+        ecs_groups=[ec2_api.SecurityGroup(ECS_SG, "backend-sg", VPC, "d")],
+        missing_ecs_groups=[],
+        subnets=[*PRIVATE, PUBLIC],
+        cache_sg=group(CACHE_SG, from_ecs()),
+        subnet_group=ec_api.SubnetGroupView(
+            "rexpress-redis-subnets", "arn:sng", VPC, sorted(s.id for s in PRIVATE)
+        ),
+        subnet_group_tags={"managed-by": "rexctl"},
+        cache=cache(),
+        cache_tags={"managed-by": "rexctl"},
+        node=ec_api.NodeNetwork("rexpress-redis-001", "rexpress-redis-subnets", [CACHE_SG], "7.1"),
+        secret=None,
+    )
+    return replace(d, **changes)  # type: ignore[arg-type]
+
+
+def config(tmp_path: Path, **cache_values: object) -> Config:
+    from rexctl.config import render_toml
+
+    values = {"ecs.cluster": "rexpress", "ecs.service": "backend"}
+    values.update({f"cache.{k}": v for k, v in cache_values.items()})  # type: ignore[misc]
+    path = tmp_path / "rexctl.toml"
+    path.write_text(render_toml(values), encoding="utf-8")
+    return load(path, environ={})
+
+
+def step(plan: Plan, number: int) -> Step:
+    return next(s for s in plan.steps if s.number == number)
+
+
+def test_a_matching_account_is_all_done(tmp_path: Path) -> None:
+    plan = build_plan(discovery(), config(tmp_path))
+    assert [str(step(plan, n).state) for n in range(4, 12)] == ["done"] * 8
+    assert plan.actions() == [] and plan.blockers == [] and plan.manual == []
+
+
+def test_existing_cache_in_another_group_is_moved_into_rexctl_group(tmp_path: Path) -> None:
+    node = ec_api.NodeNetwork("rexpress-redis-001", "rexpress-redis-subnets", ["sg-0old"], "7.1")
+    plan = build_plan(discovery(node=node), config(tmp_path))
+    s = step(plan, 8)
+    assert s.state == State.CHANGE
+    assert [a.to_json() for a in s.actions] == [
+        {
+            "step": 8,
+            "kind": "modify_replication_group",
+            "summary": f"put rexpress-redis in security group {CACHE_SG}",
+            "params": {
+                "ReplicationGroupId": "rexpress-redis",
+                "SecurityGroupIds": [CACHE_SG],
+                "ApplyImmediately": True,
+            },
+        }
+    ]
+
+
+def test_existing_cache_whose_group_is_missing_gets_the_new_group(tmp_path: Path) -> None:
+    """The cache exists, rexctl's group does not (renamed in rexctl.toml, or deleted by hand):
+    creating the group is not enough, the cache must be put in it."""
+    node = ec_api.NodeNetwork("rexpress-redis-001", "rexpress-redis-subnets", ["sg-0old"], "7.1")
+    plan = build_plan(discovery(cache_sg=None, node=node), config(tmp_path))
+    s = step(plan, 8)
+    assert s.state == State.CHANGE
+    assert [a.kind for a in plan.actions()] == [
+        "create_security_group",
+        "authorize_ingress",
+        "modify_replication_group",
+    ]
+    modify = plan.actions()[-1]
+    assert modify.params["SecurityGroupIds"] == [Ref("cache_sg_id")]
+    assert "uses sg-0old; will use the new group rexpress-redis-sg" in s.detail
+
+
+def test_service_without_its_own_security_group_is_explained(tmp_path: Path) -> None:
+    d = discovery(service=service(security_groups=[]), ecs_groups=[], cache=None, node=None)
+    plan = build_plan(d, config(tmp_path))
+    assert step(plan, 8).state == State.BLOCKED
+    [blocker] = plan.blockers
+    assert blocker.message == (
+        "The ECS service backend lists no security group, so its tasks use the VPC's default "
+        "group; guide step 8 needs a group of the service's own as the source of the cache's "
+        "inbound rule."
+    )
+    assert blocker.hint.startswith("Give the service its own security group")
+
+
+def test_subnet_group_of_an_existing_cache_cannot_change(tmp_path: Path) -> None:
+    node = ec_api.NodeNetwork("rexpress-redis-001", "hand-made", [CACHE_SG], "7.1")
+    plan = build_plan(discovery(node=node), config(tmp_path))
+    assert step(plan, 7).state == State.MANUAL
+    assert plan.manual == [
+        "Step 7: rexpress-redis uses subnet group hand-made, not rexpress-redis-subnets; the "
+        "subnet group of an existing cache cannot be changed in place."
+    ]
+
+
+def test_public_subnet_in_an_existing_subnet_group_blocks(tmp_path: Path) -> None:
+    sng = ec_api.SubnetGroupView("rexpress-redis-subnets", "arn:sng", VPC, [PUBLIC.id])
+    plan = build_plan(discovery(subnet_group=sng, cache=None, node=None), config(tmp_path))
+    assert step(plan, 7).state == State.BLOCKED
+    [blocker] = plan.blockers
+    assert blocker.message.startswith(
+        f"Cache subnet group rexpress-redis-subnets contains public subnet {PUBLIC.id} "
+        "(its route table rtb-2 sends 0.0.0.0/0 to igw-1)"
+    )
+    assert "aws elasticache modify-cache-subnet-group" in blocker.hint
+
+
+def test_subnet_group_in_another_vpc_blocks(tmp_path: Path) -> None:
+    sng = ec_api.SubnetGroupView("rexpress-redis-subnets", "arn:sng", "vpc-0other", [])
+    plan = build_plan(discovery(subnet_group=sng, cache=None, node=None), config(tmp_path))
+    [blocker] = plan.blockers
+    assert blocker.message == (
+        f"Cache subnet group rexpress-redis-subnets is in vpc-0other, but the ECS service is "
+        f"in {VPC}."
+    )
+    assert blocker.exit_code == ExitCode.BAD_INPUT
+
+
+def test_vpc_without_private_subnets_blocks(tmp_path: Path) -> None:
+    plan = build_plan(discovery(subnets=[PUBLIC], cache=None, subnet_group=None), config(tmp_path))
+    [blocker] = plan.blockers
+    assert blocker.message == (
+        f"VPC {VPC} has no private subnet: every subnet's route table sends 0.0.0.0/0 to an "
+        "internet gateway."
+    )
+    assert blocker.exit_code == ExitCode.CHECK_FAILED
+
+
+def test_subnet_outside_the_vpc_is_refused(tmp_path: Path) -> None:
+    cfg = config(tmp_path, subnets=["subnet-0123456789abcdef0"])
+    plan = build_plan(discovery(cache=None, subnet_group=None), cfg)
+    [blocker] = plan.blockers
+    assert blocker.message.startswith(
+        "Subnet subnet-0123456789abcdef0 (cache.subnets) is not in the ECS service's VPC"
+    )
+
+
+def test_another_group_sourced_rule_on_the_port_is_a_warning(tmp_path: Path) -> None:
+    other = ec2_api.Rule("sgr-2", CACHE_SG, False, "tcp", 6379, 6379, source_group="sg-0other")
+    plan = build_plan(discovery(cache_sg=group(CACHE_SG, from_ecs(), other)), config(tmp_path))
+    assert step(plan, 8).state == State.DONE
+    assert (
+        f"Security group {CACHE_SG} also allows port 6379 from sg-0other (rule sgr-2); step 8 "
+        "wants only the ECS service's group. Remove it with `aws ec2 "
+        f"revoke-security-group-ingress --group-id {CACHE_SG} --security-group-rule-ids sgr-2`."
+        in plan.warnings
+    )
+
+
+def test_ipv6_range_is_refused_like_ipv4(tmp_path: Path) -> None:
+    v6 = ec2_api.Rule("sgr-3", CACHE_SG, False, "tcp", 6379, 6379, cidr="::/0")
+    plan = build_plan(discovery(cache_sg=group(CACHE_SG, from_ecs(), v6)), config(tmp_path))
+    assert step(plan, 8).state == State.BLOCKED
+    assert "(rule sgr-3 from ::/0)" in plan.blockers[0].message
+
+
+def test_cluster_mode_and_other_engine_are_manual(tmp_path: Path) -> None:
+    d = discovery(cache=cache(cluster_mode="enabled", engine="valkey"))
+    plan = build_plan(d, config(tmp_path))
+    assert step(plan, 5).state == State.MANUAL
+    assert "its engine is valkey, not redis and cluster mode is enabled" in plan.manual[0]
+    assert plan.actions() == []
+
+
+def test_failover_and_multi_az_change_in_place(tmp_path: Path) -> None:
+    d = discovery(cache=cache(member_clusters=["rexpress-redis-001", "rexpress-redis-002"]))
+    plan = build_plan(d, config(tmp_path, replicas=1, multi_az=True))
+    s = step(plan, 6)
+    assert s.state == State.CHANGE
+    assert s.actions[0].params == {
+        "ReplicationGroupId": "rexpress-redis",
+        "AutomaticFailoverEnabled": True,
+        "MultiAZEnabled": True,
+        "ApplyImmediately": True,
+    }
+    # While AWS is still turning failover on, it is not asked again.
+    d = discovery(
+        cache=cache(
+            member_clusters=["rexpress-redis-001", "rexpress-redis-002"],
+            automatic_failover="enabling",
+            multi_az="enabled",
+        )
+    )
+    assert step(build_plan(d, config(tmp_path, replicas=1, multi_az=True)), 6).state == State.DONE
+
+
+def test_auth_on_without_the_secret_is_a_warning(tmp_path: Path) -> None:
+    d = discovery(cache=cache(transit_encryption=True, auth_enabled=True))
+    plan = build_plan(d, config(tmp_path, tls=True, auth=True))
+    assert step(plan, 9).state == State.DONE
+    assert (
+        "rexpress-redis has AUTH on, but secret rexctl/rexpress-redis/auth-token does not "
+        "exist: rexctl cannot recover the token." in plan.warnings
     )
