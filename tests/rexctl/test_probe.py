@@ -35,7 +35,7 @@ from rexctl.probe import (
     summarize,
     table_rows,
 )
-from tests.helpers import free_port
+from tests.helpers import RedisServer, ServiceProcess, free_port
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "200"}  # keep table cells on one line
@@ -487,3 +487,31 @@ def test_cli_help_lists_options_and_root_help_does_not_import_httpx() -> None:
     code = "import sys; from rexctl.cli import app; print('httpx' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_cli_against_the_bundled_service(tmp_path: Path, redis_server: RedisServer) -> None:
+    """The README's first run: db first, then cache; with Redis gone, every answer from db."""
+    env = {"REDIS_ENABLED": "true", "REDIS_HOST": redis_server.host,
+           "REDIS_PORT": str(redis_server.port), "DB_DELAY_MS": "300", "NEAR_CACHE_TTL_MS": "0",
+           "REDIS_TIMEOUT_MS": "200"}  # fmt: skip
+    service = ServiceProcess(env, tmp_path)
+    service.start()
+    try:
+        url = f"{service.url}/api/products"
+        first = runner.invoke(app, ["probe", url, "-n", "4", "--json"])
+        assert first.exit_code == 0, first.output
+        data = json.loads(first.stdout)
+        assert [r["source"] for r in data["results"]] == ["db", "cache", "cache", "cache"]
+        assert [r["x_cache"] for r in data["results"]] == ["MISS", "HIT", "HIT", "HIT"]
+        db, cache = data["summaries"]
+        assert (db["source"], db["count"], cache["source"], cache["count"]) == ("db", 1, "cache", 3)
+        assert db["p50_ms"] >= 300  # the database delay was paid, so the answer really was db
+        assert data["speedup"] == pytest.approx(db["p50_ms"] / cache["p50_ms"], rel=0.01)
+
+        redis_server.stop()
+        down = runner.invoke(app, ["probe", url, "-n", "2"], env=WIDE)
+        assert down.exit_code == 0, down.output
+        assert "Warning: No answer came from the cache" in down.stderr
+        assert "n/a (no cache answers)" in down.stdout
+    finally:
+        service.stop()
