@@ -119,22 +119,55 @@ def _show_plan(plan: DeployPlan) -> None:
     ui.show(ui.table(["variable", "now", "new revision"], rows, title=title))
 
 
+def _when(event: ServiceEvent) -> str:
+    return event.created_at.strftime("%H:%M:%S") if event.created_at else "--:--:--"
+
+
+def _deployments_line(view: ServiceView) -> str:
+    from rexctl.aws.ecs import short_arn
+
+    return "; ".join(
+        f"{d.status} {short_arn(d.task_definition)} {d.rollout_state or '-'}, running "
+        f"{d.running}/{d.desired}" + (f", {d.failed_tasks} failed" if d.failed_tasks else "")
+        for d in view.deployments
+    )
+
+
 @contextmanager
 def _progress() -> Iterator[Callable[[ServiceView, list[ServiceEvent]], None]]:
-    """A live view on stderr of the deployments and the newest service events (TTY only). It
-    starts with the first look at the rollout, so the plan printed before stays above it."""
+    """The rollout as it goes, on stderr. On a terminal: a live view of the deployments and the
+    newest service events, started with the first look so the plan printed before stays above it.
+    Elsewhere (CI, a pipe): a line whenever the deployments change and one per new event."""
+    if not ui.interactive():
+        last = [""]
+
+        def on_line(view: ServiceView, fresh: list[ServiceEvent]) -> None:
+            line = _deployments_line(view)
+            if line != last[0]:
+                ui.info(f"Deployments: {line}")
+                last[0] = line
+            for e in fresh:
+                ui.info(f"  {_when(e)} {e.message}")
+
+        yield on_line
+        return
     state: dict[str, Any] = {"view": None, "events": []}
 
     def render() -> Any:
+        from rexctl.aws.ecs import short_arn
+
         view = state["view"]
         rows = [
-            (d.status, d.task_definition.rsplit("/", 1)[-1], d.rollout_state or "-",
+            (d.status, short_arn(d.task_definition), d.rollout_state or "-",
              f"{d.running}/{d.desired}", d.pending, d.failed_tasks)
             for d in view.deployments
         ]  # fmt: skip
         columns = ["deployment", "revision", "rollout", "running", "pending", "failed"]
-        events = [ui.text(f"  {e.message}", "dim") for e in state["events"][-8:]]
-        return ui.group(ui.table(columns, rows), *events)
+        events = [(_when(e), e.message) for e in state["events"][-8:]]
+        tables = [ui.table(columns, rows)]
+        if events:  # a table folds long messages where plain text would be cut
+            tables.append(ui.table(["time", "new service events"], events))
+        return ui.group(*tables)
 
     with ExitStack() as stack:
         refresh: list[Callable[[], None]] = []
@@ -181,17 +214,20 @@ def _report(outcome: Outcome, as_json: bool) -> None:
         )
     elif outcome.status == "started":
         ui.success(
-            f"Registered and started: service {outcome.service} is rolling to "
-            f"{short_arn(outcome.to_arn)} (not waiting; `rexctl verify` checks it)."
+            f"{'Registered and started' if verb == 'deploy' else 'Started'}: service "
+            f"{outcome.service} is rolling to {short_arn(outcome.to_arn)} (not waiting; "
+            "`rexctl verify` checks it)."
         )
     elif outcome.rollout is not None and outcome.ok:
         ui.success(outcome.rollout.reason)
     if outcome.ok:
         return
     rollout = outcome.rollout
-    if rollout is not None and not as_json:
+    if rollout is not None and rollout.events and not as_json and ui.interactive():
+        # The live view showed only the newest events; off a terminal each was printed already.
+        ui.info("Service events during the rollout:")
         for event in rollout.events:
-            ui.info(f"  {event.created_at or ''} {event.message}")
+            ui.info(f"  {_when(event)} {event.message}")
     raise CheckFailed(
         rollout.reason if rollout else f"The {verb} failed.",
         hint=f"`rexctl rollback` returns to {short_arn(outcome.from_arn)}."

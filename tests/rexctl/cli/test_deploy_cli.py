@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,6 +107,7 @@ def test_deploy_waits_then_unchanged_then_rollback(
 
     to = rexctl(moto_server, tmp_path, "rollback", "--to", "backend:2", "--no-wait")
     assert to.exit_code == 0, to.output
+    assert "✓ Started: service svc is rolling to backend:2 (not waiting" in to.stderr
     assert world.service()["taskDefinition"].endswith("backend:2")
 
 
@@ -118,6 +120,47 @@ def test_rollout_that_never_completes_exits_1(
         result.stderr
     )
     assert "`rexctl rollback` returns to backend:1." in result.stderr
+    # off a terminal the progress is plain lines, one whenever the deployments change
+    assert result.stderr.count("Deployments: ") == 1
+    assert "Deployments: PRIMARY backend:1 COMPLETED, running 1/1\n" in result.stderr
+
+
+def test_progress_off_a_terminal_shows_deployments_and_events_as_they_come(
+    world: World, moto_server: str, tmp_path: Path
+) -> None:
+    """ECS (played by a thread) takes a second, says it started a task, then finishes."""
+    from datetime import UTC, datetime
+
+    from tests.rexctl.test_deploy_world import ecs_service_object
+
+    svc = ecs_service_object()
+    message = "(service svc) has started 1 tasks: (task 0123abcd)."
+    stop = threading.Event()
+
+    def ecs() -> None:
+        while not svc.task_definition.endswith("backend:2"):
+            if stop.wait(0.02):
+                return
+        if stop.wait(1.0):  # the command's first looks see the old deployment
+            return
+        svc.events.insert(0, {"id": "e1", "createdAt": datetime.now(UTC), "message": message})
+        finish_moto_rollout()
+
+    thread = threading.Thread(target=ecs, daemon=True)
+    thread.start()
+    try:
+        result = rexctl(moto_server, tmp_path, "deploy", "--timeout", "20", "--poll", "0.05")
+    finally:
+        stop.set()
+        thread.join(5)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("Warning:")]
+    progress = lines[: lines.index(next(x for x in lines if x.startswith("✓")))]
+    assert progress[0] == "Deployments: PRIMARY backend:1 COMPLETED, running 1/1"
+    assert "Deployments: PRIMARY backend:2 COMPLETED, running 1/1" in progress[1:]
+    (event_line,) = [line for line in progress if message in line]
+    assert re.fullmatch(r"  \d\d:\d\d:\d\d " + re.escape(message), event_line)
+    assert len(progress) == 3, progress
 
 
 def test_circuit_breaker_rollback_exits_1_with_the_events(
@@ -152,7 +195,7 @@ def test_circuit_breaker_rollback_exits_1_with_the_events(
         thread.join(5)
     assert result.exit_code == 1, result.output
     assert "Error: The deployment circuit breaker rolled the service back" in result.stderr
-    assert message in result.stderr
+    assert result.stderr.count(message) == 1, "each event once, as it came"
     assert "steady" not in result.stderr
 
 
