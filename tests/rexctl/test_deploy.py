@@ -147,12 +147,27 @@ def test_no_cache_names_provision(tmp_path: Path) -> None:
     assert info.value.hint is not None and "`rexctl provision`" in info.value.hint
 
 
+def record_calls(*aws_clients: Any) -> list[str]:
+    """The names of the AWS operations the clients are about to call, in order (botocore's
+    before-call event, which fires for every request)."""
+    calls: list[str] = []
+    for client in aws_clients:
+        client.meta.events.register("before-call.*.*", lambda model, **_: calls.append(model.name))
+    return calls
+
+
+def only_reads(calls: list[str]) -> bool:
+    return all(name.startswith(("Describe", "List", "Get")) for name in calls)
+
+
 def test_dry_run_changes_nothing(tmp_path: Path) -> None:
-    w = make_world(tmp_path)
+    w = make_world(tmp_path, tls=True, auth=True)
     before = (w.family_arns, w.service())
+    calls = record_calls(w.ecs, w.elasticache, w.secretsmanager)
     outcome = deploy(w.cfg, **clients(w), dry_run=True, wait=fake_wait())
     assert outcome.status == "dry-run" and outcome.plan is not None
     assert outcome.plan.to_dict()["revision"]["family"] == "backend"
+    assert calls and only_reads(calls), calls
     assert (w.family_arns, w.service()) == before
 
 
@@ -181,8 +196,10 @@ def test_rollback_to_a_named_revision_and_to_where_it_already_is(tmp_path: Path)
 def test_rollback_dry_run_and_inactive_target(tmp_path: Path) -> None:
     w = make_world(tmp_path)
     first = deploy(w.cfg, **clients(w), wait=fake_wait())
+    calls = record_calls(w.ecs)
     dry = rollback(w.cfg, ecs=w.ecs, dry_run=True)
     assert dry.status == "dry-run" and w.service()["taskDefinition"] == first.to_arn
+    assert calls and only_reads(calls), calls
     w.ecs.deregister_task_definition(taskDefinition=first.from_arn)
     with pytest.raises(UsageError, match="backend:1 is deregistered"):
         rollback(w.cfg, ecs=w.ecs)
