@@ -100,14 +100,17 @@ def create_app(settings: Settings | None = None, *, log: LogSink | None = None) 
 
     async def post_products(request: Request) -> Response:
         # The body is parsed as JSON whatever Content-Type says (`curl -d` sends a form type).
+        too_large = HTTPException(413, f"body larger than {MAX_BODY_BYTES} bytes")
         declared = request.headers.get("content-length", "0")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise HTTPException(413, f"body larger than {MAX_BODY_BYTES} bytes")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise HTTPException(413, f"body larger than {MAX_BODY_BYTES} bytes")
+            raise too_large
+        body = bytearray()
+        async for chunk in request.stream():  # a chunked body has no length: stop at the limit
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise too_large
         try:
-            name = parse_new_product(body)
+            name = parse_new_product(bytes(body))
         except InvalidProduct as exc:
             raise HTTPException(exc.status, str(exc)) from None
         product = await cache.add(name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -202,3 +203,21 @@ async def test_by_default_the_app_logs_to_stdout(
             assert (await client.get("/api/products")).status_code == 200
     out = capfd.readouterr().out
     assert "Redis disabled via env" in out and 'source: "db" (bypass)' in out
+
+
+async def test_a_chunked_body_is_cut_at_the_limit_not_read_to_the_end(tmp_path: Path) -> None:
+    sent = 0
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(1000):  # 16 MB if nobody stops reading
+            sent += 1
+            yield b" " * 16_384
+
+    async with running(settings_for(tmp_path)) as h:
+        response = await h.client.post("/api/products", content=chunks())
+        assert (response.status_code, response.json()) == (
+            413,
+            {"error": "body larger than 16384 bytes"},
+        )
+        assert sent <= 3
