@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rexctl.aws.elasticache import CacheView, get_replication_group
+from rexctl.aws.elasticache import CacheView
 from rexctl.aws.secrets import generate_auth_token
 from rexctl.config import Config
 from rexctl.errors import AwsError, CheckFailed, ConfigError, ExitCode, RexctlError, UsageError
@@ -125,7 +125,8 @@ def provision(
     """Steps 1-11: create or reuse what the guide asks for, then wait for the endpoint."""
     if timeout is not None and timeout <= 0:
         raise UsageError(f"--timeout must be more than 0 seconds (got {timeout}).")
-    plan = build_plan(discover(clients, cfg), cfg).only(1, 11)
+    found = discover(clients, cfg)
+    plan = build_plan(found, cfg).only(1, 11)
     result = ProvisionResult(plan=plan, dry_run=dry_run)
     for warning in plan.warnings:
         reporter.warn(warning)
@@ -133,12 +134,11 @@ def provision(
     if result.refusal is not None:
         return result
     actions = plan.actions()
-    existing = get_replication_group(clients.elasticache, cfg.cache.id)
     if dry_run:
         display = DisplayOnlyExecutor(reporter)
         display.apply(actions)
         result.applied = display.done
-        result.cache = existing
+        result.cache = found.cache
         if not plan.changes:
             reporter.success("Nothing to do: steps 1-11 already match rexctl.toml.")
         return result

@@ -453,3 +453,110 @@ def test_bad_inputs_are_refused_before_aws(aws: ClientSet, world: World, tmp_pat
     assert "`cache.engine_version` 'seven' is not a Redis version such as 7.1." in error.message
     assert "`cache.subnet_group` 'bad_name!' may only use letters" in error.message
     assert aws.elasticache.describe_replication_groups()["ReplicationGroups"] == []
+
+
+def test_existing_cache_is_moved_into_rexctl_group(
+    aws: ClientSet, world: World, tmp_path: Path
+) -> None:
+    """moto hides member clusters and ignores SecurityGroupIds on modify: ElastiCache is stubbed
+    with exact parameters, EC2 and ECS stay on moto."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from tests.rexctl.aws.world import REGION
+
+    sg = aws.ec2.create_security_group(
+        GroupName="rexpress-redis-sg", Description="rexctl", VpcId=world.vpc_id
+    )["GroupId"]
+    aws.ec2.authorize_security_group_ingress(
+        GroupId=sg,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 6379,
+                "ToPort": 6379,
+                "UserIdGroupPairs": [{"GroupId": world.ecs_sg}],
+            }
+        ],
+    )
+    cfg = write_config(tmp_path / "rexctl.toml", world)
+    rg_arn = "arn:aws:elasticache:us-east-1:123456789012:replicationgroup:rexpress-redis"
+    sng_arn = "arn:aws:elasticache:us-east-1:123456789012:subnetgroup:rexpress-redis-subnets"
+    endpoint = "master.rexpress-redis.abc123.use1.cache.amazonaws.com"
+
+    def group(status: str) -> dict[str, Any]:
+        return {
+            "ReplicationGroupId": "rexpress-redis",
+            "Status": status,
+            "ARN": rg_arn,
+            "MemberClusters": ["rexpress-redis-001"],
+            "NodeGroups": [{"PrimaryEndpoint": {"Address": endpoint, "Port": 6379}}],
+            "ClusterEnabled": False,
+            "Engine": "redis",
+            "CacheNodeType": "cache.t4g.micro",
+            "AutomaticFailover": "disabled",
+            "MultiAZ": "disabled",
+            "AtRestEncryptionEnabled": True,
+            "TransitEncryptionEnabled": False,
+            "AuthTokenEnabled": False,
+        }
+
+    ec = boto3.client("elasticache", region_name=REGION)
+    stub = Stubber(ec)
+    name = {"ReplicationGroupId": "rexpress-redis"}
+    tags = {"TagList": [{"Key": "managed-by", "Value": "rexctl"}]}
+    stub.add_response(
+        "describe_replication_groups", {"ReplicationGroups": [group("available")]}, name
+    )
+    stub.add_response(
+        "describe_cache_subnet_groups",
+        {
+            "CacheSubnetGroups": [
+                {
+                    "CacheSubnetGroupName": "rexpress-redis-subnets",
+                    "ARN": sng_arn,
+                    "VpcId": world.vpc_id,
+                    "Subnets": [{"SubnetIdentifier": s} for s in world.private_subnets],
+                }
+            ]
+        },
+        {"CacheSubnetGroupName": "rexpress-redis-subnets"},
+    )
+    stub.add_response(
+        "describe_cache_clusters",
+        {
+            "CacheClusters": [
+                {
+                    "CacheClusterId": "rexpress-redis-001",
+                    "CacheSubnetGroupName": "rexpress-redis-subnets",
+                    "SecurityGroups": [{"SecurityGroupId": "sg-0123456789abcdef0"}],
+                }
+            ]
+        },
+        {"CacheClusterId": "rexpress-redis-001"},
+    )
+    stub.add_response("list_tags_for_resource", tags, {"ResourceName": sng_arn})
+    stub.add_response("list_tags_for_resource", tags, {"ResourceName": rg_arn})
+    stub.add_response(
+        "modify_replication_group",
+        {"ReplicationGroup": group("modifying")},
+        {
+            "ReplicationGroupId": "rexpress-redis",
+            "SecurityGroupIds": [sg],
+            "ApplyImmediately": True,
+        },
+    )
+    stub.add_response(
+        "describe_replication_groups", {"ReplicationGroups": [group("modifying")]}, name
+    )
+    stub.add_response(
+        "describe_replication_groups", {"ReplicationGroups": [group("available")]}, name
+    )
+    mixed = ClientSet(ec2=aws.ec2, ecs=aws.ecs, elasticache=ec, secretsmanager=aws.secretsmanager)
+    t = FakeTime()
+    with stub:
+        result, reporter = run(mixed, cfg, time=t)
+        stub.assert_no_pending_responses()
+    assert result.error() is None
+    assert result.applied == [f"put rexpress-redis in security group {sg}"]
+    assert reporter.progress_reports == [("modifying", 0.0), ("available", 1.0)]
