@@ -271,7 +271,7 @@ def check_inputs(url: str, requests: int, concurrency: int, timeout: float) -> N
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise UsageError(
             f"URL must start with http:// or https:// and name a host, got {url!r}.",
-            hint="Example: rexctl probe http://127.0.0.1:8000/api/products",
+            hint="Example: rexctl probe http://127.0.0.1:3000/api/products",
         )
     if not 1 <= requests <= MAX_REQUESTS:
         raise UsageError(

@@ -454,6 +454,14 @@ def test_cli_bad_input_exits_2(args: list[str], message: str) -> None:
     assert message in result.stderr
 
 
+def test_cli_a_url_without_scheme_gets_an_example_for_the_bundled_service() -> None:
+    result = runner.invoke(app, ["probe", "127.0.0.1:3000/api/products"], env=WIDE)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1] == (
+        "Example: rexctl probe http://127.0.0.1:3000/api/products"  # its default PORT
+    )
+
+
 def test_cli_url_from_config(
     backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
