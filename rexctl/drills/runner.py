@@ -19,6 +19,7 @@ and interruption is a `StopFlag`, so tests drive a whole drill with fakes and no
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import threading
 import time
@@ -132,6 +133,11 @@ class RestoreResult:
         return asdict(self)
 
 
+def as_journaled(value: Any) -> Any:
+    """`value` as a journal on disk holds it: redacted, through JSON (tuples become lists)."""
+    return json.loads(json.dumps(journal_mod.redact(value), default=str))
+
+
 def diff(before: Any, after: Any, path: str = "") -> list[str]:
     """Where two normalized describes differ, as short paths (at most 20)."""
     out: list[str] = []
@@ -163,7 +169,8 @@ def restore_with_retry(
             fault.restore(journal.changes)
             problems = fault.confirm_restored(journal.changes)
             if not problems:
-                drift = diff(journal.before, fault.snapshot(journal.changes))
+                after = fault.snapshot(journal.changes)
+                drift = diff(as_journaled(journal.before), as_journaled(after))
                 journal.status = journal_mod.RESTORED
                 journal.restored_at = journal_mod.now_iso()
                 journal.note(f"restored (attempt {attempt}), confirmed by AWS")

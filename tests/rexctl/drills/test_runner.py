@@ -520,3 +520,23 @@ def test_restore_pending_undoes_a_journal_left_by_a_crash(aws: Aws) -> None:
 def _default_signal_handlers() -> Iterator[None]:
     yield
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_restore_from_the_journal_on_disk_reports_no_drift(aws: Aws) -> None:
+    """The journal's "before" went through JSON; an unchanged world must not read as drift."""
+    before = full_sg(aws)
+    fault = make_fault("break-sg", aws.clients)
+    plan = fault.plan(aws.config())
+    j = journal_mod.Journal(
+        id="crashed-sg", drill="break-sg", created_at="x", aws={"region": "us-east-1"},
+        changes=plan.changes, summary=[], before=plan.before, manual_undo=[],
+    )  # fmt: skip
+    journal_mod.save(j, aws.state_dir)
+    fault.inject(j, lambda: None)
+    outcomes = runner.restore_pending(
+        runner.pending_journals(aws.state_dir),
+        lambda jj: make_fault(jj.drill, aws.clients),
+        aws.state_dir,
+    )
+    assert [(o.result.ok, o.result.drift) for o in outcomes] == [(True, [])]
+    assert full_sg(aws) == before
