@@ -3,7 +3,8 @@
 Three checks, each `passed`, `failed` or `warning` with its evidence:
 
 - deployment: the PRIMARY deployment's task definition has REDIS_ENABLED=true (a rollout still in
-  progress is a warning; REDIS_ENABLED missing or false is a failure: run `rexctl deploy`).
+  progress, or a completed one with fewer tasks running than desired, is a warning; REDIS_ENABLED
+  missing or false is a failure: run `rexctl deploy`).
 - logs (step 13): in the container's awslogs group, the task streams (`<prefix>/<container>/`)
   are searched for `Redis ready` and `Redis error` since the PRIMARY deployment began. Ready and
   no error: passed. Ready and errors: warning. Errors and no ready: failed. Neither, or no awslogs
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from rexctl.aws.ecs import ServiceView, TaskDefinition, describe_service, short_arn
 from rexctl.aws.logs import AwsLogsConfig, LogEvent, LogGroupNotFound, search_events
+from rexctl.deploying.rollout import is_settled
 from rexctl.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -189,8 +191,21 @@ def check_deployment(view: ServiceView, td: TaskDefinition, container: str) -> C
         )
     primary = view.primary
     where = f"REDIS_HOST={env.get('REDIS_HOST', '(not set)')}:{env.get('REDIS_PORT', '?')}"
-    if primary is None or primary.rollout_state not in ("COMPLETED", ""):
-        state = primary.rollout_state if primary else "no PRIMARY deployment"
+    if (
+        primary is not None
+        and primary.rollout_state == "COMPLETED"
+        and not is_settled(view, primary)
+    ):
+        return Check(
+            "deployment",
+            WARNING,
+            f"The rollout of {name} ({where}) COMPLETED, but {primary.running} of "
+            f"{primary.desired} tasks run now: tasks are stopping or being replaced (`aws ecs "
+            "list-tasks --desired-status STOPPED` and their stoppedReason say why).",
+            "unsteady",
+        )
+    if primary is None or not is_settled(view, primary):
+        state = (primary.rollout_state or "rollout state not reported") if primary else "none"
         return Check(
             "deployment",
             WARNING,

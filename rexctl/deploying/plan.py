@@ -20,6 +20,7 @@ from rexctl.aws.ecs import (
     describe_task_definition,
     short_arn,
 )
+from rexctl.deploying.rollout import is_settled
 from rexctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -265,10 +266,7 @@ def _rollout_pending(view: ServiceView, current: TaskDefinition) -> str:
     if primary is None or primary.task_definition != current.arn:
         now = short_arn(primary.task_definition) if primary else "none"
         return f"the PRIMARY deployment does not run {name} yet (it runs {now})"
-    settled = primary.rollout_state == "COMPLETED" or (
-        primary.rollout_state == "" and len(view.deployments) == 1
-    )
-    if not settled or primary.running != primary.desired:
+    if not is_settled(view, primary):
         return (
             f"the rollout of {name} is {primary.rollout_state or 'not settled'}, running "
             f"{primary.running}/{primary.desired}"

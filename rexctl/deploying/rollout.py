@@ -56,6 +56,15 @@ def event_dict(e: ServiceEvent) -> dict[str, Any]:
     return {"created_at": e.created_at, "message": e.message}
 
 
+def is_settled(view: ServiceView, deployment: Deployment) -> bool:
+    """The rollout of `deployment` is over: rolloutState COMPLETED (or, from a deployment
+    controller that reports none, it is the only deployment) and running equals desired."""
+    finished = deployment.rollout_state == "COMPLETED" or (
+        deployment.rollout_state == "" and len(view.deployments) == 1
+    )
+    return finished and deployment.running == deployment.desired
+
+
 def _event_key(e: ServiceEvent) -> str:
     return e.id or f"{e.created_at}|{e.message}"
 
@@ -107,10 +116,7 @@ def _judge(
         counts = f"running {primary.running}/{primary.desired}"
         if primary.rollout_state == "FAILED":
             return False, f"The rollout of {name} FAILED: {primary.rollout_reason or counts}."
-        settled = primary.rollout_state == "COMPLETED" or (
-            primary.rollout_state == "" and len(view.deployments) == 1
-        )
-        if settled and primary.running == primary.desired:
+        if is_settled(view, primary):
             return True, f"The PRIMARY deployment runs {name}: rollout COMPLETED, {counts}."
         if rollback_events:
             return False, f"ECS is rolling back the deployment of {name}."

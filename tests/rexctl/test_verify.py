@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from rexctl.aws.ecs import describe_service, describe_task_definition
+from rexctl.aws.ecs import (
+    Deployment,
+    ServiceView,
+    TaskDefinition,
+    describe_service,
+    describe_task_definition,
+)
 from rexctl.aws.logs import AwsLogsConfig
 from rexctl.errors import ConfigError, UsageError
 from rexctl.probe import ProbeReport, ProbeResult, SourceSummary
@@ -124,6 +130,45 @@ def test_deployment_check_fails_without_redis_enabled(world: World) -> None:
     check = check_deployment(view, td, "backend")
     assert (check.verdict, check.state) == ("failed", "redis-disabled")
     assert "REDIS_ENABLED=false" in check.evidence and "Run `rexctl deploy`" in check.evidence
+
+
+def _view(*deployments: tuple[str, str, int, int]) -> ServiceView:
+    deps = [
+        Deployment(f"d{i}", status, "arn:td/backend:2" if status == "PRIMARY" else "arn:td/b:1",
+                   state, "", running, desired, 0, 0, None)
+        for i, (status, state, running, desired) in enumerate(deployments)
+    ]  # fmt: skip
+    running = sum(d.running for d in deps)
+    return ServiceView(
+        "c", "svc", "arn:svc", "ACTIVE", "arn:td/backend:2", 2, running, 0, "FARGATE", True,
+        deployments=deps,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("deployments", "expected"),
+    [
+        ((("PRIMARY", "COMPLETED", 2, 2),), ("passed", "completed")),
+        ((("PRIMARY", "", 2, 2),), ("passed", "completed")),  # no rollout state reported
+        ((("PRIMARY", "IN_PROGRESS", 2, 2), ("ACTIVE", "COMPLETED", 1, 2)),
+         ("warning", "in-progress")),
+        ((("PRIMARY", "", 2, 2), ("ACTIVE", "", 1, 2)), ("warning", "in-progress")),
+        ((("PRIMARY", "COMPLETED", 1, 2),), ("warning", "unsteady")),  # tasks crash after it
+        ((), ("warning", "in-progress")),
+    ],
+)  # fmt: skip
+def test_deployment_check_passes_only_a_settled_rollout(
+    deployments: tuple[tuple[str, str, int, int], ...], expected: tuple[str, str]
+) -> None:
+    env = [{"name": "REDIS_ENABLED", "value": "true"}]
+    raw = {"family": "backend", "containerDefinitions": [{"name": "backend", "environment": env}]}
+    td = TaskDefinition("arn:td/backend:2", "backend", 2, raw, [])
+    check = check_deployment(_view(*deployments), td, "backend")
+    assert (check.verdict, check.state) == expected, check.evidence
+    if expected[1] == "unsteady":
+        assert check.evidence.startswith(
+            "The rollout of backend:2 (REDIS_HOST=(not set):?) COMPLETED, but 1 of 2 tasks run now"
+        )
 
 
 def test_logs_found(world: World) -> None:
