@@ -157,36 +157,21 @@ def teardown(
     """Delete what rexctl created (tagged managed-by=rexctl), after asking."""
     import time
 
-    from rexctl.provision import plan_teardown
+    from rexctl.provision import TeardownResult, plan_teardown
     from rexctl.provision import teardown as run
 
     f = get_factory(ctx, json=json, yes=yes)
     cfg = f.config
     with ui.status("Reading the account..."):
         doomed = plan_teardown(f.aws, cfg)
-    _show_teardown_plan(doomed)
+    _show_teardown_plan(doomed, json=f.json)
     if not doomed.doomed:
         ui.info("Nothing to delete: no resource of this cache carries managed-by=rexctl.")
         if f.json:
-            ui.print_json(
-                {
-                    "cache_id": cfg.cache.id,
-                    "deleted": [],
-                    "failed": [],
-                    "kept": [r.to_json() for r in doomed.kept],
-                }
-            )
+            ui.print_json(TeardownResult(plan=doomed).to_json())
         return
-    if not f.yes:
-        if not (ui.interactive() and sys.stdin.isatty()):
-            raise UsageError(
-                "rexctl teardown deletes resources and needs a confirmation; this is not an "
-                "interactive terminal.",
-                hint="Re-run with `--yes` once the list above is what you want deleted.",
-            )
-        if not ui.confirm(f"Delete these {len(doomed.doomed)} resource(s)?"):
-            ui.info("Nothing was deleted.")
-            return
+    if not _confirmed(doomed, yes=f.yes, json=f.json):
+        return
     with ui.status(f"Deleting {cfg.cache.id}...") as spinner:
         result = run(
             f.aws,
@@ -290,21 +275,44 @@ def _show_status(report: dict[str, Any]) -> None:
         ui.warn(f"Missing: {item}")
 
 
-def _show_teardown_plan(plan: TeardownPlan) -> None:
-    rows = [
-        (r.kind, r.name, r.id, "delete" if r.delete else f"kept ({r.why})") for r in plan.resources
-    ]
-    if rows:
-        ui.show(
-            ui.table(
-                ["Kind", "Name", "Id", "Action"],
-                rows,
-                title=f"Teardown of {plan.cache_id}",
-                styles={"delete": "red"},
+def _show_teardown_plan(plan: TeardownPlan, *, json: bool) -> None:
+    """The table on stdout; with --json (stdout is for JSON) one line per resource on stderr."""
+    if json:
+        for r in plan.resources:
+            ui.info(f"Will delete {r.label()}." if r.delete else f"Keeps {r.label()}: {r.why}.")
+    elif plan.resources:
+        rows = [
+            (
+                r.kind,
+                r.label().removeprefix(r.kind + " "),
+                "delete" if r.delete else f"kept ({r.why})",
             )
+            for r in plan.resources
+        ]
+        title = f"Teardown of {plan.cache_id}"
+        ui.show(
+            ui.table(["Kind", "Resource", "Action"], rows, title=title, styles={"delete": "red"})
         )
     for warning in plan.warnings:
         ui.warn(warning)
+
+
+def _confirmed(plan: TeardownPlan, *, yes: bool, json: bool) -> bool:
+    """--yes, or a yes on a terminal; refuses when nobody can be asked."""
+    if yes:
+        return True
+    if not (ui.interactive() and sys.stdin.isatty()):
+        if json:
+            ui.print_json(plan.to_json())
+        raise UsageError(
+            "rexctl teardown deletes resources and needs a confirmation; this is not an "
+            "interactive terminal.",
+            hint="Re-run with `--yes` once the list above is what you want deleted.",
+        )
+    if ui.confirm(f"Delete these {len(plan.doomed)} resource(s)?"):
+        return True
+    ui.info("Nothing was deleted.")
+    return False
 
 
 def _show_teardown_result(result: TeardownResult, *, json: bool) -> None:

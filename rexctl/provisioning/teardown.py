@@ -53,12 +53,29 @@ class TeardownPlan:
     def kept(self) -> list[Resource]:
         return [r for r in self.resources if not r.delete]
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cache_id": self.cache_id,
+            "delete": [r.to_json() for r in self.doomed],
+            "kept": [r.to_json() for r in self.kept],
+            "warnings": list(self.warnings),
+        }
+
 
 @dataclass
 class TeardownResult:
     plan: TeardownPlan
     deleted: list[Resource] = field(default_factory=list)
     failed: list[tuple[Resource, str]] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)  # what the failures' own errors advise
+
+    def fail(self, resource: Resource, error: RexctlError | str) -> None:
+        if isinstance(error, str):
+            self.failed.append((resource, error))
+            return
+        self.failed.append((resource, error.message))
+        if error.hint and error.hint not in self.hints:
+            self.hints.append(error.hint)
 
     def error(self) -> RexctlError | None:
         if not self.failed:
@@ -66,7 +83,8 @@ class TeardownResult:
         lines = "\n".join(f"- {r.label()}: {why}" for r, why in self.failed)
         return AwsError(
             f"rexctl teardown could not delete everything:\n{lines}",
-            hint="Run `rexctl teardown` again once the cause is fixed; it only deletes what is "
+            hint="\n".join(self.hints)
+            or "Run `rexctl teardown` again once the cause is fixed; it only deletes what is "
             "still there.",
         )
 
@@ -174,9 +192,9 @@ def teardown(
             )
         except RexctlError as exc:
             # Its nodes still hold the subnet group and security group: stop here.
-            result.failed.append((group, exc.message))
+            result.fail(group, exc)
             for rest in doomed.values():
-                result.failed.append((rest, f"not attempted: {group.label()} is not gone yet"))
+                result.fail(rest, f"not attempted: {group.label()} is not gone yet")
             return result
         result.deleted.append(group)
         reporter.success(f"Deleted {group.label()}.")
@@ -192,9 +210,8 @@ def teardown(
             else:
                 sm_api.delete_secret(clients.secretsmanager, resource.id)
         except RexctlError as exc:  # one failure must not stop the independent deletions
-            message = exc.message
-            result.failed.append((resource, message))
-            reporter.warn(f"Could not delete {resource.label()}: {message}")
+            result.fail(resource, exc)
+            reporter.warn(f"Could not delete {resource.label()}: {exc.message}")
             continue
         result.deleted.append(resource)
         reporter.success(f"Deleted {resource.label()}.")

@@ -215,6 +215,10 @@ def test_teardown_stops_when_the_group_is_not_gone_in_time(aws: ClientSet, tmp_p
     )
     assert "- security group rexpress-redis-sg" in error.message
     assert "not attempted: replication group rexpress-redis is not gone yet" in error.message
+    assert error.hint == (
+        "Nothing is broken: run `rexctl teardown` again to keep waiting, or pass a longer "
+        "`--timeout` (or set `cache.wait_timeout`)."
+    )
     assert result.deleted == []
     assert aws.ec2.describe_security_groups(
         Filters=[{"Name": "group-name", "Values": ["rexpress-redis-sg"]}]

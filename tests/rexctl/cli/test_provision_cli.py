@@ -185,8 +185,39 @@ def test_teardown_without_yes_is_refused_when_not_interactive(server: str, world
         "interactive terminal." in result.stderr
     )
     assert "delete" in result.stdout  # the list of what would go was shown first
+    assert "rexpress-redis-sg (sg-" in result.stdout  # the group id is shown, not cut
+
+    # --json: stdout is JSON only (what would go), the refusal stays on stderr.
+    as_json = rexctl(server, "teardown", "--json")
+    assert as_json.exit_code == 2, as_json.output
+    data = json.loads(as_json.stdout)
+    assert [(r["kind"], r["name"]) for r in data["delete"]] == [
+        ("replication group", "rexpress-redis"),
+        ("cache subnet group", "rexpress-redis-subnets"),
+        ("security group", "rexpress-redis-sg"),
+    ]
+    assert data["kept"] == []
+    assert "Will delete replication group rexpress-redis." in as_json.stderr
+    assert "needs a confirmation" in as_json.stderr
     groups = clients(server).elasticache.describe_replication_groups()["ReplicationGroups"]
     assert [g["Status"] for g in groups] == ["available"]
+
+
+def test_teardown_json_with_nothing_to_delete_prints_only_json(server: str, world: World) -> None:
+    clients(server).ec2.create_security_group(
+        GroupName="rexpress-redis-sg", Description="by hand", VpcId=world.vpc_id
+    )
+    assert init(server).exit_code == 0
+    result = rexctl(server, "teardown", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["deleted"] == [] and data["failed"] == []
+    assert [(r["kind"], r["why"]) for r in data["kept"]] == [
+        ("security group", "not managed by rexctl")
+    ]
+    assert "Nothing to delete: no resource of this cache carries managed-by=rexctl." in (
+        result.stderr
+    )
 
 
 def test_commands_have_help_and_are_documented() -> None:
