@@ -33,7 +33,6 @@ from redis.exceptions import (
     NoPermissionError,
     OutOfMemoryError,
     ReadOnlyError,
-    RedisError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -138,7 +137,7 @@ class RedisLink:
         self.client = self._make_client()
         try:
             await self._ping()
-        except (TimeoutError, RedisError, OSError) as exc:
+        except Exception as exc:  # whatever it is, start without Redis and keep probing
             self.metrics.redis_error(classify(exc))
             self._log_error(self._reason("connect", exc))
             self.log.warning(MSG_UNAVAILABLE_AT_STARTUP)
@@ -181,7 +180,7 @@ class RedisLink:
         try:
             async with asyncio.timeout(self.timeout):
                 return await fn(client)
-        except (TimeoutError, RedisError, OSError) as exc:
+        except Exception as exc:  # a client bug or an odd answer must not fail the request either
             self.failed(op, exc)
             raise RedisSkipped(op) from None
 

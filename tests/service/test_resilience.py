@@ -366,3 +366,22 @@ async def test_a_known_outage_drops_the_near_copy(
         await h.wait_for(noticed, timeout=5.0, what="the breaker opens")
         response = await h.products()
         assert (response.json()["source"], response.headers["x-cache"]) == ("db", "BYPASS")
+
+
+async def test_an_unexpected_client_error_is_a_skip_not_a_500(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Whatever a Redis call raises (a client bug, an answer of an unexpected shape from a
+    Redis-compatible proxy), the request goes on without the cache."""
+    from service.redis_link import RedisSkipped
+
+    async def odd_answer(client: object) -> None:
+        raise TypeError("an answer of an unexpected shape")
+
+    async with running(settings_for(tmp_path, redis_server)) as h:
+        with pytest.raises(RedisSkipped):
+            await h.link.call("GET", odd_answer)
+        assert await h.metric('redis_errors_total{kind="response"}') == 1
+        assert ERROR + "GET: an answer of an unexpected shape" in h.log()
+        assert await h.metric("redis_breaker_state") == 0
+        assert (await h.products()).status_code == 200
