@@ -14,8 +14,7 @@ import httpx
 import pytest
 
 from tests.helpers import RedisServer, ServiceProcess, free_port
-
-FAST = {"DB_DELAY_MS": "100", "REDIS_TIMEOUT_MS": "100", "BREAKER_PROBE_MS": "100"}
+from tests.service.conftest import FAST
 
 
 def redis_env(redis: RedisServer, **extra: str) -> dict[str, str]:
