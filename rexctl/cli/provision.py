@@ -33,12 +33,16 @@ TimeoutOption = Annotated[
 
 
 class UiReporter:
-    """Core messages to stderr; progress as a spinner (or one line per status change)."""
+    """Core messages to stderr; progress as a spinner, or (not on a terminal, e.g. CI logs) a
+    line per status change and at least one a minute, so a long wait never looks hung."""
+
+    HEARTBEAT = 60.0
 
     def __init__(self, subject: str, spinner: Any) -> None:
         self.subject = subject
         self.spinner = spinner
         self.last = ""
+        self.last_line_at = 0.0
 
     def info(self, message: str) -> None:
         ui.info(message)
@@ -53,8 +57,10 @@ class UiReporter:
         minutes, seconds = divmod(int(elapsed), 60)
         text = f"{self.subject}: {status} ({minutes}m {seconds:02d}s elapsed)"
         self.spinner.update(text)
-        if status != self.last and not ui.interactive():
+        due = status != self.last or elapsed - self.last_line_at >= self.HEARTBEAT
+        if due and not ui.interactive():
             ui.info(text)
+            self.last_line_at = elapsed
         self.last = status
 
 

@@ -293,3 +293,34 @@ def test_installed_rexctl_end_to_end(server: str, world: World, tmp_path: Path) 
         )["SecurityGroups"]
         == []
     )
+
+
+def test_progress_lines_when_not_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    from rexctl import ui
+    from rexctl.cli.provision import UiReporter
+
+    class Spinner:
+        def __init__(self) -> None:
+            self.texts: list[str] = []
+
+        def update(self, text: str) -> None:
+            self.texts.append(text)
+
+    ui.reset()
+    spinner = Spinner()
+    reporter = UiReporter("rexpress-redis", spinner)
+    for status, elapsed in [
+        ("creating", 0.0),
+        ("creating", 15.0),
+        ("creating", 61.0),
+        ("creating", 75.0),
+        ("available", 80.0),
+    ]:
+        reporter.progress(status, elapsed)
+    ui.reset()
+    assert capsys.readouterr().err.splitlines() == [
+        "rexpress-redis: creating (0m 00s elapsed)",
+        "rexpress-redis: creating (1m 01s elapsed)",
+        "rexpress-redis: available (1m 20s elapsed)",
+    ]
+    assert len(spinner.texts) == 5
