@@ -29,7 +29,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from rexctl.sandbox import network
+from rexctl.sandbox import guard, network
 from rexctl.sandbox.logship import LogShipper
 from rexctl.sandbox.moto_state import Moto, keep_tasks_running
 from rexctl.sandbox.proxy import Gate, Link, LoadBalancer, Verdict
@@ -83,9 +83,11 @@ class RedisProcess:
         for _ in range(3):
             self.port = free_port()
             self.proc = await asyncio.create_subprocess_exec(
-                binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.directory), "--protected-mode", "no",
-                "--logfile", str(self.directory / "redis.log"),
+                *guard.command(
+                    binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no", "--dir", str(self.directory), "--protected-mode", "no",
+                    "--logfile", str(self.directory / "redis.log"),
+                ),
                 stdin=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
             if await self._answers():

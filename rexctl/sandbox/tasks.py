@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rexctl.sandbox import guard
 from rexctl.sandbox.logship import LogShipper
 from rexctl.sandbox.moto_state import ContainerSpec, Moto
 from rexctl.sandbox.proxy import Gate, Link
@@ -373,9 +374,7 @@ class ServiceRunner:
             return
         log = open(self.workdir / "tasks" / f"{task.id}.log", "ab")  # noqa: SIM115 - closed by _output
         task.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "service",
+            *guard.command(sys.executable, "-m", "service"),
             env=env,
             cwd=str(self.workdir / "tasks"),
             stdin=asyncio.subprocess.DEVNULL,

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from rexctl.cli import app
 from rexctl.errors import UsageError
-from rexctl.sandbox import discover
-from rexctl.sandbox.state import alive, sandbox_dir
+from rexctl.sandbox import control, discover
+from rexctl.sandbox.state import alive, group_members, sandbox_dir
 
 runner = CliRunner()
 
@@ -131,3 +135,43 @@ def test_up_without_redis_server_says_how_to_get_it(
     )
     assert "sudo apt-get install redis-server" in result.output
     assert not (sandbox_dir(tmp_path) / "daemon.pid").exists()
+
+
+def test_two_sandboxes_side_by_side_and_a_killed_daemon_takes_its_children_along(
+    tmp_path: Path,
+) -> None:
+    """Two directories, two sandboxes started at once: nothing shared. SIGKILL one daemon: its
+    redis-server and tasks die with it (nothing is orphaned), the other sandbox runs on, and
+    `down` cleans up what the killed one left on disk."""
+    first, second = tmp_path / "one", tmp_path / "two"
+    first.mkdir()
+    second.mkdir()
+    with ThreadPoolExecutor(2) as pool:
+        started = list(pool.map(control.up, [first, second]))
+    try:
+        a, b = (r.state for r in started)
+        assert all(r.started for r in started)
+        ports_a = {a.lb_port, a.redis_port, a.endpoint_url}
+        ports_b = {b.lb_port, b.redis_port, b.endpoint_url}
+        assert ports_a.isdisjoint(ports_b)
+        view = control.status(first)
+        assert view is not None
+        children = [a.redis_pid, *(t.pid for t in view.tasks)]
+        assert len(children) == 3 and all(alive(p) for p in children)
+
+        os.kill(a.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while [p for p in children if alive(p)] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [p for p in children if alive(p)] == [], "the daemon's children outlived it"
+        assert control.status(first) is None
+        still = control.status(second)
+        assert still is not None and still.redis_up
+        assert httpx.get(b.app_url, timeout=10).status_code == 200
+
+        assert control.down(first) == control.DownResult(was_running=False, stopped=[])
+        assert not (sandbox_dir(first) / "state.json").exists()
+    finally:
+        control.down(first)
+        control.down(second)
+    assert group_members(b.pid) == [] and not alive(b.pid)
