@@ -70,18 +70,22 @@ class SgRule:
         )
         return f"{self.group_id} inbound {ports} from {self.source_group_id}"
 
-    def cli_authorize(self, region: str) -> str:
-        """The aws CLI command that puts this rule back by hand."""
+    def cli_authorize(self, target: str = "") -> str:
+        """The aws CLI command that puts this rule back by hand (`target`: --region etc.)."""
         import json
+        import shlex
+
+        def arg(value: Any) -> str:
+            return shlex.quote(json.dumps(value, separators=(",", ":")))
 
         cmd = (
-            f"aws ec2 authorize-security-group-ingress --group-id {self.group_id} "
-            f"--ip-permissions '{json.dumps([self.permission()], separators=(',', ':'))}'"
+            f"aws ec2 authorize-security-group-ingress --group-id {shlex.quote(self.group_id)} "
+            f"--ip-permissions {arg([self.permission()])}"
         )
         if self.tags:
             spec = [{"ResourceType": "security-group-rule", "Tags": self.tags}]
-            cmd += f" --tag-specifications '{json.dumps(spec, separators=(',', ':'))}'"
-        return cmd + (f" --region {region}" if region else "")
+            cmd += f" --tag-specifications {arg(spec)}"
+        return cmd + target
 
 
 def find_security_group(ec2: EC2Client, *, name: str, vpc_id: str = "") -> dict[str, Any]:
@@ -321,11 +325,12 @@ class AclEntry:
             f"{peer} {self.cidr}"
         )
 
-    def cli_delete(self, region: str) -> str:
+    def cli_delete(self, target: str = "") -> str:
+        """The aws CLI command that deletes this entry by hand (`target`: --region etc.)."""
         flag = "--egress" if self.egress else "--ingress"
         return (
             f"aws ec2 delete-network-acl-entry --network-acl-id {self.acl_id} "
-            f"--rule-number {self.rule_number} {flag}" + (f" --region {region}" if region else "")
+            f"--rule-number {self.rule_number} {flag}{target}"
         )
 
     def matches(self, raw: dict[str, Any]) -> bool:

@@ -19,8 +19,9 @@ idempotent: it may run on a fault that was only half injected, or already undone
 
 from __future__ import annotations
 
+import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -74,7 +75,7 @@ class Fault(Protocol):
     def restore(self, changes: list[dict[str, Any]]) -> None: ...
     def confirm_restored(self, changes: list[dict[str, Any]]) -> list[str]: ...
     def snapshot(self, changes: list[dict[str, Any]]) -> dict[str, Any]: ...
-    def manual_undo(self, changes: list[dict[str, Any]], region: str) -> list[str]: ...
+    def manual_undo(self, changes: list[dict[str, Any]], aws: Mapping[str, str]) -> list[str]: ...
 
 
 class _Base:
@@ -98,6 +99,12 @@ class _Base:
         self.rollout_timeout = rollout_timeout
         self.rollout_poll = rollout_poll
         self._wait_rollout = wait_rollout
+
+
+def cli_target(aws: Mapping[str, str]) -> str:
+    """The aws CLI options that aim a manual undo where the drill ran (journal's `aws`)."""
+    options = (("--region", "region"), ("--profile", "profile"), ("--endpoint-url", "endpoint_url"))
+    return "".join(f" {flag} {shlex.quote(aws[key])}" for flag, key in options if aws.get(key))
 
 
 def _ecs_security_groups(clients: Clients, cfg: Config) -> list[str]:
@@ -194,8 +201,8 @@ class BreakSg(_Base):
         groups = sorted({r.group_id for r in self._rules(changes)})
         return {"security_groups": {g: ec2_rules.sg_snapshot(self.clients.ec2, g) for g in groups}}
 
-    def manual_undo(self, changes: list[dict[str, Any]], region: str) -> list[str]:
-        return [rule.cli_authorize(region) for rule in self._rules(changes)]
+    def manual_undo(self, changes: list[dict[str, Any]], aws: Mapping[str, str]) -> list[str]:
+        return [rule.cli_authorize(cli_target(aws)) for rule in self._rules(changes)]
 
 
 # --- break-nacl -------------------------------------------------------------------------------
@@ -276,8 +283,8 @@ class BreakNacl(_Base):
         acls = sorted({e.acl_id for e in self._entries(changes)})
         return {"network_acls": {a: ec2_rules.acl_snapshot(self.clients.ec2, a) for a in acls}}
 
-    def manual_undo(self, changes: list[dict[str, Any]], region: str) -> list[str]:
-        return [entry.cli_delete(region) for entry in self._entries(changes)]
+    def manual_undo(self, changes: list[dict[str, Any]], aws: Mapping[str, str]) -> list[str]:
+        return [entry.cli_delete(cli_target(aws)) for entry in self._entries(changes)]
 
 
 # --- wrong-host -------------------------------------------------------------------------------
@@ -434,8 +441,8 @@ class WrongHost(_Base):
             }
         return {"services": out}
 
-    def manual_undo(self, changes: list[dict[str, Any]], region: str) -> list[str]:
-        suffix = f" --region {region}" if region else ""
+    def manual_undo(self, changes: list[dict[str, Any]], aws: Mapping[str, str]) -> list[str]:
+        suffix = cli_target(aws)
         commands = []
         for change in changes:
             commands.append(

@@ -184,9 +184,8 @@ def restore_with_retry(
             errors.append(f"attempt {attempt}: {message}")
         if attempt < attempts:
             sleep(min(backoff * 2 ** (attempt - 1), 30.0))
-    region = journal.aws.get("region", "")
     journal.status = journal_mod.RESTORE_FAILED
-    journal.manual_undo = fault.manual_undo(journal.changes, region)
+    journal.manual_undo = fault.manual_undo(journal.changes, journal.aws)
     journal.note(f"restore failed after {attempts} attempts: {errors[-1] if errors else ''}")
     journal_mod.save(journal, state_dir)
     return RestoreResult(False, attempts, errors, journal.manual_undo)
@@ -357,7 +356,7 @@ def run(fault: Fault, plan: Plan, course: Course) -> DrillRecord:
             changes=plan.changes,
             summary=plan.summary,
             before=plan.before,
-            manual_undo=fault.manual_undo(plan.changes, c.aws_target.get("region", "")),
+            manual_undo=fault.manual_undo(plan.changes, c.aws_target),
         )
         journal.note("journal written before any change")
         record.journal = journal
@@ -373,7 +372,7 @@ def run(fault: Fault, plan: Plan, course: Course) -> DrillRecord:
             c.sink("phase", "inject")
             fault.sleep, fault.clock = nap, c.clock  # a rollout wait gives up on Ctrl-C
             fault.inject(journal, save)
-            journal.manual_undo = fault.manual_undo(journal.changes, c.aws_target.get("region", ""))
+            journal.manual_undo = fault.manual_undo(journal.changes, c.aws_target)
             journal.note("fault injected")
             save()
             if fault.expect_new_tasks:

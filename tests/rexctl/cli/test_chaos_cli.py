@@ -297,7 +297,7 @@ def sample_journal(stack: Stack) -> journal_mod.Journal:
         id="20260101T000000Z-break-nacl-0a0a0a", drill="break-nacl", created_at="x",
         aws={"region": "us-east-1", "profile": "", "endpoint_url": stack.endpoint},
         changes=plan.changes, summary=plan.summary, before=plan.before,
-        manual_undo=fault.manual_undo(plan.changes, "us-east-1"),
+        manual_undo=fault.manual_undo(plan.changes, {"region": "us-east-1"}),
     )  # fmt: skip
     journal_mod.save(j, stack.state_dir)
     fault.inject(j, lambda: None)

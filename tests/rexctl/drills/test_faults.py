@@ -220,9 +220,12 @@ def test_wrong_host_refuses_without_redis_host(aws: Aws) -> None:
     assert "has no container named 'sidecar'" in err.value.message
 
 
+US_EAST_1 = {"region": "us-east-1", "profile": "", "endpoint_url": ""}
+
+
 def test_manual_undo_commands(aws: Aws) -> None:
     sg = make_fault("break-sg", aws.clients)
-    cmds = sg.manual_undo(sg.plan(aws.config()).changes, "us-east-1")
+    cmds = sg.manual_undo(sg.plan(aws.config()).changes, US_EAST_1)
     assert cmds == [
         f"aws ec2 authorize-security-group-ingress --group-id {aws.world.cache_sg} "
         '--ip-permissions \'[{"IpProtocol":"tcp","UserIdGroupPairs":[{"GroupId":"'
@@ -232,12 +235,49 @@ def test_manual_undo_commands(aws: Aws) -> None:
         '[{"Key":"owner","Value":"rexctl"}]}]\' --region us-east-1'
     ]
     nacl = make_fault("break-nacl", aws.clients)
-    cmds = nacl.manual_undo(nacl.plan(aws.config()).changes, "us-east-1")
+    cmds = nacl.manual_undo(nacl.plan(aws.config()).changes, US_EAST_1)
     assert cmds[0] == (
         f"aws ec2 delete-network-acl-entry --network-acl-id {aws.world.acl_id} --rule-number 1 "
         "--ingress --region us-east-1"
     )
     assert len(cmds) == 4
+
+
+def test_manual_undo_is_one_shell_command_aimed_where_the_drill_ran(aws: Aws) -> None:
+    """A quote in a rule's description, and the profile and endpoint the drill used (the sandbox):
+    the printed command must put back exactly this rule, in exactly that place."""
+    import json
+    import shlex
+
+    ec2 = aws.clients.ec2
+    perm = {"IpProtocol": "tcp", "FromPort": 6379, "ToPort": 6379}
+    ec2.revoke_security_group_ingress(
+        GroupId=aws.world.cache_sg,
+        IpPermissions=[{**perm, "UserIdGroupPairs": [
+            {"GroupId": aws.world.ecs_sg, "Description": "Redis from ECS"}]}],
+    )  # fmt: skip
+    ec2.authorize_security_group_ingress(
+        GroupId=aws.world.cache_sg,
+        IpPermissions=[{**perm, "UserIdGroupPairs": [
+            {"GroupId": aws.world.ecs_sg, "Description": "the ECS service's tasks"}]}],
+    )  # fmt: skip
+    target = {"region": "us-east-1", "profile": "ops team", "endpoint_url": "http://127.0.0.1:5"}
+    sg = make_fault("break-sg", aws.clients)
+    [cmd] = sg.manual_undo(sg.plan(aws.config()).changes, target)
+    args = shlex.split(cmd)
+    assert args[:3] == ["aws", "ec2", "authorize-security-group-ingress"]
+    permissions = json.loads(args[args.index("--ip-permissions") + 1])
+    assert permissions[0]["UserIdGroupPairs"][0]["Description"] == "the ECS service's tasks"
+    assert args[-6:] == [
+        "--region", "us-east-1", "--profile", "ops team", "--endpoint-url", "http://127.0.0.1:5",
+    ]  # fmt: skip
+    for name in ("break-nacl", "wrong-host"):
+        fault = make_fault(name, aws.clients)
+        args = shlex.split(fault.manual_undo(fault.plan(aws.config()).changes, target)[0])
+        assert args[-6:] == [
+            "--region", "us-east-1", "--profile", "ops team", "--endpoint-url",
+            "http://127.0.0.1:5",
+        ], name  # fmt: skip
 
 
 def test_unknown_drill() -> None:

@@ -370,7 +370,7 @@ def test_a_restore_aws_keeps_rejecting_prints_the_manual_undo(aws: Aws, clock: F
     assert record.exit_code == int(ExitCode.AWS_ERROR)
     assert record.outcome == "restore failed"
     assert record.restore is not None and not record.restore.ok
-    assert record.restore.manual_undo == fault.manual_undo(plan.changes, "us-east-1")
+    assert record.restore.manual_undo == fault.manual_undo(plan.changes, {"region": "us-east-1"})
     assert record.hint == "Undo it by hand:\n  " + record.restore.manual_undo[0]
     assert record.error.startswith("The break-sg drill could not be undone: AWS kept rejecting")
     saved = journal_mod.load(journal_mod.journal_path(aws.state_dir, record.id))
