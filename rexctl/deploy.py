@@ -29,6 +29,7 @@ from rexctl.aws.ecs import (
     describe_service,
     describe_task_definition,
     register_revision,
+    short_arn,
     update_service,
 )
 from rexctl.deploying.plan import (
@@ -42,8 +43,8 @@ from rexctl.deploying.plan import (
     redact,
     redacted_revision,
 )
-from rexctl.deploying.rollout import ProgressFn, RolloutResult, wait_for_rollout
-from rexctl.errors import UsageError
+from rexctl.deploying.rollout import ProgressFn, RolloutResult, is_settled, wait_for_rollout
+from rexctl.errors import Interrupted, UsageError
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -119,26 +120,46 @@ class WaitOptions:
     on_progress: ProgressFn | None = None
 
 
+def _wait(
+    ecs: ECSClient,
+    cluster: str,
+    service: str,
+    arn: str,
+    opts: WaitOptions,
+    since: datetime | None = None,
+    again: str = "rexctl deploy",
+) -> RolloutResult:
+    try:
+        return wait_for_rollout(
+            ecs,
+            cluster=cluster,
+            service=service,
+            task_definition_arn=arn,
+            timeout=opts.timeout,
+            poll=opts.poll,
+            sleep=opts.sleep,
+            clock=opts.clock,
+            on_progress=opts.on_progress,
+            since=since,
+        )
+    except KeyboardInterrupt:
+        # Only the waiting stops: ECS goes on with the rollout it was given.
+        raise Interrupted(
+            f"Stopped waiting; ECS keeps rolling service {service} to {short_arn(arn)}.",
+            hint=f"`{again}` waits for it again (and changes nothing); `rexctl verify` checks "
+            "the service.",
+        ) from None
+
+
 def _roll(
-    ecs: ECSClient, cluster: str, service: str, arn: str, opts: WaitOptions
+    ecs: ECSClient, cluster: str, service: str, arn: str, opts: WaitOptions, again: str
 ) -> tuple[str, RolloutResult | None]:
     # Events older than this are history; a little slack for the difference between clocks.
     since = datetime.now(UTC) - timedelta(seconds=2)
     update_service(ecs, cluster, service, arn)
     if not opts.wait:
         return "started", None
-    result = wait_for_rollout(
-        ecs,
-        cluster=cluster,
-        service=service,
-        task_definition_arn=arn,
-        timeout=opts.timeout,
-        poll=opts.poll,
-        sleep=opts.sleep,
-        clock=opts.clock,
-        on_progress=opts.on_progress,
-        since=since,
-    )
+    result = _wait(ecs, cluster, service, arn, opts, since, again)
     return ("deployed" if result.ok else "failed"), result
 
 
@@ -167,23 +188,13 @@ def deploy(
         # Nothing to register; but a rollout of this revision that is still going (or that a
         # previous `rexctl deploy` stopped waiting for) is waited for, so "unchanged" is true.
         if plan.rollout_pending and opts.wait and not dry_run:
-            result = wait_for_rollout(
-                ecs,
-                cluster=plan.cluster,
-                service=plan.service,
-                task_definition_arn=plan.current.arn,
-                timeout=opts.timeout,
-                poll=opts.poll,
-                sleep=opts.sleep,
-                clock=opts.clock,
-                on_progress=opts.on_progress,
-            )
+            result = _wait(ecs, plan.cluster, plan.service, plan.current.arn, opts)
             return outcome("unchanged" if result.ok else "failed", "", result)
         return outcome("unchanged")
     if dry_run:
         return outcome("dry-run")
     registered = register_revision(ecs, plan.revision)
-    status, rollout = _roll(ecs, plan.cluster, plan.service, registered.arn, opts)
+    status, rollout = _roll(ecs, plan.cluster, plan.service, registered.arn, opts, "rexctl deploy")
     return outcome(status, registered.arn, rollout)
 
 
@@ -226,10 +237,23 @@ def rollback(
     def outcome(status: str, rollout: RolloutResult | None = None) -> Outcome:
         return Outcome("rollback", status, cluster, service, current.arn, target.arn, rollout)
 
-    primary = view.primary
-    if target.arn == current.arn and primary is not None and primary.task_definition == target.arn:
-        return outcome("unchanged")
+    again = f"rexctl rollback --to {short_arn(target.arn)}"
+    if target.arn == current.arn:
+        # The service is already set to the target: nothing to update. As in `deploy`, a rollout
+        # of it that is not finished yet is waited for before saying so.
+        primary = view.primary
+        settled = (
+            primary is not None
+            and primary.task_definition == target.arn
+            and is_settled(view, primary)
+        )
+        if dry_run or settled:
+            return outcome("unchanged")
+        if not opts.wait:
+            return outcome("started")
+        result = _wait(ecs, cluster, service, target.arn, opts, again=again)
+        return outcome("unchanged" if result.ok else "failed", result)
     if dry_run:
         return outcome("dry-run")
-    status, rollout = _roll(ecs, cluster, service, target.arn, opts)
+    status, rollout = _roll(ecs, cluster, service, target.arn, opts, again)
     return outcome(status, rollout)

@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from rexctl.config import load
 from rexctl.deploy import PREVIOUS_TAG, WaitOptions, deploy, plan_deploy, rollback
-from rexctl.errors import ConfigError, UsageError
+from rexctl.errors import ConfigError, Interrupted, UsageError
 from tests.rexctl.test_deploy_world import (
     SECRET_NAME,
     TOKEN,
@@ -225,3 +225,39 @@ def test_unchanged_but_unfinished_rollout_is_waited_for_not_reregistered(tmp_pat
     waited = deploy(w.cfg, **clients(w), wait=fake_wait())
     assert waited.status == "unchanged" and waited.rollout is not None and waited.rollout.ok
     assert len(w.family_arns) == 2
+
+
+def test_rollback_to_the_revision_still_rolling_out_waits_for_it_without_an_update(
+    tmp_path: Path,
+) -> None:
+    w = make_world(tmp_path)
+    started = deploy(w.cfg, **clients(w), wait=no_wait())  # moto's deployment stays on :1
+    assert started.status == "started"
+    assert rollback(w.cfg, ecs=w.ecs, to="backend:2", wait=no_wait()).status == "started"
+    calls = record_calls(w.ecs)
+    back = rollback(w.cfg, ecs=w.ecs, to="backend:2", wait=fake_wait())
+    assert back.status == "unchanged" and back.rollout is not None and back.rollout.ok
+    assert "UpdateService" not in calls and "DescribeServices" in calls
+    assert rollback(w.cfg, ecs=w.ecs, to="backend:2", wait=no_wait()).status == "unchanged"
+
+
+def interrupted_wait() -> WaitOptions:
+    def sleep(_seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    return WaitOptions(timeout=30, poll=1, sleep=sleep, clock=lambda: 0.0)
+
+
+def test_ctrl_c_while_waiting_says_the_rollout_goes_on(tmp_path: Path) -> None:
+    w = make_world(tmp_path)
+    with pytest.raises(Interrupted) as info:
+        deploy(w.cfg, **clients(w), wait=interrupted_wait())
+    assert info.value.message == "Stopped waiting; ECS keeps rolling service svc to backend:2."
+    assert info.value.hint is not None
+    assert info.value.hint.startswith("`rexctl deploy` waits for it again (and changes nothing)")
+    assert w.service()["taskDefinition"].endswith("backend:2")
+    finish_moto_rollout()
+    with pytest.raises(Interrupted) as info:
+        rollback(w.cfg, ecs=w.ecs, wait=interrupted_wait())
+    assert info.value.hint is not None
+    assert info.value.hint.startswith("`rexctl rollback --to backend:1` waits for it again")
