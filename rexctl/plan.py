@@ -239,6 +239,18 @@ def _step9(d: Discovery, cfg: Config, plan: Plan) -> Step:
     c = d.cache
     actions: list[Action] = []
     if c is None:
+        if cc.auth and d.secret is not None and d.secret.scheduled_for_deletion:
+            name = d.secret.name
+            return plan.block(
+                9,
+                title,
+                f"Secret {name} is scheduled for deletion, so it can neither be read nor "
+                "created again.",
+                "Restore it to reuse its token (`aws secretsmanager restore-secret --secret-id "
+                f"{name}`), or delete it now (`aws secretsmanager delete-secret --secret-id "
+                f"{name} --force-delete-without-recovery`), then run `rexctl provision` again.",
+                ExitCode.AWS_ERROR,
+            )
         if cc.auth:
             if d.secret is None:
                 actions.append(
@@ -275,10 +287,11 @@ def _step9(d: Discovery, cfg: Config, plan: Plan) -> Step:
             "a staged migration and new client settings): create a new cache under "
             "another `cache.id`, or change it in the console.",
         )
-    if cc.auth and d.secret is None:
+    if cc.auth and (d.secret is None or d.secret.scheduled_for_deletion):
+        gone = "does not exist" if d.secret is None else "is scheduled for deletion"
         plan.warnings.append(
-            f"{c.id} has AUTH on, but secret {secret_name(cc.id)} does not "
-            "exist: rexctl cannot recover the token."
+            f"{c.id} has AUTH on, but secret {secret_name(cc.id)} {gone}: rexctl cannot "
+            "recover the token."
         )
     return Step(9, title, State.DONE, want + ".")
 

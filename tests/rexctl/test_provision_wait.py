@@ -1,0 +1,131 @@
+"""Waiting for the cache (step 10) and the executor's way out: states moto never reaches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from rexctl.errors import AwsError, Interrupted
+from rexctl.provision import provision
+from rexctl.provisioning import ClientSet, RecordingReporter
+from rexctl.provisioning.wait import wait_for_cache
+from tests.rexctl.aws.world import REGION, build_world, clients, write_config
+
+NAME = {"ReplicationGroupId": "rexpress-redis"}
+
+
+def described(status: str) -> dict[str, Any]:
+    return {"ReplicationGroups": [{"ReplicationGroupId": "rexpress-redis", "Status": status}]}
+
+
+def wait(ec: Any, **kwargs: Any) -> Any:
+    return wait_for_cache(
+        ec,
+        "rexpress-redis",
+        timeout=60,
+        reporter=RecordingReporter(),
+        clock=lambda: 0.0,
+        sleep=lambda s: None,
+        **kwargs,
+    )
+
+
+def test_a_failed_creation_stops_the_wait_at_once() -> None:
+    ec = boto3.client("elasticache", region_name=REGION)
+    stub = Stubber(ec)
+    stub.add_response("describe_replication_groups", described("creating"), NAME)
+    stub.add_response("describe_replication_groups", described("create-failed"), NAME)
+    with stub, pytest.raises(AwsError) as info:
+        wait(ec)
+    stub.assert_no_pending_responses()
+    assert info.value.message == "Replication group rexpress-redis is create-failed."
+    assert info.value.hint == "Its events in the ElastiCache console say why."
+
+
+def test_a_group_that_disappears_while_waiting_is_an_error() -> None:
+    ec = boto3.client("elasticache", region_name=REGION)
+    stub = Stubber(ec)
+    stub.add_response("describe_replication_groups", described("creating"), NAME)
+    stub.add_client_error(
+        "describe_replication_groups", "ReplicationGroupNotFoundFault", expected_params=NAME
+    )
+    with stub, pytest.raises(AwsError) as info:
+        wait(ec)
+    assert info.value.message == (
+        "Replication group rexpress-redis disappeared while rexctl waited for it."
+    )
+    assert info.value.hint == "Check the ElastiCache console, then run `rexctl provision` again."
+
+
+def test_waiting_for_deletion_ends_when_the_group_is_gone() -> None:
+    ec = boto3.client("elasticache", region_name=REGION)
+    stub = Stubber(ec)
+    stub.add_response("describe_replication_groups", described("deleting"), NAME)
+    stub.add_client_error(
+        "describe_replication_groups", "ReplicationGroupNotFoundFault", expected_params=NAME
+    )
+    with stub:
+        assert wait(ec, gone=True) is None
+        stub.assert_no_pending_responses()
+
+
+@pytest.fixture
+def aws() -> Iterator[ClientSet]:
+    with mock_aws():
+        yield clients()
+
+
+def test_ctrl_c_half_way_says_what_exists(aws: ClientSet, tmp_path: Path) -> None:
+    world = build_world(aws)
+    cfg = write_config(tmp_path / "rexctl.toml", world, tls=True, auth=True)
+
+    def interrupted() -> str:
+        raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as info:
+        provision(
+            aws,
+            cfg,
+            reporter=RecordingReporter(),
+            clock=lambda: 0.0,
+            sleep=lambda s: None,
+            token_factory=interrupted,
+        )
+    assert info.value.hint == (
+        "Done before this failed: create cache subnet group rexpress-redis-subnets; create "
+        f"security group rexpress-redis-sg in {world.vpc_id}; allow TCP 6379 from "
+        f"{world.ecs_sg}. Everything rexctl created is tagged managed-by=rexctl. Run `rexctl "
+        "provision` again: it continues from there."
+    )
+    assert aws.elasticache.describe_replication_groups()["ReplicationGroups"] == []
+
+
+def test_a_secret_scheduled_for_deletion_blocks_with_the_way_out(
+    aws: ClientSet, tmp_path: Path
+) -> None:
+    world = build_world(aws)
+    cfg = write_config(tmp_path / "rexctl.toml", world, tls=True, auth=True)
+    name = "rexctl/rexpress-redis/auth-token"
+    aws.secretsmanager.create_secret(Name=name, SecretString="A" * 32)
+    aws.secretsmanager.delete_secret(SecretId=name, RecoveryWindowInDays=7)
+    result = provision(
+        aws, cfg, reporter=RecordingReporter(), clock=lambda: 0.0, sleep=lambda s: None
+    )
+    error = result.error()
+    assert isinstance(error, AwsError)
+    assert (
+        f"Step 9: Secret {name} is scheduled for deletion, so it can neither be read nor "
+        "created again." in error.message
+    )
+    assert error.hint == (
+        f"Restore it to reuse its token (`aws secretsmanager restore-secret --secret-id {name}`), "
+        f"or delete it now (`aws secretsmanager delete-secret --secret-id {name} "
+        "--force-delete-without-recovery`), then run `rexctl provision` again."
+    )
+    assert result.applied == []
