@@ -130,6 +130,7 @@ def rehearse_cmd(
         ui.print_json(result.to_json())
     else:
         _show_rehearsal(result)
+    ui.info(result.sandbox_note)
     if result.interrupted:
         raise typer.Exit(int(ExitCode.INTERRUPTED))
     if not result.passed:
@@ -202,4 +203,3 @@ def _show_rehearsal(result: Rehearsal) -> None:
             styles=ui.VERDICT_STYLES,
         )
     )
-    ui.info(result.sandbox_note)

@@ -1,0 +1,106 @@
+"""`rexctl rehearse`: how steps are judged, run and reported (no sandbox is started here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from rexctl.cli import app
+from rexctl.rehearse import Outcome, judge_break_nacl, judge_break_sg, rehearse
+from rexctl.sandbox.control import INSTALL_HINT, UpResult
+from rexctl.sandbox.state import SandboxState
+
+runner = CliRunner()
+
+
+def drill(code: int, **checks: str) -> Outcome:
+    names = {"logs": "logs show Redis error", "api": "API still works",
+             "tasks": "tasks did not restart"}  # fmt: skip
+    data = {"verdict": {"checks": [{"name": names[k], "status": v} for k, v in checks.items()]}}
+    return Outcome(code, data, "")
+
+
+def test_break_sg_passes_only_as_fault_not_observed_with_api_up_and_no_restart() -> None:
+    ok, why = judge_break_sg(drill(4, logs="not observed", api="passed", tasks="passed"))
+    assert ok, why
+    assert "connection tracking" in why
+    ok, why = judge_break_sg(drill(4, logs="not observed", api="failed", tasks="passed"))
+    assert (ok, why) == (
+        False,
+        "fault not observed, but API still works: failed, tasks did not restart: passed",
+    )
+    ok, why = judge_break_sg(drill(0, logs="passed", api="passed", tasks="passed"))
+    assert not ok and "must not cut" in why
+
+
+def test_break_nacl_must_show_the_redis_errors() -> None:
+    ok, why = judge_break_nacl(drill(0, logs="passed", api="passed", tasks="passed"))
+    assert ok, why
+    assert why.startswith("logs show Redis error: passed")
+    ok, why = judge_break_nacl(drill(0, api="passed", tasks="passed"))
+    assert (ok, why) == (False, "exit 0 but the logs did not show the Redis errors")
+    ok, why = judge_break_nacl(Outcome(4, None, "Error: the fault was not observed\n"))
+    assert (ok, why) == (False, "exit 4: the fault was not observed")
+
+
+def state(tmp_path: Path) -> SandboxState:
+    return SandboxState(
+        dir=str(tmp_path), pid=1, endpoint_url="http://127.0.0.1:1", region="us-east-1",
+        app_url="http://127.0.0.1:2/api/products", lb_port=2, redis_port=3, redis_pid=4,
+        log_path="", cluster="rexpress", service="backend", started_at=0.0,
+    )  # fmt: skip
+
+
+def test_a_failed_essential_step_blocks_the_rest_and_the_sandbox_is_stopped(
+    tmp_path: Path,
+) -> None:
+    ran: list[list[str]] = []
+    stopped: list[Path] = []
+
+    def fake_runner(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> Outcome:
+        ran.append(args)
+        if "provision" in args:
+            return Outcome(3, None, "Error: moto said no\n")
+        return Outcome(0, {"path": "x", "settings": {}}, "")
+
+    result = rehearse(
+        tmp_path, runner=fake_runner,
+        start=lambda cwd: UpResult(state(tmp_path), started=True), stop=stopped.append,
+    )  # fmt: skip
+    assert [a[a.index("--config") + 2] for a in ran] == ["init", "provision"]
+    assert all(a[0] == "--sandbox" for a in ran)
+    statuses = [(s.name, s.status, s.detail) for s in result.steps]
+    assert statuses[2] == ("provision", "failed", "exit 3: moto said no")
+    assert [s[1:] for s in statuses[3:]] == [("failed", "not run: provision failed")] * 5
+    assert not result.passed
+    assert stopped == [tmp_path]
+
+
+def test_rehearse_json_is_the_steps_and_exit_1_when_a_step_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without redis-server the sandbox cannot start: one failed step, exit 1, and stdout is
+    exactly `{"steps": [{"step", "name", "status", "detail"}]}`."""
+    monkeypatch.chdir(tmp_path)
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    result = runner.invoke(app, ["rehearse", "--json"])
+    assert result.exit_code == 1, result.output
+    data: dict[str, Any] = json.loads(result.stdout)
+    assert data == {
+        "steps": [
+            {
+                "step": "setup",
+                "name": "sandbox up",
+                "status": "failed",
+                "detail": "redis-server is not installed: the sandbox runs a real Redis for the "
+                f"cache node. {INSTALL_HINT}",
+            }
+        ]
+    }
+    assert "sudo apt-get install redis-server" in INSTALL_HINT
