@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import httpx
 
@@ -57,22 +58,42 @@ def test_a_crashed_task_shows_as_a_restart_and_comes_back(sandbox: Sandbox) -> N
     assert httpx.get(sandbox.state.app_url, timeout=10).status_code == 200
 
 
+def environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
 def test_a_new_task_definition_rolls_one_task_at_a_time(sandbox: Sandbox) -> None:
+    """The new revision's environment reaches the processes, one new task at a time; its
+    REDIS_HOST names no replication group, so it fails as an unknown host would (even though a
+    Redis listens at that address) and the tasks' logs, in the streams the task definition names,
+    show the Redis error."""
     wait_for(lambda: steady(sandbox), what="the service to be steady")
     ecs = sandbox.client("ecs")
     svc = sandbox.service()
     old_td = svc["taskDefinition"]
     td = ecs.describe_task_definition(taskDefinition=old_td)["taskDefinition"]
     container = dict(td["containerDefinitions"][0])
-    container["environment"] = [*container["environment"], {"name": "MARK", "value": "2"}]
+    container["environment"] = [
+        *(e for e in container["environment"] if e["name"] != "REDIS_ENABLED"),
+        {"name": "MARK", "value": "2"},
+        {"name": "REDIS_ENABLED", "value": "true"},
+        {"name": "REDIS_HOST", "value": "127.0.0.1"},
+        {"name": "REDIS_PORT", "value": str(sandbox.state.redis_port)},
+    ]
     new_td = ecs.register_task_definition(
         family=td["family"], networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
         cpu="256", memory="512", containerDefinitions=[container],
     )["taskDefinition"]["taskDefinitionArn"]  # fmt: skip
     ecs.update_service(cluster="rexpress", service="backend", taskDefinition=new_td)
     seen: set[tuple[str, str]] = set()
+    most_alive, most_starting = 0, 0
 
     def done() -> bool:
+        nonlocal most_alive, most_starting
+        tasks = sandbox.runtime()
+        most_alive = max(most_alive, sum(t["status"] in ("PENDING", "RUNNING") for t in tasks))
+        most_starting = max(most_starting, sum(t["status"] == "PENDING" for t in tasks))
         s = sandbox.service()
         seen.update((d["status"], d["rolloutState"]) for d in s["deployments"])
         return steady(sandbox, new_td)
@@ -80,7 +101,23 @@ def test_a_new_task_definition_rolls_one_task_at_a_time(sandbox: Sandbox) -> Non
     wait_for(done, what="the rollout to complete")
     assert ("PRIMARY", "IN_PROGRESS") in seen, "the new deployment was never seen in progress"
     assert ("ACTIVE", "COMPLETED") in seen, "the old deployment was never seen ACTIVE"
+    assert most_starting == 1 and most_alive <= 3, "one new task at a time, then an old one stops"
     running = [t for t in sandbox.runtime() if t["status"] == "RUNNING"]
     assert {t["task_definition"] for t in running} == {new_td}
+    for t in running:
+        env = environ(t["pid"])
+        assert (env["MARK"], env["REDIS_HOST"], t["gate_port"]) == ("2", "127.0.0.1.invalid", 0)
     messages = [e["message"] for e in sandbox.service()["events"]]
     assert any("deployment completed" in m for m in messages)
+
+    logs = sandbox.client("logs")
+    streams = [f"ecs/backend/{t['id']}" for t in running]
+
+    def redis_errors() -> bool:
+        events = logs.filter_log_events(
+            logGroupName="/ecs/rexpress-backend", logStreamNames=streams,
+            filterPattern='"Redis error"',
+        )["events"]  # fmt: skip
+        return {e["logStreamName"] for e in events} == set(streams)
+
+    wait_for(redis_errors, what="Redis errors in both new tasks' log streams")
