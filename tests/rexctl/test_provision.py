@@ -99,7 +99,16 @@ def test_fresh_provision_creates_everything_tagged(
         CacheSubnetGroupName="rexpress-redis-subnets"
     )["CacheSubnetGroups"][0]
     assert sorted(s["SubnetIdentifier"] for s in group["Subnets"]) == sorted(world.private_subnets)
-    assert aws.elasticache.list_tags_for_resource(ResourceName=group["ARN"])["TagList"]
+    managed = [
+        {"Key": "managed-by", "Value": "rexctl"},
+        {"Key": "rexctl:cache-id", "Value": "rexpress-redis"},
+    ]
+    assert aws.elasticache.list_tags_for_resource(ResourceName=group["ARN"])["TagList"] == managed
+    rules = aws.ec2.describe_security_group_rules(
+        Filters=[{"Name": "group-id", "Values": [sgs[0]["GroupId"]]}]
+    )["SecurityGroupRules"]
+    [inbound] = [r for r in rules if not r["IsEgress"]]
+    assert inbound["Tags"] == managed
 
     # Steps 4-6, 9: the replication group as the guide asks.
     rg = aws.elasticache.describe_replication_groups(ReplicationGroupId="rexpress-redis")[
@@ -111,8 +120,7 @@ def test_fresh_provision_creates_everything_tagged(
     assert rg["AutomaticFailover"] == "disabled" and rg["MultiAZ"] == "disabled"
     assert rg["AtRestEncryptionEnabled"] is True
     assert rg["TransitEncryptionEnabled"] is False and rg["AuthTokenEnabled"] is False
-    rg_tags = aws.elasticache.list_tags_for_resource(ResourceName=rg["ARN"])["TagList"]
-    assert {"Key": "managed-by", "Value": "rexctl"} in rg_tags
+    assert aws.elasticache.list_tags_for_resource(ResourceName=rg["ARN"])["TagList"] == managed
     backend_rg = elasticache_backend().replication_groups["rexpress-redis"]
     assert backend_rg.cache_subnet_group_name == "rexpress-redis-subnets"
     assert backend_rg.security_group_ids == [sgs[0]["GroupId"]]

@@ -316,3 +316,31 @@ def test_teardown_after_provision_deletes_secret_and_sg(aws: ClientSet, tmp_path
     assert [r.kind for r in result.deleted] == ["replication group", "security group", "secret"]
     assert aws.secretsmanager.list_secrets()["SecretList"] == []
     assert aws.elasticache.describe_replication_groups()["ReplicationGroups"] == []
+
+
+def test_resources_tagged_for_another_cache_are_kept(aws: ClientSet, tmp_path: Path) -> None:
+    world = build_world(aws)
+    cfg = write_config(tmp_path / "rexctl.toml", world)
+    aws.secretsmanager.create_secret(
+        Name="rexctl/rexpress-redis/auth-token",
+        SecretString="x" * 20,
+        Tags=[{"Key": k, "Value": v} for k, v in managed_tags("other-cache").items()],
+    )
+    sg = tagged_sg(aws, world)
+    other_vpc = aws.ec2.create_vpc(CidrBlock="10.99.0.0/16")["Vpc"]["VpcId"]
+    aws.ec2.create_security_group(  # same name and tags, another VPC: not this cache's group
+        GroupName="rexpress-redis-sg",
+        Description="rexctl",
+        VpcId=other_vpc,
+        TagSpecifications=[
+            {
+                "ResourceType": "security-group",
+                "Tags": [{"Key": k, "Value": v} for k, v in managed_tags("rexpress-redis").items()],
+            }
+        ],
+    )
+    plan = plan_teardown(aws, cfg)
+    assert [(r.kind, r.id, r.delete, r.why) for r in plan.resources] == [
+        ("security group", sg, True, ""),
+        ("secret", plan.resources[1].id, False, "managed by rexctl for cache other-cache"),
+    ]

@@ -87,3 +87,31 @@ def test_status_without_ecs_settings(aws: ClientSet, tmp_path: Path) -> None:
     report = gather_status(aws, cfg)
     assert report["service"] is None
     assert "ecs.cluster / ecs.service are not set (run `rexctl init`)" in report["missing"]
+
+
+def test_status_sees_the_service_pointing_at_the_cache(aws: ClientSet, tmp_path: Path) -> None:
+    world = build_world(aws)
+    cfg = write_config(tmp_path / "rexctl.toml", world)
+    result = provision(
+        aws, cfg, reporter=RecordingReporter(), clock=lambda: 0.0, sleep=lambda s: None
+    )
+    td = aws.ecs.register_task_definition(
+        family="backend",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[
+            {
+                "name": "backend",
+                "image": "x",
+                "memory": 512,
+                "environment": [{"name": "REDIS_HOST", "value": result.cache.endpoint}],
+            }
+        ],
+    )["taskDefinition"]["taskDefinitionArn"]
+    aws.ecs.update_service(cluster=world.cluster, service=world.service, taskDefinition=td)
+    report = gather_status(aws, cfg)
+    assert report["service"]["task_definition"] == "backend:2"
+    assert report["service"]["points_at_cache"] is True
+    assert report["service"]["redis"] == {"REDIS_HOST": result.cache.endpoint}
