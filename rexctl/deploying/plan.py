@@ -36,6 +36,7 @@ AUTH_VAR = "REDIS_AUTH_TOKEN"
 REDIS_VARS = ("REDIS_ENABLED", "REDIS_HOST", "REDIS_PORT", "REDIS_TLS", AUTH_VAR)
 USABLE_CACHE_STATUSES = ("available", "modifying", "snapshotting")
 _SECRET_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|API_?KEY|PRIVATE|CREDENTIAL", re.I)
+_URL_PASSWORD = re.compile(r"(\w://[^/@:\s]*:)[^/@\s]+@")
 
 
 def auth_secret_name(cache_id: str) -> str:
@@ -46,8 +47,11 @@ def auth_secret_name(cache_id: str) -> str:
 
 
 def redact(name: str, value: str) -> str:
-    """A value fit to print: values of variables named like secrets are hidden."""
-    return "(redacted)" if _SECRET_NAME.search(name) and value else value
+    """A value fit to print: values of variables named like secrets are hidden, and so is the
+    password of a URL (`postgres://user:PASSWORD@host/db`) in any variable."""
+    if _SECRET_NAME.search(name) and value:
+        return "(redacted)"
+    return _URL_PASSWORD.sub(r"\1(redacted)@", value)
 
 
 @dataclass(frozen=True)

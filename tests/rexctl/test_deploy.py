@@ -109,7 +109,12 @@ def test_deploy_without_rollout_times_out_as_a_failure(tmp_path: Path) -> None:
 
 
 def test_tls_and_auth_token_go_through_secrets_only(tmp_path: Path) -> None:
-    old_env = [{"name": "REDIS_AUTH_TOKEN", "value": TOKEN}, {"name": "KEEP", "value": "1"}]
+    db_url = "postgres://app:hunter2-db-pass@db:5432/app"
+    old_env = [
+        {"name": "REDIS_AUTH_TOKEN", "value": TOKEN},
+        {"name": "KEEP", "value": "1"},
+        {"name": "DATABASE_URL", "value": db_url},
+    ]
     w = make_world(tmp_path, tls=True, auth=True, backend_env=old_env)
     secret_arn = w.secretsmanager.describe_secret(SecretId=SECRET_NAME)["ARN"]
     plan = plan_deploy(w.cfg, **clients(w))
@@ -117,7 +122,9 @@ def test_tls_and_auth_token_go_through_secrets_only(tmp_path: Path) -> None:
     assert changes["REDIS_TLS"] == ("(not set)", "true")
     assert changes["REDIS_AUTH_TOKEN"] == ("(redacted)", f"secret {secret_arn}")
     assert any("moves it to `secrets`" in warning for warning in plan.warnings)
-    assert TOKEN not in json.dumps(plan.to_dict(), default=str)
+    shown = json.dumps(plan.to_dict(), default=str)
+    assert TOKEN not in shown and "hunter2" not in shown
+    assert "postgres://app:(redacted)@db:5432/app" in shown
 
     outcome = deploy(w.cfg, **clients(w), wait=no_wait())
     assert outcome.status == "started"
@@ -128,6 +135,7 @@ def test_tls_and_auth_token_go_through_secrets_only(tmp_path: Path) -> None:
     assert TOKEN not in json.dumps(td)
     assert backend["secrets"] == [{"name": "REDIS_AUTH_TOKEN", "valueFrom": secret_arn}]
     assert w.container_env(outcome.to_arn)["REDIS_TLS"] == "true"
+    assert w.container_env(outcome.to_arn)["DATABASE_URL"] == db_url  # only the output hides it
 
 
 def test_auth_without_its_secret_is_refused(tmp_path: Path) -> None:
