@@ -290,6 +290,10 @@ class BreakNacl(_Base):
 # --- wrong-host -------------------------------------------------------------------------------
 
 
+DRILL_TAG = "rexctl:drill"
+MAX_REVISIONS_SEARCHED = 20  # registered after the previous revision, newest first
+
+
 class WrongHost(_Base):
     name = "wrong-host"
     expect_new_tasks = True
@@ -322,6 +326,7 @@ class WrongHost(_Base):
             "previous": td.arn,
             "bad": "",  # filled in (and journaled) right after the bad revision is registered
             "bad_host": bad_host,
+            "drill_tag": "",  # the bad revision's rexctl:drill tag, journaled before registering
         }
         return Plan(
             drill=self.name,
@@ -366,8 +371,10 @@ class WrongHost(_Base):
             base,
             container=change["container"],
             set_env={"REDIS_HOST": change["bad_host"]},
-            extra_tags={"rexctl:drill": journal.id},
+            extra_tags={DRILL_TAG: journal.id},
         )
+        change["drill_tag"] = journal.id
+        save()  # a crash right after registering can still find the revision by this tag
         bad = register_revision(self.clients.ecs, kwargs)
         change["bad"] = bad.arn
         journal.note(f"registered {short_arn(bad.arn)}")
@@ -393,6 +400,8 @@ class WrongHost(_Base):
         from rexctl.errors import AwsError
 
         for change in changes:
+            if not change["bad"]:
+                change["bad"] = self._unjournaled_revision(change)
             view = describe_service(self.clients.ecs, change["cluster"], change["service"])
             if view.task_definition != change["previous"]:
                 update_service(
@@ -407,6 +416,21 @@ class WrongHost(_Base):
                 td = describe_task_definition(self.clients.ecs, change["bad"])
                 if td.raw.get("status") != "INACTIVE":
                     deregister_task_definition(self.clients.ecs, change["bad"])
+
+    def _unjournaled_revision(self, change: dict[str, Any]) -> str:
+        """The bad revision of a drill that died between registering it and journaling its ARN:
+        the revision after `previous` that carries this drill's tag ('' when there is none)."""
+        from rexctl.aws.ecs import describe_task_definition, short_arn
+
+        if not change.get("drill_tag"):
+            return ""
+        family, _, revision = short_arn(change["previous"]).rpartition(":")
+        latest = describe_task_definition(self.clients.ecs, family).revision
+        for number in range(latest, int(revision), -1)[:MAX_REVISIONS_SEARCHED]:
+            td = describe_task_definition(self.clients.ecs, f"{family}:{number}")
+            if {"key": DRILL_TAG, "value": change["drill_tag"]} in td.tags:
+                return td.arn
+        return ""
 
     def confirm_restored(self, changes: list[dict[str, Any]]) -> list[str]:
         from rexctl.aws.ecs import describe_service, describe_task_definition, short_arn

@@ -186,7 +186,7 @@ def normalized_service(aws: Aws) -> dict[str, Any]:
 def test_wrong_host_rolls_a_bad_revision_and_rolls_back(aws: Aws) -> None:
     before = normalized_service(aws)
     old_tasks = w.running_tasks(aws.clients.ecs)
-    saved: list[str] = []
+    saved: list[tuple[str, str]] = []
     fault = make_fault(
         "wrong-host", aws.clients, rollout_poll=0.01, rollout_timeout=10, sleep=lambda s: None
     )
@@ -194,9 +194,11 @@ def test_wrong_host_rolls_a_bad_revision_and_rolls_back(aws: Aws) -> None:
     journal = journal_for(plan)
     with w.EcsScheduler(aws.clients.ecs, aws.world) as ecs:
         fault.sleep = __import__("time").sleep
-        fault.inject(journal, lambda: saved.append(journal.changes[0]["bad"]))
-        bad = journal.changes[0]["bad"]
-        assert saved == [bad], "the bad ARN is journaled before the service changes"
+        change = journal.changes[0]
+        fault.inject(journal, lambda: saved.append((change["drill_tag"], change["bad"])))
+        bad = change["bad"]
+        # The tag is journaled before registering, the ARN before the service changes.
+        assert saved == [("t-1", ""), ("t-1", bad)]
         td = aws.clients.ecs.describe_task_definition(taskDefinition=bad, include=["TAGS"])
         container = td["taskDefinition"]["containerDefinitions"][0]
         env = {e["name"]: e["value"] for e in container["environment"]}

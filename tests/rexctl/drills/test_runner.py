@@ -540,3 +540,54 @@ def test_a_restore_from_the_journal_on_disk_reports_no_drift(aws: Aws) -> None:
     )
     assert [(o.result.ok, o.result.drift) for o in outcomes] == [(True, [])]
     assert full_sg(aws) == before
+
+
+class Crash(BaseException):
+    """The machine running the drill dies (nothing after this point runs)."""
+
+
+def test_wrong_host_crash_before_the_bad_arn_is_journaled_is_still_undone(aws: Aws) -> None:
+    """The revision is registered, then the machine dies before the journal names its ARN:
+    `chaos restore` finds the revision by the drill's tag and deregisters it."""
+    before = normalized_service(aws)
+    inner = aws.clients.ecs
+    registered: list[str] = []
+
+    class Ecs:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(inner, name)
+
+        def register_task_definition(self, **kwargs: Any) -> Any:
+            resp = inner.register_task_definition(**kwargs)
+            registered.append(resp["taskDefinition"]["taskDefinitionArn"])
+            return resp
+
+    clients = Clients(aws, aws.clients.ec2)
+    clients.ecs = Ecs()
+    fault = make_fault("wrong-host", clients)
+    plan = fault.plan(aws.config())
+    j = journal_mod.Journal(
+        id="20260101T000000Z-wrong-host-c0ffee", drill="wrong-host", created_at="x",
+        aws={"region": "us-east-1"}, changes=plan.changes, summary=[], before=plan.before,
+        manual_undo=[],
+    )  # fmt: skip
+    journal_mod.save(j, aws.state_dir)
+
+    def save() -> None:
+        if registered:
+            raise Crash()
+        journal_mod.save(j, aws.state_dir)
+
+    with pytest.raises(Crash):
+        fault.inject(j, save)
+    assert len(registered) == 1
+    outcomes = runner.restore_pending(
+        runner.pending_journals(aws.state_dir),
+        lambda jj: make_fault(jj.drill, aws.clients, rollout_poll=0.01, rollout_timeout=5),
+        aws.state_dir,
+    )
+    assert [o.result.ok for o in outcomes] == [True], outcomes[0].result.errors
+    td = aws.clients.ecs.describe_task_definition(taskDefinition=registered[0])["taskDefinition"]
+    assert td["status"] == "INACTIVE"
+    assert normalized_service(aws) == before
+    assert outcomes[0].journal.changes[0]["bad"] == registered[0]
