@@ -25,7 +25,7 @@ from rexctl.provisioning.model import (
     State,
     Step,
 )
-from rexctl.provisioning.network import step7, step8
+from rexctl.provisioning.network import step7, step8, where_set
 
 __all__ = [
     "ORDER",
@@ -118,15 +118,21 @@ def build_plan(d: Discovery, cfg: Config) -> Plan:
 def _check_inputs(cfg: Config, plan: Plan) -> None:
     """What ElastiCache and EC2 would refuse (moto accepts anything, so rexctl checks itself)."""
     cc = cfg.cache
-    problems = []
+    problems: list[tuple[str, str]] = []  # (setting, what is wrong with it)
     if not re.fullmatch(r"\d+(\.\d+){0,2}", cc.engine_version):
         problems.append(
-            f"`cache.engine_version` {cc.engine_version!r} is not a Redis version such as 7.1"
+            (
+                "cache.engine_version",
+                f"`cache.engine_version` {cc.engine_version!r} is not a Redis version such as 7.1",
+            )
         )
     if not re.fullmatch(r"[A-Za-z0-9-]{1,255}", cc.subnet_group):
         problems.append(
-            f"`cache.subnet_group` {cc.subnet_group!r} may only use letters, digits "
-            "and hyphens (at most 255)"
+            (
+                "cache.subnet_group",
+                f"`cache.subnet_group` {cc.subnet_group!r} may only use letters, digits "
+                "and hyphens (at most 255)",
+            )
         )
     if (
         len(cc.security_group) > 255
@@ -134,17 +140,22 @@ def _check_inputs(cfg: Config, plan: Plan) -> None:
         or not (re.fullmatch(r"[A-Za-z0-9 ._\-:/()#,@\[\]+=&;{}!$*]+", cc.security_group))
     ):
         problems.append(
-            f"`cache.security_group` {cc.security_group!r} is not a valid security "
-            "group name (at most 255 characters, not starting with sg-)"
+            (
+                "cache.security_group",
+                f"`cache.security_group` {cc.security_group!r} is not a valid security "
+                "group name (at most 255 characters, not starting with sg-)",
+            )
         )
     if cc.replicas > 0 and cc.node_type.startswith("cache.t1."):
-        problems.append(f"{cc.node_type} does not support replicas")
+        problems.append(("cache.node_type", f"{cc.node_type} does not support replicas"))
     for subnet in cc.subnets:
         if not re.fullmatch(r"subnet-[0-9a-f]{8,17}", subnet):
-            problems.append(f"`cache.subnets` entry {subnet!r} is not a subnet id")
-    for problem in problems:
+            problems.append(
+                ("cache.subnets", f"`cache.subnets` entry {subnet!r} is not a subnet id")
+            )
+    for key, problem in problems:
         plan.blockers.append(
-            Blocker(0, problem + ".", f"Fix it in {cfg.path}.", ExitCode.BAD_INPUT)
+            Blocker(0, problem + ".", f"Fix it in {where_set(cfg, key)}.", ExitCode.BAD_INPUT)
         )
 
 

@@ -4,7 +4,7 @@ from the ECS service's group, never from a CIDR)."""
 from __future__ import annotations
 
 from rexctl.aws.ec2 import Rule, Subnet, revoke_command
-from rexctl.config import Config
+from rexctl.config import BY_KEY, Config
 from rexctl.errors import ExitCode
 from rexctl.provisioning import managed_tags
 from rexctl.provisioning.discover import Discovery
@@ -13,6 +13,13 @@ from rexctl.provisioning.model import Action, Plan, Ref, State, Step
 STEP7 = "Networking: VPC, private subnets, no public access"
 STEP8 = "Security group"
 NO_PUBLIC = "ElastiCache nodes only get private addresses: no public access."
+
+
+def where_set(cfg: Config, key: str) -> str:
+    """Where the user changes a setting: the environment variable it came from, else the file."""
+    if cfg.sources.get(key) == "env":
+        return f"the environment variable {BY_KEY[key].env}"
+    return str(cfg.path)
 
 
 def _modify_subnets(name: str, ids: list[str]) -> str:
@@ -54,8 +61,8 @@ def step7(d: Discovery, cfg: Config, plan: Plan) -> Step:
     if problem:
         if cfg.cache.subnets:
             hint = (
-                "Fix `cache.subnets` in rexctl.toml, or leave it empty to use the VPC's "
-                "private subnets."
+                f"Fix `cache.subnets` in {where_set(cfg, 'cache.subnets')}, or leave it empty "
+                "to use the VPC's private subnets."
             )
             return plan.block(7, STEP7, problem, hint, ExitCode.BAD_INPUT)
         hint = (
@@ -100,7 +107,7 @@ def step7(d: Discovery, cfg: Config, plan: Plan) -> Step:
             STEP7,
             f"Cache subnet group {name} is in {existing.vpc_id}, but the ECS service is in "
             f"{d.vpc_id}.",
-            "Set `cache.subnet_group` to another name in rexctl.toml.",
+            f"Set `cache.subnet_group` to another name in {where_set(cfg, 'cache.subnet_group')}.",
             ExitCode.BAD_INPUT,
         )
     public = [s for s in map(d.subnet, existing.subnet_ids) if s is not None and s.public]

@@ -178,8 +178,34 @@ def test_configured_public_subnet_is_refused(aws: ClientSet, world: World, tmp_p
         error.message
     )
     assert "nothing was changed" in error.message
+    assert error.hint == (
+        f"Fix `cache.subnets` in {cfg.path}, or leave it empty to use the VPC's private subnets."
+    )
     assert result.applied == []
     assert snapshot(aws) == before
+
+
+def test_a_refused_setting_from_the_environment_names_the_variable(
+    aws: ClientSet, world: World, tmp_path: Path
+) -> None:
+    from rexctl.config import load
+
+    path = tmp_path / "rexctl.toml"
+    write_config(path, world)
+    cfg = load(
+        path,
+        environ={
+            "REXCTL_CACHE_SUBNETS": world.public_subnets[0],
+            "REXCTL_CACHE_ENGINE_VERSION": "latest",
+        },
+    )
+    error = run(aws, cfg)[0].error()
+    assert isinstance(error, ConfigError)
+    assert error.hint == (
+        "Fix it in the environment variable REXCTL_CACHE_ENGINE_VERSION.\n"
+        "Fix `cache.subnets` in the environment variable REXCTL_CACHE_SUBNETS, or leave it "
+        "empty to use the VPC's private subnets."
+    )
 
 
 def test_single_az_is_a_warning(aws: ClientSet, world: World, tmp_path: Path) -> None:
