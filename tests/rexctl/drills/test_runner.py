@@ -591,3 +591,27 @@ def test_wrong_host_crash_before_the_bad_arn_is_journaled_is_still_undone(aws: A
     assert td["status"] == "INACTIVE"
     assert normalized_service(aws) == before
     assert outcomes[0].journal.changes[0]["bad"] == registered[0]
+
+
+@pytest.mark.parametrize("name", ["break-sg", "break-nacl"])
+def test_the_journal_is_on_disk_before_the_first_change(
+    aws: Aws, clock: FakeClock, name: str
+) -> None:
+    fault = make_fault(name, aws.clients)
+    plan = fault.plan(aws.config())
+    before = snapshot_all(aws)
+    on_disk: list[journal_mod.Journal] = []
+    real_inject = fault.inject
+
+    def inject(journal: journal_mod.Journal, save: Callable[[], None]) -> None:
+        assert snapshot_all(aws) == before, "nothing changed yet"
+        on_disk.extend(journal_mod.list_journals(aws.state_dir))
+        real_inject(journal, save)
+
+    fault.inject = inject  # type: ignore[method-assign]
+    api = Api()
+    record = runner.run(fault, plan, course(aws, clock, probe=api, sinks=(api.sink,)))
+    assert [(j.id, j.status, j.changes) for j in on_disk] == [
+        (record.id, journal_mod.PENDING, plan.changes)
+    ]
+    assert on_disk[0].manual_undo == fault.manual_undo(plan.changes, {"region": "us-east-1"})
