@@ -74,7 +74,11 @@ def init(
     ] = "",
     container: Annotated[
         str,
-        typer.Option("--container", help="Container that gets REDIS_* (default: the only one)."),
+        typer.Option(
+            "--container",
+            envvar="REXCTL_ECS_CONTAINER",
+            help="Container that gets REDIS_* (default: the only one, else 'backend').",
+        ),
     ] = "",
     url: Annotated[
         str, typer.Option("--url", envvar="REXCTL_APP_URL", help="The API URL (app.url).")
