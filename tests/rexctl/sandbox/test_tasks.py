@@ -64,7 +64,7 @@ def environ(pid: int) -> dict[str, str]:
 
 
 def test_a_new_task_definition_rolls_one_task_at_a_time(sandbox: Sandbox) -> None:
-    """The new revision's environment reaches the processes, one new task at a time; its
+    """The new revision's environment and secrets reach the processes, one new task at a time; its
     REDIS_HOST names no replication group, so it fails as an unknown host would (even though a
     Redis listens at that address) and the tasks' logs, in the streams the task definition names,
     show the Redis error."""
@@ -73,7 +73,9 @@ def test_a_new_task_definition_rolls_one_task_at_a_time(sandbox: Sandbox) -> Non
     svc = sandbox.service()
     old_td = svc["taskDefinition"]
     td = ecs.describe_task_definition(taskDefinition=old_td)["taskDefinition"]
+    secret = sandbox.client("secretsmanager").create_secret(Name="mark", SecretString="s3cret!")
     container = dict(td["containerDefinitions"][0])
+    container["secrets"] = [{"name": "SECRET_MARK", "valueFrom": secret["ARN"]}]
     container["environment"] = [
         *(e for e in container["environment"] if e["name"] != "REDIS_ENABLED"),
         {"name": "MARK", "value": "2"},
@@ -106,7 +108,8 @@ def test_a_new_task_definition_rolls_one_task_at_a_time(sandbox: Sandbox) -> Non
     assert {t["task_definition"] for t in running} == {new_td}
     for t in running:
         env = environ(t["pid"])
-        assert (env["MARK"], env["REDIS_HOST"], t["gate_port"]) == ("2", "127.0.0.1.invalid", 0)
+        assert (env["MARK"], env["SECRET_MARK"]) == ("2", "s3cret!")
+        assert (env["REDIS_HOST"], t["gate_port"]) == ("127.0.0.1.invalid", 0)
     messages = [e["message"] for e in sandbox.service()["events"]]
     assert any("deployment completed" in m for m in messages)
 
