@@ -260,6 +260,8 @@ def _show_status(report: dict[str, Any]) -> None:
             ("Encryption", enc),
             ("Managed by rexctl", "yes" if c["managed_by_rexctl"] else "no"),
         ]
+        if report.get("auth_secret"):
+            rows.append(("AUTH token", f"in secret {report['auth_secret']['name']}"))
         _kv(f"Cache {c['id']}", rows)
     sg = report["security_group"]
     if sg:

@@ -139,6 +139,8 @@ def test_auth_token_never_reaches_the_terminal(server: str, world: World, tmp_pa
     )
     outputs = [rexctl(server, "provision", "--json"), rexctl(server, "provision")]
     outputs += [rexctl(server, "status", "--json"), rexctl(server, "plan", "--json")]
+    outputs += [rexctl(server, "status"), rexctl(server, "plan")]
+    assert "AUTH token:        in secret rexctl/rexpress-redis/auth-token" in outputs[4].stdout
     token = clients(server).secretsmanager.get_secret_value(
         SecretId="rexctl/rexpress-redis/auth-token"
     )["SecretString"]
