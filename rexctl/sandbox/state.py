@@ -1,10 +1,11 @@
 """Where a sandbox lives on disk and how its running daemon is recognised.
 
 A sandbox belongs to a directory: its files are in `<dir>/.rexctl/sandbox/`. The daemon writes
-`state.json` (atomically) once it is ready and `runtime.json` (its tasks) as they change; `up`
-writes `daemon.pid` as soon as the daemon is spawned, so `down` can stop a daemon that never
-became ready. The daemon leads its own process group: every process it starts (redis-server, the
-service's tasks) is in that group, which is how `down` makes sure nothing is left behind.
+`state.json` (atomically) once it is ready and `runtime.json` (its tasks) as they change;
+`daemon.pid` is written as soon as the daemon is spawned (by its launcher, see daemon.detach), so
+`down` can stop a daemon that never became ready. The daemon leads its own process group: every
+process it starts (redis-server, the service's tasks) is in that group, which is how `down` makes
+sure nothing is left behind (and each of them dies with the daemon, see guard.py).
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import contextlib
 import fcntl
 import json
 import os
-import signal
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -176,16 +175,6 @@ def reap(pid: int) -> None:
     """Collect a child's exit status if it is our child (tests run `up` in-process)."""
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
-
-
-def kill_group(pgid: int, timeout: float = 5.0) -> None:
-    """SIGKILL whatever is left in the group and wait until it is gone."""
-    deadline = time.monotonic() + timeout
-    while group_members(pgid) and time.monotonic() < deadline:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-        reap(pgid)
-        time.sleep(0.05)
 
 
 @contextlib.contextmanager
