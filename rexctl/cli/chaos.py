@@ -192,55 +192,41 @@ def _render(record: DrillRecord, data: dict[str, Any]) -> None:
         ui.success(f"Restored and confirmed by AWS (journal {record.id}).")
 
 
-@chaos_app.command("break-sg")
-def break_sg(
-    ctx: typer.Context,
-    duration: Duration = 60.0,
-    interval: Interval = 1.0,
-    settle: Settle = 120.0,
-    url: Url = "",
-    report: Report = None,
-    json: JsonOption = False,
-    yes: YesOption = False,
-) -> None:
+def _drill_command(name: str, doc: str) -> None:
+    """Register `rexctl chaos <name>`: the options every drill takes, then `_drill`."""
+
+    def command(
+        ctx: typer.Context,
+        duration: Duration = 60.0,
+        interval: Interval = 1.0,
+        settle: Settle = 120.0,
+        url: Url = "",
+        report: Report = None,
+        json: JsonOption = False,
+        yes: YesOption = False,
+    ) -> None:
+        _drill(ctx, name, duration=duration, interval=interval, settle=settle, url=url,
+               report=report, json=json, yes=yes)  # fmt: skip
+
+    command.__doc__ = doc
+    chaos_app.command(name)(command)
+
+
+_drill_command(
+    "break-sg",
     """Revoke the cache's inbound rule from the service's security group, watch, restore it.
 
     Open connections survive a revoked rule, so this drill may end "fault not observed" (exit 4).
-    """
-    _drill(ctx, "break-sg", duration=duration, interval=interval, settle=settle, url=url,
-           report=report, json=json, yes=yes)  # fmt: skip
-
-
-@chaos_app.command("break-nacl")
-def break_nacl(
-    ctx: typer.Context,
-    duration: Duration = 60.0,
-    interval: Interval = 1.0,
-    settle: Settle = 120.0,
-    url: Url = "",
-    report: Report = None,
-    json: JsonOption = False,
-    yes: YesOption = False,
-) -> None:
-    """DENY the cache port in the cache subnets' network ACLs (cuts open connections), restore."""
-    _drill(ctx, "break-nacl", duration=duration, interval=interval, settle=settle, url=url,
-           report=report, json=json, yes=yes)  # fmt: skip
-
-
-@chaos_app.command("wrong-host")
-def wrong_host(
-    ctx: typer.Context,
-    duration: Duration = 60.0,
-    interval: Interval = 1.0,
-    settle: Settle = 120.0,
-    url: Url = "",
-    report: Report = None,
-    json: JsonOption = False,
-    yes: YesOption = False,
-) -> None:
-    """Roll a revision whose REDIS_HOST does not resolve, watch, roll back and deregister it."""
-    _drill(ctx, "wrong-host", duration=duration, interval=interval, settle=settle, url=url,
-           report=report, json=json, yes=yes)  # fmt: skip
+    """,
+)
+_drill_command(
+    "break-nacl",
+    "DENY the cache port in the cache subnets' network ACLs (cuts open connections), restore.",
+)
+_drill_command(
+    "wrong-host",
+    "Roll a revision whose REDIS_HOST does not resolve, watch, roll back and deregister it.",
+)
 
 
 @chaos_app.command("restore")
@@ -266,7 +252,9 @@ def restore(
             ui.print_json([])
         return
     for j in pending:
-        _show_plan(f"{j.drill} ({j.id}, {j.status})", ["undo: " + c for c in j.manual_undo], [])
+        ui.info(f"Drill {j.id} ({j.status}) changed, and restoring undoes:")
+        for line in j.summary:
+            ui.info(f"  - {line}")
     if not f.yes:
         if not ui.interactive():
             raise UsageError("`rexctl chaos restore` changes AWS resources: pass --yes.")
@@ -283,6 +271,7 @@ def restore(
             ),
         ),
         state_dir,
+        on_signal=lambda name: ui.warn(f"{name}: ignored until the restore is done."),
     )
     _render_restores(outcomes, f.json)
 
@@ -327,9 +316,9 @@ def list_journals(ctx: typer.Context, json: JsonOption = False) -> None:
         ui.print_json([j.to_dict() for j in journals])
         return
     ui.show(
-        ui.table(
-            ["id", "drill", "status", "created", "restored"],
-            [(j.id, j.drill, j.status, j.created_at, j.restored_at or "-") for j in journals],
+        ui.table(  # the id names the drill and when it started; keep it on one line
+            ["id", "status", "restored at"],
+            [(j.id, j.status, j.restored_at[:19].replace("T", " ") or "-") for j in journals],
             title=f"Drill journals in {journal.drills_dir(f.config.state_dir)}",
             styles={"restored": "green", "pending": "yellow", "restore-failed": "bold red"},
         )

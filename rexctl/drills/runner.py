@@ -552,11 +552,12 @@ def restore_pending(
     attempts: int = 5,
     backoff: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
-    stop: StopFlag | None = None,
+    on_signal: Callable[[str], None] | None = None,
 ) -> list[RestoreOutcome]:
-    """Undo each journal with nothing but what it says (signals deferred meanwhile)."""
+    """Undo each journal with nothing but what it says. SIGINT/SIGTERM cannot stop it halfway:
+    they only reach `on_signal` (to tell the user), and every journal is still restored."""
     outcomes = []
-    with deferred_signals(stop or StopFlag()):
+    with deferred_signals(StopFlag(), on_signal):
         for j in journals:
             fault = make_fault(j)
             result = restore_with_retry(

@@ -326,8 +326,13 @@ def test_restore_and_the_warnings_while_a_journal_is_unrestored(stack: Stack) ->
     assert listed.exit_code == 0, listed.output
     assert [(d["id"], d["status"]) for d in json.loads(listed.stdout)] == [(j.id, "pending")]
 
+    table = stack.invoke("chaos", "list")
+    assert table.exit_code == 0, table.output
+    assert f"{j.id} │ pending" in table.stdout, "the id stays on one line, to copy for --drill"
+
     no = stack.invoke("chaos", "restore")
     assert no.exit_code == 2 and "pass --yes" in no.stderr
+    assert f"Drill {j.id} (pending) changed, and restoring undoes:\n  - Add " in no.stderr
     assert stack.acl() != before
 
     done = stack.invoke("chaos", "restore", "--yes", "--json")

@@ -615,3 +615,39 @@ def test_the_journal_is_on_disk_before_the_first_change(
         (record.id, journal_mod.PENDING, plan.changes)
     ]
     assert on_disk[0].manual_undo == fault.manual_undo(plan.changes, {"region": "us-east-1"})
+
+
+def test_ctrl_c_during_chaos_restore_is_reported_and_does_not_stop_it(aws: Aws) -> None:
+    before = snapshot_all(aws)
+    for name in ("break-nacl", "break-sg"):
+        fault = make_fault(name, aws.clients)
+        plan = fault.plan(aws.config())
+        j = journal_mod.Journal(
+            id=f"20260101T000000Z-{name}", drill=name, created_at="x",
+            aws={"region": "us-east-1"}, changes=plan.changes, summary=[], before=plan.before,
+            manual_undo=[],
+        )  # fmt: skip
+        journal_mod.save(j, aws.state_dir)
+        fault.inject(j, lambda: None)
+    heard: list[str] = []
+
+    def impatient(j: journal_mod.Journal) -> Any:
+        fault = make_fault(j.drill, aws.clients)
+        if j.drill == "break-nacl":  # the first one: Ctrl-C while it is being undone
+            real = fault.restore
+
+            def restore(changes: list[dict[str, Any]]) -> None:
+                os.kill(os.getpid(), signal.SIGINT)
+                real(changes)
+
+            fault.restore = restore  # type: ignore[method-assign]
+        return fault
+
+    outcomes = runner.restore_pending(
+        runner.pending_journals(aws.state_dir), impatient, aws.state_dir, on_signal=heard.append
+    )
+    assert heard == ["SIGINT"]
+    assert [(o.journal.drill, o.result.ok) for o in outcomes] == [
+        ("break-nacl", True), ("break-sg", True),
+    ]  # fmt: skip
+    assert snapshot_all(aws) == before
