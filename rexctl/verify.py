@@ -236,8 +236,11 @@ def check_logs(
     container: str,
     since_ms: int,
     end_ms: int | None = None,
+    running: int | None = None,
 ) -> tuple[Check, LogsFindings | None]:
-    """Step 13: `Redis ready` / `Redis error` per task stream since `since_ms`."""
+    """Step 13: `Redis ready` / `Redis error` per task stream since `since_ms`. With `running`
+    (the PRIMARY deployment's running tasks), fewer streams with `Redis ready` than that is a
+    warning: a task that never said it is ready is not shown by a per-stream count alone."""
     if config is None or logs is None:
         return (
             Check(
@@ -288,6 +291,18 @@ def check_logs(
                 f"No `{READY_PHRASE}` or `{ERROR_PHRASE}` in {where} since {since}. The tasks "
                 "may not have logged yet (logs can lag by a minute), or they run without Redis.",
                 "no-events",
+            ),
+            findings,
+        )
+    if ready and not errors and running is not None and n_ready < running:
+        return (
+            Check(
+                "logs",
+                WARNING,
+                f"`{READY_PHRASE}` in only {n_ready} task stream(s) of {where} since {since}, "
+                f"no `{ERROR_PHRASE}`; but {running} tasks run, so the others have not logged "
+                "it (yet: logs can lag by a minute).",
+                "some-ready",
             ),
             findings,
         )
@@ -463,7 +478,11 @@ def verify(
     log_config = awslogs_config(td, container)
     client = logs_client(log_config.region) if log_config else None
     logs_check, findings = check_logs(
-        client, log_config, container=container, since_ms=to_ms(since_at)
+        client,
+        log_config,
+        container=container,
+        since_ms=to_ms(since_at),
+        running=primary.running if primary else None,
     )
     checks.append(logs_check)
 

@@ -184,6 +184,19 @@ def test_logs_found(world: World) -> None:
         ("task2", 1, 0),
     ]
     assert findings.to_dict()["streams"][0]["ready"]["first"]["message"] == "✅ Redis ready"
+    check, _ = check_logs(world.logs, logs_config(), container="backend", since_ms=0, running=2)
+    assert (check.verdict, check.state) == ("passed", "ready")
+
+
+def test_logs_ready_in_fewer_streams_than_running_tasks_warn(world: World) -> None:
+    world.put_logs("task1", ["✅ Redis ready"])
+    world.put_logs("task2", ["listening on 8080"])  # a task that never got to Redis
+    check, findings = check_logs(world.logs, logs_config(), container="backend", since_ms=0,
+                                 running=2)  # fmt: skip
+    assert (check.verdict, check.state) == ("warning", "some-ready")
+    assert "`Redis ready` in only 1 task stream(s)" in check.evidence
+    assert "but 2 tasks run" in check.evidence
+    assert findings is not None and [s.task for s in findings.streams] == ["task1"]
 
 
 def test_logs_errors_only_fail_and_mixed_warn(world: World) -> None:
