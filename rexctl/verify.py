@@ -6,8 +6,9 @@ Three checks, each `passed`, `failed` or `warning` with its evidence:
   progress, or a completed one with fewer tasks running than desired, is a warning; REDIS_ENABLED
   missing or false is a failure: run `rexctl deploy`).
 - logs (step 13): in the container's awslogs group, the task streams (`<prefix>/<container>/`)
-  are searched for `Redis ready` and `Redis error` since the PRIMARY deployment began. Ready and
-  no error: passed. Ready and errors: warning. Errors and no ready: failed. Neither, or no awslogs
+  are searched for `Redis ready` and `Redis error` since the PRIMARY deployment began. Ready (in
+  at least as many streams as the deployment runs tasks) and no error: passed. Ready in fewer
+  streams, or ready and errors: warning. Errors and no ready: failed. Neither, or no awslogs
   configuration: warning (nothing proves or disproves it; logs can lag by a minute). A log group
   that does not exist: failed (awslogs cannot have written anything).
 - api and cache (step 14): `rexctl probe`'s machinery GETs the products URL N times. Any failed
