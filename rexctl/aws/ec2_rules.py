@@ -118,10 +118,10 @@ def describe_group(ec2: EC2Client, group_id: str) -> dict[str, Any]:
 
 def _rule_tags(ec2: EC2Client, group_id: str) -> list[dict[str, Any]]:
     with aws_errors(f"describe the rules of security group {group_id}"):
-        resp = ec2.describe_security_group_rules(
+        pages = ec2.get_paginator("describe_security_group_rules").paginate(
             Filters=[{"Name": "group-id", "Values": [group_id]}]
         )
-    return [dict(r) for r in resp.get("SecurityGroupRules", [])]
+        return [dict(r) for page in pages for r in page.get("SecurityGroupRules", [])]
 
 
 def _covers(perm: dict[str, Any], port: int) -> bool:

@@ -288,3 +288,41 @@ def test_unknown_drill() -> None:
     assert err.value.message == (
         "Unknown drill 'break-everything'. Drills: break-sg, break-nacl, wrong-host."
     )
+
+
+def test_rule_tags_are_read_from_every_page() -> None:
+    """A group with many rules: the rule's tags on the second page still come back on restore."""
+    import boto3
+    from botocore.stub import Stubber
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    group = {
+        "GroupId": "sg-cache",
+        "OwnerId": w.ACCOUNT,
+        "IpPermissions": [
+            {"IpProtocol": "tcp", "FromPort": 6379, "ToPort": 6379,
+             "UserIdGroupPairs": [{"GroupId": "sg-ecs", "UserId": w.ACCOUNT}]},
+        ],
+    }  # fmt: skip
+    flt = [{"Name": "group-id", "Values": ["sg-cache"]}]
+    other = {"SecurityGroupRuleId": "sgr-1", "IsEgress": True, "IpProtocol": "-1"}
+    ours = {
+        "SecurityGroupRuleId": "sgr-2", "IsEgress": False, "IpProtocol": "tcp",
+        "FromPort": 6379, "ToPort": 6379, "ReferencedGroupInfo": {"GroupId": "sg-ecs"},
+        "Tags": [{"Key": "owner", "Value": "rexctl"}],
+    }  # fmt: skip
+    with Stubber(ec2) as stub:
+        stub.add_response(
+            "describe_security_group_rules",
+            {"SecurityGroupRules": [other], "NextToken": "page-2"},
+            {"Filters": flt},
+        )
+        stub.add_response(
+            "describe_security_group_rules",
+            {"SecurityGroupRules": [ours]},
+            {"Filters": flt, "NextToken": "page-2"},
+        )
+        [rule] = ec2_rules.inbound_rules_from(ec2, group, ["sg-ecs"], 6379)
+        stub.assert_no_pending_responses()
+    assert (rule.rule_id, rule.tags) == ("sgr-2", [{"Key": "owner", "Value": "rexctl"}])
+    assert rule.source_user_id == ""
