@@ -85,7 +85,7 @@ def build_plan(d: Discovery, cfg: Config) -> Plan:
     plan.steps.append(step8(d, cfg, plan))
     plan.steps.append(_step9(d, cfg, plan))
     plan.steps.append(_step10(d, cfg, plan))
-    plan.steps.append(_step11(d))
+    plan.steps.append(_step11(d, cfg, plan))
     plan.steps.append(_step12(d, cfg))
     plan.steps.extend(
         [
@@ -331,9 +331,19 @@ def _step10(d: Discovery, cfg: Config, plan: Plan) -> Step:
     return Step(10, title, State.TODO, f"{c.id} is {c.status}; wait for `available`.")
 
 
-def _step11(d: Discovery) -> Step:
+def _step11(d: Discovery, cfg: Config, plan: Plan) -> Step:
     title = "Primary endpoint"
     c = d.cache
+    if c is not None and c.port and c.port != cfg.cache.port:
+        # A block, not a manual difference: step 8 would otherwise open the wrong port.
+        return plan.block(
+            11,
+            title,
+            f"{c.id} listens on port {c.port}, but `cache.port` is {cfg.cache.port}; the port "
+            "of an existing cache cannot be changed.",
+            f"Set `cache.port = {c.port}` in {where_set(cfg, 'cache.port')}.",
+            ExitCode.BAD_INPUT,
+        )
     if c is not None and c.endpoint:
         return Step(11, title, State.DONE, f"{c.endpoint}:{c.port}")
     return Step(11, title, State.TODO, "printed once the cache is available.")

@@ -432,3 +432,15 @@ def test_auth_on_without_the_secret_is_a_warning(tmp_path: Path) -> None:
         "rexpress-redis has AUTH on, but secret rexctl/rexpress-redis/auth-token does not "
         "exist: rexctl cannot recover the token." in plan.warnings
     )
+
+
+def test_port_of_an_existing_cache_cannot_change(tmp_path: Path) -> None:
+    plan = build_plan(discovery(), config(tmp_path, port=6380))
+    assert step(plan, 11).state == State.BLOCKED
+    [blocker] = plan.blockers
+    assert blocker.message == (
+        "rexpress-redis listens on port 6379, but `cache.port` is 6380; the port of an existing "
+        "cache cannot be changed."
+    )
+    assert blocker.hint == f"Set `cache.port = 6379` in {tmp_path / 'rexctl.toml'}."
+    assert blocker.exit_code == ExitCode.BAD_INPUT
