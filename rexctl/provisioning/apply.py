@@ -86,11 +86,17 @@ class Executor:
             return [self.resolve(v) for v in value]
         return value
 
-    def _token(self, token: str) -> str:
+    def _token(self, token: str, secret: str = "") -> str:
+        self._secrets.append(token)  # redacted from any later message, usable or not
         problem = sm_api.token_problem(token)
+        if problem and secret:
+            raise RexctlError(
+                f"The AUTH token stored in secret {secret} is not usable: {problem}.",
+                hint="Put a valid token in it (`aws secretsmanager put-secret-value`), or delete "
+                "it so that rexctl generates one.",
+            )
         if problem:
             raise RexctlError(f"The AUTH token is not usable: {problem}.")
-        self._secrets.append(token)
         self.outputs["auth_token"] = token
         return token
 
@@ -129,7 +135,7 @@ class Executor:
                     p["Tags"],
                 )
             case "read_auth_secret":
-                self._token(sm_api.read_secret(c.secretsmanager, p["SecretId"]))
+                self._token(sm_api.read_secret(c.secretsmanager, p["SecretId"]), p["SecretId"])
             case "create_replication_group":
                 ec_api.create_replication_group(c.elasticache, p)
             case "modify_replication_group":

@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from rexctl.errors import AwsError, Interrupted
+from rexctl.errors import AwsError, Interrupted, RexctlError
 from rexctl.provision import provision
 from rexctl.provisioning import ClientSet, RecordingReporter
 from rexctl.provisioning.wait import wait_for_cache
@@ -129,3 +129,24 @@ def test_a_secret_scheduled_for_deletion_blocks_with_the_way_out(
         "--force-delete-without-recovery`), then run `rexctl provision` again."
     )
     assert result.applied == []
+
+
+def test_an_unusable_stored_token_names_its_secret(aws: ClientSet, tmp_path: Path) -> None:
+    world = build_world(aws)
+    cfg = write_config(tmp_path / "rexctl.toml", world, tls=True, auth=True)
+    value = "a token with spaces in it"
+    arn = aws.secretsmanager.create_secret(
+        Name="rexctl/rexpress-redis/auth-token", SecretString=value
+    )["ARN"]
+    with pytest.raises(RexctlError) as info:
+        provision(aws, cfg, reporter=RecordingReporter(), clock=lambda: 0.0, sleep=lambda s: None)
+    assert info.value.message == (
+        f"The AUTH token stored in secret {arn} is not usable: an AUTH token may only use "
+        "letters, digits and !&#$^<>-."
+    )
+    assert (info.value.hint or "").startswith(
+        "Put a valid token in it (`aws secretsmanager put-secret-value`), or delete it so that "
+        "rexctl generates one.\nDone before this failed: create cache subnet group"
+    )
+    assert value not in str(info.value) + (info.value.hint or "")
+    assert aws.elasticache.describe_replication_groups()["ReplicationGroups"] == []
