@@ -87,7 +87,8 @@ class Executor:
         return value
 
     def _token(self, token: str, secret: str = "") -> str:
-        self._secrets.append(token)  # redacted from any later message, usable or not
+        if len(token) >= 8:  # redacted from any later message, usable or not (not "" or "a")
+            self._secrets.append(token)
         problem = sm_api.token_problem(token)
         if problem and secret:
             raise RexctlError(

@@ -150,3 +150,13 @@ def test_an_unusable_stored_token_names_its_secret(aws: ClientSet, tmp_path: Pat
     )
     assert value not in str(info.value) + (info.value.hint or "")
     assert aws.elasticache.describe_replication_groups()["ReplicationGroups"] == []
+
+
+def test_a_one_letter_stored_token_does_not_garble_the_message(aws: ClientSet, tmp_path: Path) -> None:
+    world = build_world(aws)
+    cfg = write_config(tmp_path / "rexctl.toml", world, tls=True, auth=True)
+    aws.secretsmanager.create_secret(Name="rexctl/rexpress-redis/auth-token", SecretString="e")
+    with pytest.raises(RexctlError) as info:
+        provision(aws, cfg, reporter=RecordingReporter(), clock=lambda: 0.0, sleep=lambda s: None)
+    assert "must be 16 to 128 characters long (this one has 1)" in info.value.message
+    assert "***" not in info.value.message + (info.value.hint or "")
