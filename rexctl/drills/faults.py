@@ -331,7 +331,7 @@ class WrongHost(_Base):
         return Plan(
             drill=self.name,
             summary=[
-                f"Register {td.family}:<next> = {short_arn(td.arn)} with REDIS_HOST={bad_host} "
+                f"Register a copy of {short_arn(td.arn)} with REDIS_HOST={bad_host} "
                 f"(was {current}) in container {cfg.ecs.container}",
                 f"Roll ECS service {cfg.ecs.service} to it and wait for the rollout",
                 f"Undo: roll the service back to {short_arn(td.arn)}, wait, deregister the bad "

@@ -5,10 +5,11 @@
 2. The journal is written durably, before anything changes (`journal.save`).
 3. The fault is injected.
 4. Observation for `duration` at `interval`: each answer, the tasks and events, "Redis error" logs.
-5. Restore, on every exit path: normal end, an exception, Ctrl-C, SIGTERM. While restoring,
-   SIGINT/SIGTERM only set a flag, so a second Ctrl-C cannot abort the restore. A restore AWS
-   rejects is retried with backoff; the journal is marked restored only once AWS confirms it;
-   after the last attempt the journal stays unrestored and the manual undo commands are returned.
+5. Restore, on every exit path: normal end, an exception, Ctrl-C, SIGTERM, SIGHUP. While
+   restoring, these signals only set a flag, so a second Ctrl-C cannot abort the restore. A
+   restore AWS rejects is retried with backoff; the journal is marked restored only once AWS
+   confirms it; after the last attempt the journal stays unrestored and the manual undo commands
+   are returned.
 6. Steady state after: the API answers and the cache is used again within `settle` seconds.
 7. The verdict (`verdict.judge`).
 
@@ -102,7 +103,8 @@ class _Stop(Exception):
 def deferred_signals(
     stop: StopFlag, on_signal: Callable[[str], None] | None = None
 ) -> Iterator[None]:
-    """SIGINT and SIGTERM set `stop` instead of killing or raising (main thread only)."""
+    """SIGINT, SIGTERM and SIGHUP (the terminal or SSH session went away) set `stop` instead of
+    killing or raising (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -111,9 +113,10 @@ def deferred_signals(
         name = signal.Signals(signum).name
         stop.request(name)
         if on_signal is not None:
-            on_signal(name)
+            with contextlib.suppress(Exception):  # e.g. stderr gone with the terminal (SIGHUP)
+                on_signal(name)
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
