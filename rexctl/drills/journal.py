@@ -63,8 +63,22 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def default_state_dir() -> Path:
-    return Path(os.environ.get("REXCTL_STATE_DIR") or ".rexctl")
+def default_state_dir(config_path: Path | None = None) -> Path:
+    """Where the journals are: REXCTL_STATE_DIR, else `state_dir` in the config file, else
+    `.rexctl` (the precedence of rexctl.config, read cheaply: the root CLI calls this before
+    every command; an unreadable file counts as not setting it)."""
+    if os.environ.get("REXCTL_STATE_DIR"):
+        return Path(os.environ["REXCTL_STATE_DIR"])
+    if config_path is not None:
+        import tomllib
+
+        try:
+            value = tomllib.loads(config_path.read_text(encoding="utf-8")).get("state_dir")
+        except (OSError, ValueError):
+            value = None
+        if isinstance(value, str) and value:
+            return Path(value)
+    return Path(".rexctl")
 
 
 def drills_dir(state_dir: Path) -> Path:

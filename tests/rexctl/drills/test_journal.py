@@ -98,3 +98,20 @@ def test_new_ids_sort_by_time_and_name_the_drill() -> None:
     drill_id = j.new_drill_id("break-nacl")
     stamp, rest = drill_id.split("-", 1)
     assert len(stamp) == 16 and stamp.endswith("Z") and rest.startswith("break-nacl-")
+
+
+def test_default_state_dir_follows_the_config_precedence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REXCTL_STATE_DIR", raising=False)
+    config = tmp_path / "rexctl.toml"
+    assert j.default_state_dir(config) == Path(".rexctl"), "no file: the default"
+    config.write_text(f'region = "us-east-1"\nstate_dir = "{tmp_path / "s"}"\n')
+    assert j.default_state_dir(config) == tmp_path / "s"
+    j.save(sample(), tmp_path / "s")
+    assert "20260101T000000Z-break-sg-aaaaaa" in j.unrestored_summary(j.default_state_dir(config))
+    monkeypatch.setenv("REXCTL_STATE_DIR", str(tmp_path / "env"))
+    assert j.default_state_dir(config) == tmp_path / "env", "the environment wins"
+    monkeypatch.delenv("REXCTL_STATE_DIR")
+    config.write_text("state_dir = [broken")
+    assert j.default_state_dir(config) == Path(".rexctl"), "an unreadable file sets nothing"
