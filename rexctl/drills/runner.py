@@ -338,6 +338,8 @@ def run(fault: Fault, plan: Plan, course: Course) -> DrillRecord:
                     hint="Wait for the service to settle (`rexctl verify`), then try again.",
                 )
             obs.baseline = list(before.tasks)
+            # Checked again here: another drill may have started while this one was confirmed.
+            refuse_if_unrestored(c.state_dir)
             if c.stop.is_set():
                 raise _Stop()
         except (KeyboardInterrupt, _Stop):

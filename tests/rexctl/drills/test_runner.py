@@ -654,3 +654,25 @@ def test_ctrl_c_during_chaos_restore_is_reported_and_does_not_stop_it(aws: Aws) 
         ("break-nacl", True), ("break-sg", True),
     ]  # fmt: skip
     assert snapshot_all(aws) == before
+
+
+def test_a_drill_started_meanwhile_elsewhere_stops_this_one_before_any_change(
+    aws: Aws, clock: FakeClock
+) -> None:
+    """Two terminals: both planned (and confirmed) before either wrote its journal. The one that
+    comes second refuses right before its own journal, with nothing changed."""
+    fault = make_fault("break-nacl", aws.clients)
+    plan = fault.plan(aws.config())
+    before = snapshot_all(aws)
+    other = journal_mod.Journal(
+        id="20260101T000000Z-break-sg-0b0b0b", drill="break-sg", created_at="x",
+        aws={"region": "us-east-1"}, changes=[], summary=[], before={}, manual_undo=[],
+    )  # fmt: skip
+    journal_mod.save(other, aws.state_dir)  # the other drill got there first
+    api = Api()
+    record = runner.run(fault, plan, course(aws, clock, probe=api, sinks=(api.sink,)))
+    assert (record.outcome, record.exit_code) == ("error", 2)
+    assert record.error.startswith("A drill is not restored yet: 20260101T000000Z-break-sg-0b0b0b")
+    assert record.journal is None
+    assert [j.id for j in journal_mod.list_journals(aws.state_dir)] == [other.id]
+    assert snapshot_all(aws) == before
