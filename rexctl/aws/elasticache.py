@@ -6,10 +6,12 @@ untagged resource behind.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rexctl.aws.errors import aws_errors, error_code, translate
+from rexctl.aws.errors import aws_errors, error_code
+from rexctl.errors import RexctlError
 
 if TYPE_CHECKING:
     from mypy_boto3_elasticache import ElastiCacheClient
@@ -61,18 +63,27 @@ def _view(raw: dict[str, Any]) -> CacheView:
     )
 
 
+def _unless_missing(missing: str, doing: str, call: Callable[[], Any]) -> Any:
+    """`call()`, or None when AWS answers with the error code `missing` (the thing is not there);
+    every other failure becomes a rexctl error naming what rexctl was doing."""
+    try:
+        with aws_errors(doing):
+            return call()
+    except RexctlError as exc:
+        if exc.__cause__ is not None and error_code(exc.__cause__) == missing:
+            return None
+        raise
+
+
 def get_replication_group(client: ElastiCacheClient, group_id: str) -> CacheView | None:
     """The replication group, or None when it does not exist."""
-    import botocore.exceptions
-
-    try:
-        resp = client.describe_replication_groups(ReplicationGroupId=group_id)
-    except botocore.exceptions.ClientError as exc:
-        if error_code(exc) == "ReplicationGroupNotFoundFault":
-            return None
-        raise translate(exc, f"describe ElastiCache replication group {group_id}") from exc
-    except botocore.exceptions.BotoCoreError as exc:
-        raise translate(exc, f"describe ElastiCache replication group {group_id}") from exc
+    resp = _unless_missing(
+        "ReplicationGroupNotFoundFault",
+        f"describe ElastiCache replication group {group_id}",
+        lambda: client.describe_replication_groups(ReplicationGroupId=group_id),
+    )
+    if resp is None:
+        return None
     groups = resp.get("ReplicationGroups", [])
     return _view(dict(groups[0])) if groups else None
 
@@ -97,18 +108,12 @@ class SubnetGroupView:
 
 def get_subnet_group(client: ElastiCacheClient, name: str) -> SubnetGroupView | None:
     """The cache subnet group, or None when it does not exist."""
-    import botocore.exceptions
-
-    doing = f"describe cache subnet group {name}"
-    try:
-        resp = client.describe_cache_subnet_groups(CacheSubnetGroupName=name)
-    except botocore.exceptions.ClientError as exc:
-        if error_code(exc) == "CacheSubnetGroupNotFoundFault":
-            return None
-        raise translate(exc, doing) from exc
-    except botocore.exceptions.BotoCoreError as exc:
-        raise translate(exc, doing) from exc
-    groups = resp.get("CacheSubnetGroups", [])
+    resp = _unless_missing(
+        "CacheSubnetGroupNotFoundFault",
+        f"describe cache subnet group {name}",
+        lambda: client.describe_cache_subnet_groups(CacheSubnetGroupName=name),
+    )
+    groups = resp.get("CacheSubnetGroups", []) if resp else []
     if not groups:
         return None
     raw = groups[0]
@@ -154,18 +159,12 @@ class NodeNetwork:
 
 def member_network(client: ElastiCacheClient, cluster_id: str) -> NodeNetwork | None:
     """The member cluster's subnet group and security groups; None when it cannot be read."""
-    import botocore.exceptions
-
-    doing = f"describe cache cluster {cluster_id}"
-    try:
-        resp = client.describe_cache_clusters(CacheClusterId=cluster_id)
-    except botocore.exceptions.ClientError as exc:
-        if error_code(exc) == "CacheClusterNotFound":
-            return None
-        raise translate(exc, doing) from exc
-    except botocore.exceptions.BotoCoreError as exc:
-        raise translate(exc, doing) from exc
-    clusters = resp.get("CacheClusters", [])
+    resp = _unless_missing(
+        "CacheClusterNotFound",
+        f"describe cache cluster {cluster_id}",
+        lambda: client.describe_cache_clusters(CacheClusterId=cluster_id),
+    )
+    clusters = resp.get("CacheClusters", []) if resp else []
     if not clusters:
         return None
     raw = clusters[0]

@@ -82,3 +82,44 @@ def test_delete_subnet_group_and_errors() -> None:
         "AWS DeleteCacheSubnetGroup failed while trying to delete cache subnet group g: "
         "CacheSubnetGroupInUse: in use by rg"
     )
+
+
+def test_describes_return_none_only_for_their_own_not_found_code() -> None:
+    ec = boto3.client("elasticache", region_name="us-east-1")
+    stub = Stubber(ec)
+    stub.add_client_error(
+        "describe_cache_subnet_groups",
+        "CacheSubnetGroupNotFoundFault",
+        expected_params={"CacheSubnetGroupName": "g"},
+    )
+    stub.add_client_error(
+        "describe_cache_subnet_groups",
+        "AccessDenied",
+        "no",
+        expected_params={"CacheSubnetGroupName": "g"},
+    )
+    stub.add_client_error(
+        "describe_cache_clusters", "CacheClusterNotFound", expected_params={"CacheClusterId": "c"}
+    )
+    stub.add_client_error(
+        "describe_replication_groups",
+        "InvalidParameterValue",
+        "bad id",
+        expected_params={"ReplicationGroupId": "r"},
+    )
+    with stub:
+        assert ec_api.get_subnet_group(ec, "g") is None
+        with pytest.raises(AwsError) as denied:
+            ec_api.get_subnet_group(ec, "g")
+        assert ec_api.member_network(ec, "c") is None
+        with pytest.raises(AwsError) as invalid:
+            ec_api.get_replication_group(ec, "r")
+        stub.assert_no_pending_responses()
+    assert denied.value.message.startswith(
+        "Access denied: your AWS identity may not call DescribeCacheSubnetGroups while trying to "
+        "describe cache subnet group g."
+    )
+    assert invalid.value.message == (
+        "AWS DescribeReplicationGroups failed while trying to describe ElastiCache replication "
+        "group r: InvalidParameterValue: bad id"
+    )
