@@ -23,6 +23,18 @@ from rexctl.errors import ExitCode, RexctlError
 class RexctlGroup(TyperGroup):
     """Turns every expected failure into one message on stderr and its documented exit code."""
 
+    # Global flags a user may also type after the command name (`rexctl provision --sandbox`).
+    LIFTED_FLAGS = ("--sandbox",)
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        if ctx.parent is None:
+            end = args.index("--") if "--" in args else len(args)
+            lifted = [a for a in args[:end] if a in self.LIFTED_FLAGS]
+            if lifted:
+                rest = [a for a in args[:end] if a not in self.LIFTED_FLAGS]
+                args = lifted + rest + args[end:]
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
@@ -103,7 +115,8 @@ def root(
         typer.Option(
             "--sandbox",
             envvar="REXCTL_SANDBOX",
-            help="Point every AWS call at the local sandbox (`rexctl sandbox up`).",
+            help="Point every AWS call at the local sandbox (`rexctl sandbox up`); may also "
+            "follow the command name.",
         ),
     ] = False,
     version: Annotated[

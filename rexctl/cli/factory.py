@@ -56,9 +56,14 @@ class Factory:
 
             for key, value in sandbox_settings(Path.cwd()).items():
                 flags[key] = value
-            # The sandbox's moto accepts any credentials; never send real ones to it.
-            os.environ.setdefault("AWS_ACCESS_KEY_ID", "sandbox")
-            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "sandbox")
+            # The sandbox's moto accepts any credentials: never sign its requests with real ones
+            # (the same variables `rexctl sandbox env` sets and unsets).
+            os.environ["AWS_ACCESS_KEY_ID"] = "sandbox"
+            os.environ["AWS_SECRET_ACCESS_KEY"] = "sandbox"
+            for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+                os.environ.pop(name, None)
+            cfg = config_mod.load(self.opts.config, flags=flags)
+            return replace(cfg, profile="")
         return config_mod.load(self.opts.config, flags=flags)
 
     @cached_property

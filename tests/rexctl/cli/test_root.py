@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -92,3 +94,35 @@ def test_every_command_has_help_text() -> None:
 
     for path, cmd in walk(get_command(app), "rexctl"):
         assert (getattr(cmd, "help", None) or "").strip(), f"{path} has no help text"
+
+
+def test_sandbox_flag_is_accepted_after_the_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`rexctl status --sandbox` means `rexctl --sandbox status` (no sandbox runs here)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REXCTL_SANDBOX_DIR", raising=False)
+    result = runner.invoke(app, ["status", "--sandbox"])
+    assert result.exit_code == 2, result.output
+    assert "No sandbox is running here." in result.output
+
+
+def test_sandbox_never_signs_with_real_credentials(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import rexctl.sandbox.discover
+    from rexctl.cli.factory import Factory, GlobalOptions
+
+    monkeypatch.setattr(
+        rexctl.sandbox.discover,
+        "sandbox_settings",
+        lambda cwd: {"endpoint_url": "http://127.0.0.1:1", "region": "us-east-1"},
+    )
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREAL")
+    monkeypatch.setenv("AWS_PROFILE", "prod")
+    monkeypatch.setenv("REXCTL_PROFILE", "prod")
+    factory = Factory(GlobalOptions(config=tmp_path / "rexctl.toml", sandbox=True))
+    assert factory.config.endpoint_url == "http://127.0.0.1:1"
+    assert factory.config.profile == ""
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "sandbox"
+    assert "AWS_PROFILE" not in os.environ
