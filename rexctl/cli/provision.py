@@ -218,6 +218,8 @@ def _show_plan(plan: Plan, *, title: str, messages: bool = True) -> None:
         ui.warn(warning)
     for blocker in plan.blockers:
         ui.error(blocker.message)
+        if blocker.hint:
+            ui.info(blocker.hint)
 
 
 def _show_provision(result: ProvisionResult, *, json: bool) -> None:

@@ -167,6 +167,13 @@ def test_cidr_rule_refusal_exit_code_and_text(server: str, world: World) -> None
         ],
     )["SecurityGroupRules"][0]["SecurityGroupRuleId"]
     assert init(server).exit_code == 0
+    revoke = (
+        f"aws ec2 revoke-security-group-ingress --group-id {sg} --security-group-rule-ids {rule}"
+    )
+    plan = rexctl(server, "plan")
+    assert plan.exit_code == 0, plan.output  # plan only reports
+    assert f"(rule {rule} from 0.0.0.0/0)" in plan.stderr
+    assert f"Remove it: `{revoke}`, then run `rexctl provision` again." in plan.stderr
     result = rexctl(server, "provision")
     assert result.exit_code == 1, result.output
     assert "Error: rexctl provision refuses to continue; nothing was changed." in result.stderr
