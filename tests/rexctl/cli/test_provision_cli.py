@@ -333,3 +333,34 @@ def test_progress_lines_when_not_on_a_terminal(capsys: pytest.CaptureFixture[str
         "rexpress-redis: available (1m 20s elapsed)",
     ]
     assert len(spinner.texts) == 5
+
+
+def test_teardown_asks_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rexctl import ui
+    from rexctl.cli.provision import _confirmed
+    from rexctl.provision import TeardownPlan
+    from rexctl.provisioning.teardown import Resource
+
+    class Tty:
+        def isatty(self) -> bool:
+            return True
+
+    questions: list[str] = []
+    answers = iter([False, True])
+
+    def confirm(question: str) -> bool:
+        questions.append(question)
+        return next(answers)
+
+    monkeypatch.setattr(ui, "interactive", lambda: True)
+    monkeypatch.setattr(ui, "confirm", confirm)
+    monkeypatch.setattr(sys, "stdin", Tty())
+    ui.reset()
+    plan = TeardownPlan("rexpress-redis", [Resource("security group", "x-sg", "sg-1", True)])
+    assert _confirmed(plan, yes=False, json=False) is False
+    assert "Nothing was deleted." in capsys.readouterr().err
+    assert _confirmed(plan, yes=False, json=False) is True
+    assert questions == ["Delete these 1 resource(s)?"] * 2
+    assert _confirmed(plan, yes=True, json=False) is True and len(questions) == 2
