@@ -24,7 +24,7 @@ from rexctl.drills.observe import Sensors, build_sensors
 from rexctl.errors import ConfigError, ExitCode, UsageError
 from tests.rexctl.drills import world as w
 from tests.rexctl.drills.conftest import Aws, FakeClock
-from tests.rexctl.drills.test_faults import full_acl, full_sg, normalized_service
+from tests.rexctl.drills.test_faults import full_acl, full_sg, journal_for, normalized_service
 
 
 class Api:
@@ -209,6 +209,14 @@ def test_steady_state_before_must_hold(aws: Aws, clock: FakeClock) -> None:
 
 def snapshot_all(aws: Aws) -> tuple[Any, Any, Any]:
     return full_sg(aws), full_acl(aws), normalized_service(aws)
+
+
+def saved_journal(aws: Aws, plan: Any, drill_id: str) -> journal_mod.Journal:
+    """The journal a drill writes before its first change, on disk."""
+    j = journal_for(plan)
+    j.id = drill_id
+    journal_mod.save(j, aws.state_dir)
+    return j
 
 
 # A phase is one fixed moment; "answer" and "signal" pick a random answer, so they run twice.
@@ -477,12 +485,7 @@ def test_prepare_refuses_bad_input_before_anything(aws: Aws, tmp_path: Path) -> 
 def test_a_new_drill_refuses_while_a_journal_is_unrestored(aws: Aws) -> None:
     fault = make_fault("break-nacl", aws.clients)
     plan = fault.plan(aws.config())
-    j = journal_mod.Journal(
-        id="20260101T000000Z-break-nacl-abcdef", drill="break-nacl", created_at="x",
-        aws={"region": "us-east-1"}, changes=plan.changes, summary=[], before=plan.before,
-        manual_undo=[],
-    )  # fmt: skip
-    journal_mod.save(j, aws.state_dir)
+    saved_journal(aws, plan, "20260101T000000Z-break-nacl-abcdef")
     with pytest.raises(UsageError) as err:
         runner.prepare(
             "break-sg", aws.clients, aws.config(), url="",
@@ -499,11 +502,7 @@ def test_restore_pending_undoes_a_journal_left_by_a_crash(aws: Aws) -> None:
     before = full_acl(aws)
     fault = make_fault("break-nacl", aws.clients)
     plan = fault.plan(aws.config())
-    j = journal_mod.Journal(
-        id="crashed", drill="break-nacl", created_at="x", aws={"region": "us-east-1"},
-        changes=plan.changes, summary=[], before=plan.before, manual_undo=[],
-    )  # fmt: skip
-    journal_mod.save(j, aws.state_dir)
+    j = saved_journal(aws, plan, "crashed")
     fault.inject(j, lambda: None)  # ... and then the machine died
     assert full_acl(aws) != before
     pending = runner.pending_journals(aws.state_dir)
@@ -533,11 +532,7 @@ def test_a_restore_from_the_journal_on_disk_reports_no_drift(aws: Aws) -> None:
     before = full_sg(aws)
     fault = make_fault("break-sg", aws.clients)
     plan = fault.plan(aws.config())
-    j = journal_mod.Journal(
-        id="crashed-sg", drill="break-sg", created_at="x", aws={"region": "us-east-1"},
-        changes=plan.changes, summary=[], before=plan.before, manual_undo=[],
-    )  # fmt: skip
-    journal_mod.save(j, aws.state_dir)
+    j = saved_journal(aws, plan, "crashed-sg")
     fault.inject(j, lambda: None)
     outcomes = runner.restore_pending(
         runner.pending_journals(aws.state_dir),
@@ -572,12 +567,7 @@ def test_wrong_host_crash_before_the_bad_arn_is_journaled_is_still_undone(aws: A
     clients.ecs = Ecs()
     fault = make_fault("wrong-host", clients)
     plan = fault.plan(aws.config())
-    j = journal_mod.Journal(
-        id="20260101T000000Z-wrong-host-c0ffee", drill="wrong-host", created_at="x",
-        aws={"region": "us-east-1"}, changes=plan.changes, summary=[], before=plan.before,
-        manual_undo=[],
-    )  # fmt: skip
-    journal_mod.save(j, aws.state_dir)
+    j = saved_journal(aws, plan, "20260101T000000Z-wrong-host-c0ffee")
 
     def save() -> None:
         if registered:
@@ -628,12 +618,7 @@ def test_ctrl_c_during_chaos_restore_is_reported_and_does_not_stop_it(aws: Aws) 
     for name in ("break-nacl", "break-sg"):
         fault = make_fault(name, aws.clients)
         plan = fault.plan(aws.config())
-        j = journal_mod.Journal(
-            id=f"20260101T000000Z-{name}", drill=name, created_at="x",
-            aws={"region": "us-east-1"}, changes=plan.changes, summary=[], before=plan.before,
-            manual_undo=[],
-        )  # fmt: skip
-        journal_mod.save(j, aws.state_dir)
+        j = saved_journal(aws, plan, f"20260101T000000Z-{name}")
         fault.inject(j, lambda: None)
     heard: list[str] = []
 
