@@ -664,3 +664,18 @@ def test_a_drill_started_meanwhile_elsewhere_stops_this_one_before_any_change(
     assert record.journal is None
     assert [j.id for j in journal_mod.list_journals(aws.state_dir)] == [other.id]
     assert snapshot_all(aws) == before
+
+
+def test_an_unexpected_error_mid_drill_still_restores(aws: Aws, clock: FakeClock) -> None:
+    before = snapshot_all(aws)
+    api = Api()
+
+    def probe() -> tuple[int | None, str | None, float, str | None]:
+        if api.phase == "observe":
+            raise RuntimeError("a bug in a sensor")
+        return api()
+
+    with pytest.raises(RuntimeError, match="a bug in a sensor"):
+        drill(aws, "break-nacl", course(aws, clock, probe=probe, sinks=(api.sink,)))
+    assert snapshot_all(aws) == before
+    assert [j.status for j in journal_mod.list_journals(aws.state_dir)] == [journal_mod.RESTORED]
