@@ -152,7 +152,9 @@ def test_an_unusable_stored_token_names_its_secret(aws: ClientSet, tmp_path: Pat
     assert aws.elasticache.describe_replication_groups()["ReplicationGroups"] == []
 
 
-def test_a_one_letter_stored_token_does_not_garble_the_message(aws: ClientSet, tmp_path: Path) -> None:
+def test_a_one_letter_stored_token_does_not_garble_the_message(
+    aws: ClientSet, tmp_path: Path
+) -> None:
     world = build_world(aws)
     cfg = write_config(tmp_path / "rexctl.toml", world, tls=True, auth=True)
     aws.secretsmanager.create_secret(Name="rexctl/rexpress-redis/auth-token", SecretString="e")
