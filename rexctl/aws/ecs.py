@@ -85,12 +85,17 @@ def describe_service(ecs: ECSClient, cluster: str, service: str) -> ServiceView:
         resp = ecs.describe_services(cluster=cluster, services=[service])
     services: list[Any] = list(resp.get("services", []))
     if not services or services[0].get("status") == "INACTIVE":
-        reasons = "; ".join(f.get("reason", "") for f in resp.get("failures", []))
+        # ECS says MISSING for an unknown service; other reasons are worth showing as they are.
+        reasons = "; ".join(
+            r for f in resp.get("failures", []) if (r := f.get("reason", "")) not in ("", "MISSING")
+        )
+        state = " (it is INACTIVE: deleted)" if services else ""
         raise AwsError(
-            f"ECS service {service!r} was not found in cluster {cluster!r}"
-            + (f" ({reasons})." if reasons else "."),
-            hint="Check `ecs.cluster` and `ecs.service` in rexctl.toml and the region; "
-            "`aws ecs list-services --cluster CLUSTER` lists what exists.",
+            f"ECS service {service!r} was not found in cluster {cluster!r}{state}"
+            + (f": {reasons}." if reasons else "."),
+            hint="Check `ecs.cluster` and `ecs.service` (rexctl.toml, REXCTL_ECS_CLUSTER, "
+            f"REXCTL_ECS_SERVICE) and the region; `aws ecs list-services --cluster {cluster}` "
+            "lists what exists.",
         )
     raw = services[0]
     net = (raw.get("networkConfiguration") or {}).get("awsvpcConfiguration") or {}

@@ -90,7 +90,7 @@ def test_init_explains_missing_and_non_awsvpc_services(server: str, tmp_path: Pa
     )
     missing = rexctl(server, "init", "--cluster", "rexpress", "--service", "nope")
     assert missing.exit_code == 3, missing.output
-    assert "Error: ECS service 'nope' was not found in cluster 'rexpress'" in missing.stderr
+    assert "Error: ECS service 'nope' was not found in cluster 'rexpress'.\n" in missing.stderr
     assert not (tmp_path / "rexctl.toml").exists()
 
 
