@@ -49,11 +49,17 @@ def aws(tmp_path: Path) -> Iterator[Aws]:
 
 
 class FakeClock:
-    """A monotonic clock that only moves when the code under test sleeps."""
+    """A monotonic clock that only moves when the code under test sleeps.
+
+    `real` lets each sleep also pass up to that many real seconds: a fake wait for something a
+    background thread does in real time (the ECS scheduler of world.py) must give it that time,
+    or the fake timeout runs out first.
+    """
 
     def __init__(self) -> None:
         self.now = 1000.0
         self.slept: list[float] = []
+        self.real = 0.0
 
     def __call__(self) -> float:
         return self.now
@@ -61,6 +67,8 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += max(seconds, 0.0)
+        if self.real:
+            time.sleep(min(max(seconds, 0.0), self.real))
 
     def wall(self) -> float:
         # Real wall time: log events carry real timestamps, and CloudWatch windows use them.
