@@ -104,7 +104,7 @@ def deferred_signals(
     stop: StopFlag, on_signal: Callable[[str], None] | None = None
 ) -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP (the terminal or SSH session went away) set `stop` instead of
-    killing or raising (main thread only)."""
+    killing or raising (main thread only; a signal that is ignored stays ignored)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -116,7 +116,13 @@ def deferred_signals(
             with contextlib.suppress(Exception):  # e.g. stderr gone with the terminal (SIGHUP)
                 on_signal(name)
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    # A signal the caller ignores stays ignored: `nohup rexctl chaos ... &` must survive a logout.
+    watched = [
+        s
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        if signal.getsignal(s) is not signal.SIG_IGN
+    ]
+    old = {s: signal.signal(s, handler) for s in watched}
     try:
         yield
     finally:

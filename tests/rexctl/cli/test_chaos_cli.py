@@ -348,10 +348,18 @@ def test_restore_and_the_warnings_while_a_journal_is_unrestored(stack: Stack) ->
     assert "Drill nope has no journal" in unknown.stderr
 
 
+# `python -m rexctl` with Ctrl-C armed as in a terminal: were pytest itself a background job, its
+# children would start with SIGINT ignored, and rexctl (rightly) leaves an ignored signal alone.
+AS_IN_A_TERMINAL = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('rexctl', run_name='__main__', alter_sys=True)"
+)
+
+
 def start_drill(stack: Stack, drill: str, *extra: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "rexctl", "--config", str(stack.config), "chaos", drill,
+        [sys.executable, "-c", AS_IN_A_TERMINAL, "--config", str(stack.config), "chaos", drill,
          "--interval", "0.2", "--settle", "10", "--yes", *extra],
         cwd=stack.tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip

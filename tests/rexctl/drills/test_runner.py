@@ -285,12 +285,13 @@ def test_a_real_sigint_during_restore_does_not_abort_it(aws: Aws, clock: FakeClo
 
     fault.restore = restore_under_fire  # type: ignore[method-assign]
     api = Api()
+    sigint_before = signal.getsignal(signal.SIGINT)
     record = runner.run(fault, plan, course(aws, clock, probe=api, sinks=(api.sink,)))
     assert len(signals_sent) == 3
     assert record.restore is not None and record.restore.ok and record.restore.attempts == 1
     assert record.exit_code == 130
     assert full_acl(aws) == before
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "handlers are put back"
+    assert signal.getsignal(signal.SIGINT) is sigint_before, "handlers are put back"
 
 
 class FlakyEc2:
@@ -522,10 +523,43 @@ def test_restore_pending_undoes_a_journal_left_by_a_crash(aws: Aws) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _default_signal_handlers() -> Iterator[None]:
-    yield
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+def _signal_handlers_are_put_back() -> Iterator[None]:
+    """Each test starts with the handlers of a foreground process (a background job would start
+    with SIGINT ignored, and a real Ctrl-C would not interrupt) and must leave them as it found
+    them."""
+    usual = {
+        signal.SIGINT: signal.default_int_handler,
+        signal.SIGTERM: signal.SIG_DFL,
+        signal.SIGHUP: signal.SIG_DFL,
+    }
+    outer = {s: signal.signal(s, h) for s, h in usual.items()}
+    try:
+        yield
+        assert {s: signal.getsignal(s) for s in usual} == usual
+    finally:
+        for s, h in outer.items():
+            signal.signal(s, h)
+
+
+def test_an_ignored_signal_stays_ignored(aws: Aws, clock: FakeClock) -> None:
+    """`nohup rexctl chaos ... &`: the terminal closing (SIGHUP) must not stop the drill."""
+    api = Api()
+    hups: list[int] = []
+
+    def hang_up(kind: str, data: Any) -> None:
+        if kind == "answer" and data.phase == "during" and not hups:
+            os.kill(os.getpid(), signal.SIGHUP)
+            hups.append(1)
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        record = drill(aws, "break-nacl", course(aws, clock, probe=api, sinks=(api.sink, hang_up)))
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert hups == [1]
+    assert record.outcome != "interrupted", record.error
+    assert len([a for a in record.observations.answers if a.phase == "during"]) == 10
 
 
 def test_a_restore_from_the_journal_on_disk_reports_no_drift(aws: Aws) -> None:
