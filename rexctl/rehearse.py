@@ -120,6 +120,28 @@ def run_rexctl(args: list[str], cwd: Path, env: dict[str, str], timeout: float) 
     return Outcome(proc.returncode, data, err)
 
 
+def drill_state_dir(directory: Path) -> Path:
+    """Where the rehearsal's drills keep their journals (apart from the user's own drills)."""
+    return directory / "state"
+
+
+def unrestored_hint(cwd: Path) -> str:
+    """A warning, with the exact undo command, when a rehearsal died mid-drill; '' otherwise."""
+    from rexctl.drills.journal import unrestored
+    from rexctl.sandbox.state import sandbox_dir
+
+    directory = sandbox_dir(cwd)
+    state = drill_state_dir(directory)
+    if not state.is_dir() or not (pending := unrestored(state)):
+        return ""
+    ids = ", ".join(f"{j.id} ({j.drill})" for j in pending)
+    return (
+        f"A rehearsal's drill may still be in place in the sandbox: {ids}. Undo it with "
+        f"`REXCTL_STATE_DIR={state} rexctl --sandbox --config {directory / 'rexctl.toml'} "
+        "chaos restore --yes`."
+    )
+
+
 def _env(directory: Path) -> dict[str, str]:
     """The user's environment without anything that would point the steps elsewhere."""
     env = {
@@ -132,7 +154,7 @@ def _env(directory: Path) -> dict[str, str]:
         AWS_SECRET_ACCESS_KEY="sandbox",
         AWS_CONFIG_FILE=str(directory / "no-aws-config"),
         AWS_SHARED_CREDENTIALS_FILE=str(directory / "no-aws-credentials"),
-        REXCTL_STATE_DIR=str(directory / "state"),
+        REXCTL_STATE_DIR=str(drill_state_dir(directory)),
         PYTHONUNBUFFERED="1",
     )
     return env

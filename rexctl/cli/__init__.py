@@ -136,15 +136,17 @@ def root(
         sandbox=use_sandbox,
     )
     if ctx.invoked_subcommand not in (None, "chaos"):
-        _warn_unrestored_drills()
+        _warn_unrestored_drills(config)
 
 
-def _warn_unrestored_drills() -> None:
-    from rexctl.drills.journal import unrestored_summary
+def _warn_unrestored_drills(config: Path) -> None:
+    """Cheap (files only, no AWS): a drill left in place must not go unnoticed."""
+    from rexctl.drills.journal import default_state_dir, unrestored_summary
+    from rexctl.rehearse import unrestored_hint
 
-    summary = unrestored_summary()
-    if summary:
-        ui.warn(summary)
+    for warning in (unrestored_summary(default_state_dir(config)), unrestored_hint(Path.cwd())):
+        if warning:
+            ui.warn(warning)
 
 
 for module in (provision, deploy, verify, probe, chaos, sandbox):  # the journey's order

@@ -126,3 +126,34 @@ def test_sandbox_never_signs_with_real_credentials(
     assert factory.config.profile == ""
     assert os.environ["AWS_ACCESS_KEY_ID"] == "sandbox"
     assert "AWS_PROFILE" not in os.environ
+
+
+def _unrestored_journal(state_dir: Path, drill_id: str) -> None:
+    from rexctl.drills.journal import Journal, now_iso, save
+
+    journal = Journal(
+        id=drill_id,
+        drill="break-nacl",
+        created_at=now_iso(),
+        aws={"region": "us-east-1"},
+        changes=[],
+        summary=[],
+        before={},
+        manual_undo=[],
+    )
+    save(journal, state_dir)
+
+
+def test_every_command_warns_about_unrestored_drills(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Both the state_dir of rexctl.toml and a rehearsal's own journals are looked at."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REXCTL_STATE_DIR", raising=False)
+    (tmp_path / "rexctl.toml").write_text('state_dir = "journals"\n', encoding="utf-8")
+    _unrestored_journal(tmp_path / "journals", "d-user")
+    _unrestored_journal(tmp_path / ".rexctl" / "sandbox" / "state", "d-rehearsal")
+    result = runner.invoke(app, ["probe", "ftp://nowhere"])
+    assert "1 failure drill(s) may still be in place: d-user (break-nacl)" in result.output
+    assert "A rehearsal's drill may still be in place in the sandbox: d-rehearsal" in result.output
+    assert "chaos restore --yes" in result.output
