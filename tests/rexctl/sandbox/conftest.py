@@ -42,7 +42,7 @@ class Sandbox:
         return dict(ecs.describe_services(cluster="rexpress", services=["backend"])["services"][0])
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()

@@ -100,10 +100,11 @@ def test_a_new_task_definition_rolls_one_task_at_a_time(sandbox: Sandbox) -> Non
         seen.update((d["status"], d["rolloutState"]) for d in s["deployments"])
         return steady(sandbox, new_td)
 
-    wait_for(done, what="the rollout to complete")
+    wait_for(done, timeout=90.0, what="the rollout to complete")  # slack for a loaded CI machine
     assert ("PRIMARY", "IN_PROGRESS") in seen, "the new deployment was never seen in progress"
     assert ("ACTIVE", "COMPLETED") in seen, "the old deployment was never seen ACTIVE"
-    assert most_starting == 1 and most_alive <= 3, "one new task at a time, then an old one stops"
+    # A task that starts within one poll is never seen PENDING: "at most one" is what holds.
+    assert most_starting <= 1 and most_alive <= 3, "one new task at a time, then an old one stops"
     running = [t for t in sandbox.runtime() if t["status"] == "RUNNING"]
     assert {t["task_definition"] for t in running} == {new_td}
     for t in running:
