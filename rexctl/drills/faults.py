@@ -107,34 +107,22 @@ def cli_target(aws: Mapping[str, str]) -> str:
     return "".join(f" {flag} {shlex.quote(aws[key])}" for flag, key in options if aws.get(key))
 
 
-def _ecs_security_groups(clients: Clients, cfg: Config) -> list[str]:
-    if cfg.ecs.security_groups:
-        return list(cfg.ecs.security_groups)
+def _ecs_network(clients: Clients, cfg: Config, key: str) -> list[str]:
+    """The service's `security_groups` or `subnets`: from rexctl.toml, else from ECS."""
+    configured: list[str] = getattr(cfg.ecs, key)
+    if configured:
+        return list(configured)
     from rexctl.aws.ecs import describe_service
 
-    groups = describe_service(clients.ecs, cfg.ecs.cluster, cfg.ecs.service).security_groups
-    if not groups:
+    found: list[str] = getattr(describe_service(clients.ecs, cfg.ecs.cluster, cfg.ecs.service), key)
+    if not found:
+        what = key.replace("_", " ")
         raise ConfigError(
-            f"Cannot tell the security group of ECS service {cfg.ecs.service}: "
-            "`ecs.security_groups` is empty and the service has no awsvpc network configuration.",
-            hint="Set `ecs.security_groups` in rexctl.toml (`rexctl init` writes it).",
+            f"Cannot tell the {what} of ECS service {cfg.ecs.service}: `ecs.{key}` is empty and "
+            "the service has no awsvpc network configuration.",
+            hint=f"Set `ecs.{key}` in rexctl.toml (`rexctl init` writes it).",
         )
-    return groups
-
-
-def _ecs_subnets(clients: Clients, cfg: Config) -> list[str]:
-    if cfg.ecs.subnets:
-        return list(cfg.ecs.subnets)
-    from rexctl.aws.ecs import describe_service
-
-    subnets = describe_service(clients.ecs, cfg.ecs.cluster, cfg.ecs.service).subnets
-    if not subnets:
-        raise ConfigError(
-            f"Cannot tell the subnets of ECS service {cfg.ecs.service}: `ecs.subnets` is empty "
-            "and the service has no awsvpc network configuration.",
-            hint="Set `ecs.subnets` in rexctl.toml (`rexctl init` writes it).",
-        )
-    return subnets
+    return found
 
 
 # --- break-sg ---------------------------------------------------------------------------------
@@ -150,7 +138,7 @@ class BreakSg(_Base):
 
     def plan(self, cfg: Config) -> Plan:
         ec2 = self.clients.ec2
-        sources = _ecs_security_groups(self.clients, cfg)
+        sources = _ecs_network(self.clients, cfg, "security_groups")
         vpc_id = cfg.ecs.vpc_id or ec2_rules.describe_group(ec2, sources[0]).get("VpcId", "")
         group = ec2_rules.find_security_group(ec2, name=cfg.cache.security_group, vpc_id=vpc_id)
         port = cfg.cache.port
@@ -227,7 +215,7 @@ class BreakNacl(_Base):
                 f"{cfg.cache.subnet_group!r} does not exist and `cache.subnets` is empty.",
                 hint="Run `rexctl provision`, or set `cache.subnet_group` in rexctl.toml.",
             )
-        ecs_subnets = _ecs_subnets(self.clients, cfg)
+        ecs_subnets = _ecs_network(self.clients, cfg, "subnets")
         cidrs = sorted(set(ec2_rules.subnet_cidrs(ec2, ecs_subnets).values()))
         acls = ec2_rules.acls_for_subnets(ec2, cache_subnets)
         if not acls:
