@@ -9,8 +9,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -124,3 +125,22 @@ class ServiceProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+class FakeTime:
+    """A clock that only moves when `sleep` is called (tests never really sleep); `on_sleep`
+    hooks run on each sleep with the number of sleeps so far."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+        self.on_sleep: list[Callable[[int], Any]] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        for hook in self.on_sleep:
+            hook(len(self.sleeps))

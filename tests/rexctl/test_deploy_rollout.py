@@ -14,6 +14,7 @@ from botocore.stub import Stubber
 
 from rexctl.aws.ecs import ServiceEvent, ServiceView
 from rexctl.deploy import RolloutResult, wait_for_rollout
+from tests.helpers import FakeTime
 
 OLD = "arn:aws:ecs:us-east-1:123456789012:task-definition/backend:1"
 NEW = "arn:aws:ecs:us-east-1:123456789012:task-definition/backend:2"
@@ -60,19 +61,6 @@ def service(deployments: list[dict[str, Any]], events: list[dict[str, Any]],
         ],
         "failures": [],
     }
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from rexctl.aws.secrets import secret_name, token_problem
 from rexctl.errors import AwsError, CheckFailed, ConfigError, ExitCode
 from rexctl.provision import provision
 from rexctl.provisioning import ClientSet, RecordingReporter
+from tests.helpers import FakeTime
 from tests.rexctl.aws.world import (
     World,
     build_world,
@@ -34,27 +35,9 @@ def world(aws: ClientSet) -> World:
     return build_world(aws)
 
 
-class FakeTime:
-    """A clock that only moves when `sleep` is called; hooks run on each sleep."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-        self.on_sleep: list[Any] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        for hook in self.on_sleep:
-            hook(len(self.sleeps))
-
-
 def run(aws: ClientSet, cfg: Any, **kwargs: Any) -> tuple[Any, RecordingReporter]:
     reporter = kwargs.pop("reporter", None) or RecordingReporter()
-    t = kwargs.pop("time", None) or FakeTime()
+    t = kwargs.pop("time", None) or FakeTime(start=1000.0)
     result = provision(aws, cfg, reporter=reporter, clock=t.clock, sleep=t.sleep, **kwargs)
     return result, reporter
 
@@ -306,7 +289,7 @@ def test_waits_while_creating_and_reports_progress(
     aws: ClientSet, world: World, tmp_path: Path
 ) -> None:
     cfg = write_config(tmp_path / "rexctl.toml", world)
-    t = FakeTime()
+    t = FakeTime(start=1000.0)
 
     class Flipper(RecordingReporter):
         def success(self, message: str) -> None:
@@ -335,7 +318,7 @@ def test_wait_times_out_with_advice(aws: ClientSet, world: World, tmp_path: Path
     cfg = write_config(tmp_path / "rexctl.toml", world)
     run(aws, cfg)
     elasticache_backend().replication_groups["rexpress-redis"].status = "creating"
-    t = FakeTime()
+    t = FakeTime(start=1000.0)
     reporter = RecordingReporter()
     with pytest.raises(AwsError) as info:
         run(aws, cfg, reporter=reporter, time=t, timeout=20)
@@ -587,7 +570,7 @@ def test_existing_cache_is_moved_into_rexctl_group(
         "describe_replication_groups", {"ReplicationGroups": [group("available")]}, name
     )
     mixed = ClientSet(ec2=aws.ec2, ecs=aws.ecs, elasticache=ec, secretsmanager=aws.secretsmanager)
-    t = FakeTime()
+    t = FakeTime(start=1000.0)
     with stub:
         result, reporter = run(mixed, cfg, time=t)
         stub.assert_no_pending_responses()

@@ -19,6 +19,7 @@ from moto import mock_aws
 from rexctl.errors import AwsError
 from rexctl.provision import plan_teardown, teardown
 from rexctl.provisioning import ClientSet, RecordingReporter, managed_tags
+from tests.helpers import FakeTime
 from tests.rexctl.aws.world import REGION, World, build_world, clients, write_config
 
 RG_ARN = "arn:aws:elasticache:us-east-1:123456789012:replicationgroup:rexpress-redis"
@@ -52,19 +53,6 @@ def group(status: str) -> dict[str, Any]:
             }
         ]
     }
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def tagged_sg(aws: ClientSet, world: World) -> str:
