@@ -18,7 +18,13 @@ from rexctl.plan import Plan, Ref, State, Step, build_plan
 from rexctl.provision import plan_account, provision
 from rexctl.provisioning import ClientSet, RecordingReporter
 from rexctl.provisioning.discover import Discovery
-from tests.rexctl.aws.world import build_world, clients, snapshot, write_config
+from tests.rexctl.aws.world import (
+    build_world,
+    clients,
+    roll_service_with_env,
+    snapshot,
+    write_config,
+)
 
 
 @pytest.fixture
@@ -108,26 +114,11 @@ def test_step_12_is_done_when_the_task_definition_points_at_the_cache(
     result = provision(
         aws, cfg, reporter=RecordingReporter(), clock=lambda: 0.0, sleep=lambda s: None
     )
-    td = aws.ecs.register_task_definition(
-        family="backend",
-        networkMode="awsvpc",
-        requiresCompatibilities=["FARGATE"],
-        cpu="256",
-        memory="512",
-        containerDefinitions=[
-            {
-                "name": "backend",
-                "image": "x",
-                "memory": 512,
-                "environment": [
-                    {"name": "REDIS_ENABLED", "value": "true"},
-                    {"name": "REDIS_HOST", "value": result.cache.endpoint},
-                    {"name": "REDIS_PORT", "value": "6379"},
-                ],
-            }
-        ],
-    )["taskDefinition"]["taskDefinitionArn"]
-    aws.ecs.update_service(cluster=world.cluster, service=world.service, taskDefinition=td)
+    roll_service_with_env(
+        aws,
+        world,
+        {"REDIS_ENABLED": "true", "REDIS_HOST": result.cache.endpoint, "REDIS_PORT": "6379"},
+    )
     plan = plan_account(aws, cfg)
     assert plan.steps[11].state == State.DONE
     assert plan.steps[11].detail.startswith("backend:2 container backend: REDIS_ENABLED=true")

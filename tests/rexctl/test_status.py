@@ -11,7 +11,7 @@ from moto import mock_aws
 from rexctl.provision import provision
 from rexctl.provisioning import ClientSet, RecordingReporter
 from rexctl.status import gather_status
-from tests.rexctl.aws.world import build_world, clients, write_config
+from tests.rexctl.aws.world import build_world, clients, roll_service_with_env, write_config
 
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rexctl/x-AbCdEf"
 
@@ -95,22 +95,7 @@ def test_status_sees_the_service_pointing_at_the_cache(aws: ClientSet, tmp_path:
     result = provision(
         aws, cfg, reporter=RecordingReporter(), clock=lambda: 0.0, sleep=lambda s: None
     )
-    td = aws.ecs.register_task_definition(
-        family="backend",
-        networkMode="awsvpc",
-        requiresCompatibilities=["FARGATE"],
-        cpu="256",
-        memory="512",
-        containerDefinitions=[
-            {
-                "name": "backend",
-                "image": "x",
-                "memory": 512,
-                "environment": [{"name": "REDIS_HOST", "value": result.cache.endpoint}],
-            }
-        ],
-    )["taskDefinition"]["taskDefinitionArn"]
-    aws.ecs.update_service(cluster=world.cluster, service=world.service, taskDefinition=td)
+    roll_service_with_env(aws, world, {"REDIS_HOST": result.cache.endpoint})
     report = gather_status(aws, cfg)
     assert report["service"]["task_definition"] == "backend:2"
     assert report["service"]["points_at_cache"] is True

@@ -131,6 +131,27 @@ def build_world(
     return World(vpc, private, public, igw, ecs_sg, cluster, service, td)
 
 
+def roll_service_with_env(aws: ClientSet, world: World, environment: dict[str, str]) -> str:
+    """Register a revision of the backend with `environment` and point the service at it."""
+    td = aws.ecs.register_task_definition(
+        family="backend",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[
+            {
+                "name": "backend",
+                "image": "x",
+                "memory": 512,
+                "environment": [{"name": k, "value": v} for k, v in environment.items()],
+            }
+        ],
+    )["taskDefinition"]["taskDefinitionArn"]
+    aws.ecs.update_service(cluster=world.cluster, service=world.service, taskDefinition=td)
+    return str(td)
+
+
 def write_config(path: Path, world: World, **cache: Any) -> Config:
     """A rexctl.toml for this world (as `rexctl init` would write it) and its loaded Config."""
     values: dict[str, Any] = {
