@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from rexctl.aws.ecs import ServiceView, TaskDefinition, describe_service, short_arn
 from rexctl.aws.logs import AwsLogsConfig, LogEvent, LogGroupNotFound, search_events
-from rexctl.deploying.rollout import is_settled
+from rexctl.deploy.rollout import is_settled
 from rexctl.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:

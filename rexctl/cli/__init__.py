@@ -142,7 +142,7 @@ def root(
 def _warn_unrestored_drills(config: Path) -> None:
     """Cheap (files only, no AWS): a drill left in place must not go unnoticed."""
     from rexctl.drills.journal import default_state_dir, unrestored_summary
-    from rexctl.rehearse import unrestored_hint
+    from rexctl.sandbox.rehearse import unrestored_hint
 
     for warning in (unrestored_summary(default_state_dir(config)), unrestored_hint(Path.cwd())):
         if warning:

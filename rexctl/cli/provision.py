@@ -1,8 +1,8 @@
 """`rexctl init`, `plan`, `provision`, `status`, `teardown`: the cache, guide steps 1-11.
 
 Each command parses its options, builds clients through the factory, calls one core function
-(`rexctl.provision`, `rexctl.status`) and renders the result. The core is imported inside the
-commands so `rexctl --help` never imports boto3.
+(`rexctl.provision`, `rexctl.provision.status`) and renders the result. The core is imported
+inside the commands so `rexctl --help` never imports boto3.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from rexctl.cli.options import DryRunOption, JsonOption, YesOption
 from rexctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from rexctl.plan import Plan
     from rexctl.provision import ProvisionResult, TeardownPlan, TeardownResult
+    from rexctl.provision.plan import Plan
 
 TimeoutOption = Annotated[
     int | None,
@@ -147,7 +147,7 @@ def provision(
 
 def status(ctx: typer.Context, json: JsonOption = False) -> None:
     """Show the cache, its security group and subnet group, and the ECS service."""
-    from rexctl.status import gather_status
+    from rexctl.provision.status import gather_status
 
     f = get_factory(ctx, json=json)
     with ui.status("Reading the account..."):
@@ -208,7 +208,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _show_plan(plan: Plan, *, title: str, messages: bool = True) -> None:
-    from rexctl.plan import STATE_STYLES
+    from rexctl.provision.plan import STATE_STYLES
 
     rows = [(s.number, s.title, str(s.state), s.detail) for s in plan.steps]
     ui.show(ui.table(["Step", "What", "State", "Detail"], rows, title=title, styles=STATE_STYLES))

@@ -18,8 +18,8 @@ from rexctl.cli.options import JsonOption
 from rexctl.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from rexctl.rehearse import Rehearsal, StepResult
     from rexctl.sandbox.control import Status
+    from rexctl.sandbox.rehearse import Rehearsal, StepResult
 
 sandbox_app = typer.Typer(
     rich_markup_mode=None,
@@ -122,7 +122,7 @@ def rehearse_cmd(
     Runs init, provision (1-11), deploy (12), verify (13-14) and the three drills (15), each as
     `rexctl --sandbox ...`. Exit 0 only when every step had its expected outcome.
     """
-    from rexctl.rehearse import rehearse
+    from rexctl.sandbox.rehearse import rehearse
 
     f = get_factory(ctx, json=json)
     result = rehearse(Path.cwd(), keep=keep, duration=duration, on_step=_progress)

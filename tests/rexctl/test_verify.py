@@ -25,7 +25,7 @@ from rexctl.errors import ConfigError, UsageError
 from rexctl.probe import ProbeReport, ProbeResult, SourceSummary
 from rexctl.verify import check_deployment, check_logs, check_probe, parse_since, verify
 from tests.helpers import RedisServer, ServiceProcess, free_port
-from tests.rexctl.test_deploy_world import LOG_GROUP, World, make_world
+from tests.rexctl.deploy.world import LOG_GROUP, World, make_world
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -251,7 +251,7 @@ def deployed_world(world: World, endpoint: str = "127.0.0.1") -> None:
                  "awslogs-group": LOG_GROUP, "awslogs-stream-prefix": "ecs"}}},
         ],
     )  # fmt: skip
-    from tests.rexctl.test_deploy_world import finish_moto_rollout
+    from tests.rexctl.deploy.world import finish_moto_rollout
 
     world.ecs.update_service(cluster="c", service="svc", taskDefinition="backend:2")
     finish_moto_rollout()

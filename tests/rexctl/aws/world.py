@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 
 from rexctl.config import Config, load, render_toml
-from rexctl.provisioning import ClientSet
+from rexctl.provision.tags import ClientSet
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"

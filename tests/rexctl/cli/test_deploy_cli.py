@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rexctl.cli import app
-from tests.rexctl.test_deploy_world import (
+from tests.rexctl.deploy.world import (
     TOKEN,
     World,
     finish_moto_rollout,
@@ -131,7 +131,7 @@ def test_progress_off_a_terminal_shows_deployments_and_events_as_they_come(
     """ECS (played by a thread) takes a second, says it started a task, then finishes."""
     from datetime import UTC, datetime
 
-    from tests.rexctl.test_deploy_world import ecs_service_object
+    from tests.rexctl.deploy.world import ecs_service_object
 
     svc = ecs_service_object()
     message = "(service svc) has started 1 tasks: (task 0123abcd)."
@@ -169,7 +169,7 @@ def test_circuit_breaker_rollback_exits_1_with_the_events(
     """moto never rolls back: the test plays ECS's circuit breaker on moto's service object."""
     from datetime import UTC, datetime
 
-    from tests.rexctl.test_deploy_world import ecs_service_object
+    from tests.rexctl.deploy.world import ecs_service_object
 
     svc = ecs_service_object()
     svc.events.append(

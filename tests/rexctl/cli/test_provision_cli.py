@@ -341,7 +341,7 @@ def test_teardown_asks_on_a_terminal(
     from rexctl import ui
     from rexctl.cli.provision import _confirmed
     from rexctl.provision import TeardownPlan
-    from rexctl.provisioning.teardown import Resource
+    from rexctl.provision.teardown import Resource
 
     class Tty:
         def isatty(self) -> bool:

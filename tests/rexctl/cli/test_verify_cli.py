@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from rexctl.cli import app
 from tests.helpers import RedisServer, ServiceProcess
 from tests.rexctl.cli.test_deploy_cli import ecs_finishes_rollouts  # noqa: F401 - a fixture
-from tests.rexctl.test_deploy_world import World, make_world
+from tests.rexctl.deploy.world import World, make_world
 
 runner = CliRunner()
 

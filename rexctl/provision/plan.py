@@ -13,9 +13,8 @@ from typing import Any
 from rexctl.aws.secrets import secret_name
 from rexctl.config import Config
 from rexctl.errors import ExitCode, RexctlError
-from rexctl.provisioning import is_managed, managed_tags
-from rexctl.provisioning.discover import Discovery
-from rexctl.provisioning.model import (
+from rexctl.provision.discover import Discovery
+from rexctl.provision.model import (
     ORDER,
     STATE_STYLES,
     Action,
@@ -25,7 +24,8 @@ from rexctl.provisioning.model import (
     State,
     Step,
 )
-from rexctl.provisioning.network import step7, step8, where_set
+from rexctl.provision.network import step7, step8, where_set
+from rexctl.provision.tags import is_managed, managed_tags
 
 __all__ = [
     "ORDER",

@@ -10,7 +10,7 @@ from rexctl.aws import secrets as sm_api
 from rexctl.aws.ecs import ServiceView, TaskDefinition, describe_service, describe_task_definition
 from rexctl.config import Config
 from rexctl.errors import ConfigError, RexctlError
-from rexctl.provisioning import Clients
+from rexctl.provision.tags import Clients
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Provisioning the cache (guide steps 1-11): discover, plan, apply, wait, tear down.
 
-Read-only describes build a `Discovery`; `rexctl.plan.build_plan` turns it into the guide's steps
-with the actions each needs; an executor applies those actions (or, for `--dry-run`, only shows
-them). What exists and matches is "done", not created again, so a second run changes nothing.
+Read-only describes build a `Discovery`; `rexctl.provision.plan.build_plan` turns it into the
+guide's steps with the actions each needs; an executor applies those actions (or, for
+`--dry-run`, only shows them). What exists and matches is "done", not created again, so a second
+run changes nothing.
 """
 
 from __future__ import annotations

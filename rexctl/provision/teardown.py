@@ -17,9 +17,9 @@ from rexctl.aws import secrets as sm_api
 from rexctl.aws.ecs import describe_task_definition
 from rexctl.config import Config
 from rexctl.errors import AwsError, RexctlError
-from rexctl.provisioning import CACHE_ID_TAG, Clients, Reporter, is_managed
-from rexctl.provisioning.discover import service_network
-from rexctl.provisioning.wait import wait_for_cache
+from rexctl.provision.discover import service_network
+from rexctl.provision.tags import CACHE_ID_TAG, Clients, Reporter, is_managed
+from rexctl.provision.wait import wait_for_cache
 
 KINDS = ("replication group", "cache subnet group", "security group", "secret")
 

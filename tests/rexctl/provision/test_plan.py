@@ -14,10 +14,10 @@ from rexctl.aws import elasticache as ec_api
 from rexctl.aws.ecs import ServiceView
 from rexctl.config import Config, load
 from rexctl.errors import ExitCode
-from rexctl.plan import Plan, Ref, State, Step, build_plan
 from rexctl.provision import plan_account, provision
-from rexctl.provisioning import ClientSet, RecordingReporter
-from rexctl.provisioning.discover import Discovery
+from rexctl.provision.discover import Discovery
+from rexctl.provision.plan import Plan, Ref, State, Step, build_plan
+from rexctl.provision.tags import ClientSet, RecordingReporter
 from tests.rexctl.aws.world import (
     build_world,
     clients,

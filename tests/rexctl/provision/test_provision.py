@@ -12,7 +12,7 @@ from moto import mock_aws
 from rexctl.aws.secrets import secret_name, token_problem
 from rexctl.errors import AwsError, CheckFailed, ConfigError, ExitCode
 from rexctl.provision import provision
-from rexctl.provisioning import ClientSet, RecordingReporter
+from rexctl.provision.tags import ClientSet, RecordingReporter
 from tests.helpers import FakeTime
 from tests.rexctl.aws.world import (
     World,

@@ -14,7 +14,7 @@ from moto import mock_aws
 from rexctl.config import load
 from rexctl.deploy import PREVIOUS_TAG, WaitOptions, deploy, plan_deploy, rollback
 from rexctl.errors import ConfigError, Interrupted, UsageError
-from tests.rexctl.test_deploy_world import (
+from tests.rexctl.deploy.world import (
     SECRET_NAME,
     TOKEN,
     World,

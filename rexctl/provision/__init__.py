@@ -2,7 +2,7 @@
 
 provision = discover (read-only) -> build the plan -> refuse what the guide forbids -> apply the
 actions (or only show them for `--dry-run`) -> wait for `available` -> the primary endpoint.
-`rexctl init` and `rexctl teardown` live in `rexctl.provisioning.init` / `.teardown` and are
+`rexctl init` and `rexctl teardown` live in `rexctl.provision.init` / `.teardown` and are
 re-exported here.
 """
 
@@ -17,18 +17,18 @@ from rexctl.aws.elasticache import CacheView
 from rexctl.aws.secrets import generate_auth_token
 from rexctl.config import Config
 from rexctl.errors import AwsError, CheckFailed, ConfigError, ExitCode, RexctlError, UsageError
-from rexctl.plan import Plan, build_plan
-from rexctl.provisioning import Clients, Reporter
-from rexctl.provisioning.apply import DisplayOnlyExecutor, Executor
-from rexctl.provisioning.discover import discover
-from rexctl.provisioning.init import InitResult, init_config
-from rexctl.provisioning.teardown import (
+from rexctl.provision.apply import DisplayOnlyExecutor, Executor
+from rexctl.provision.discover import discover
+from rexctl.provision.init import InitResult, init_config
+from rexctl.provision.plan import Plan, build_plan
+from rexctl.provision.tags import Clients, Reporter
+from rexctl.provision.teardown import (
     TeardownPlan,
     TeardownResult,
     plan_teardown,
     teardown,
 )
-from rexctl.provisioning.wait import wait_for_cache
+from rexctl.provision.wait import wait_for_cache
 
 __all__ = [
     "InitResult",

@@ -20,7 +20,7 @@ from rexctl.aws.ecs import (
     describe_task_definition,
     short_arn,
 )
-from rexctl.deploying.rollout import is_settled
+from rexctl.deploy.rollout import is_settled
 from rexctl.errors import UsageError
 
 if TYPE_CHECKING:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from rexctl.aws.ec2 import Rule, Subnet, revoke_command
 from rexctl.config import BY_KEY, Config
 from rexctl.errors import ExitCode
-from rexctl.provisioning import managed_tags
-from rexctl.provisioning.discover import Discovery
-from rexctl.provisioning.model import Action, Plan, Ref, State, Step
+from rexctl.provision.discover import Discovery
+from rexctl.provision.model import Action, Plan, Ref, State, Step
+from rexctl.provision.tags import managed_tags
 
 STEP7 = "Networking: VPC, private subnets, no public access"
 STEP8 = "Security group"

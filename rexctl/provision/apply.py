@@ -15,8 +15,8 @@ from rexctl.aws import ec2 as ec2_api
 from rexctl.aws import elasticache as ec_api
 from rexctl.aws import secrets as sm_api
 from rexctl.errors import Interrupted, RexctlError
-from rexctl.provisioning import Clients, Reporter
-from rexctl.provisioning.model import Action, Ref
+from rexctl.provision.model import Action, Ref
+from rexctl.provision.tags import Clients, Reporter
 
 REDACTED = "***"
 

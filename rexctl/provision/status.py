@@ -16,8 +16,8 @@ from rexctl.aws import secrets as sm_api
 from rexctl.aws.ecs import TaskDefinition, describe_task_definition
 from rexctl.config import Config
 from rexctl.errors import RexctlError
-from rexctl.provisioning import Clients, is_managed
-from rexctl.provisioning.discover import service_network
+from rexctl.provision.discover import service_network
+from rexctl.provision.tags import Clients, is_managed
 
 SENSITIVE = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|AUTH|KEY", re.IGNORECASE)
 

@@ -11,7 +11,7 @@ from moto import mock_aws
 from rexctl.config import load
 from rexctl.errors import ConfigError, UsageError
 from rexctl.provision import init_config
-from rexctl.provisioning import ClientSet
+from rexctl.provision.tags import ClientSet
 from tests.rexctl.aws.world import World, build_world, clients
 
 

@@ -32,7 +32,7 @@ from rexctl.aws.ecs import (
     short_arn,
     update_service,
 )
-from rexctl.deploying.plan import (
+from rexctl.deploy.revision import (
     AUTH_VAR,
     PREVIOUS_TAG,
     REDIS_VARS,
@@ -43,7 +43,7 @@ from rexctl.deploying.plan import (
     redact,
     redacted_revision,
 )
-from rexctl.deploying.rollout import ProgressFn, RolloutResult, is_settled, wait_for_rollout
+from rexctl.deploy.rollout import ProgressFn, RolloutResult, is_settled, wait_for_rollout
 from rexctl.errors import Interrupted, UsageError
 
 if TYPE_CHECKING:

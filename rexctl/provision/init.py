@@ -13,8 +13,8 @@ from typing import Any
 from rexctl.aws.ecs import describe_task_definition
 from rexctl.config import BY_KEY, Config, render_toml
 from rexctl.errors import ConfigError, UsageError
-from rexctl.provisioning import Clients
-from rexctl.provisioning.discover import service_network
+from rexctl.provision.discover import service_network
+from rexctl.provision.tags import Clients
 
 
 @dataclass(frozen=True)

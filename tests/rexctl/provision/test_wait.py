@@ -13,8 +13,8 @@ from moto import mock_aws
 
 from rexctl.errors import AwsError, Interrupted, RexctlError
 from rexctl.provision import provision
-from rexctl.provisioning import ClientSet, RecordingReporter
-from rexctl.provisioning.wait import wait_for_cache
+from rexctl.provision.tags import ClientSet, RecordingReporter
+from rexctl.provision.wait import wait_for_cache
 from tests.rexctl.aws.world import REGION, build_world, clients, write_config
 
 NAME = {"ReplicationGroupId": "rexpress-redis"}

@@ -9,8 +9,8 @@ import pytest
 from moto import mock_aws
 
 from rexctl.provision import provision
-from rexctl.provisioning import ClientSet, RecordingReporter
-from rexctl.status import gather_status
+from rexctl.provision.status import gather_status
+from rexctl.provision.tags import ClientSet, RecordingReporter
 from tests.rexctl.aws.world import build_world, clients, roll_service_with_env, write_config
 
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rexctl/x-AbCdEf"

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rexctl.cli import app
-from rexctl.rehearse import Outcome, judge_break_nacl, judge_break_sg, rehearse
 from rexctl.sandbox.control import INSTALL_HINT, UpResult
+from rexctl.sandbox.rehearse import Outcome, judge_break_nacl, judge_break_sg, rehearse
 from rexctl.sandbox.state import SandboxState
 
 runner = CliRunner()

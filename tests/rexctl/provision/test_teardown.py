@@ -18,7 +18,7 @@ from moto import mock_aws
 
 from rexctl.errors import AwsError
 from rexctl.provision import plan_teardown, teardown
-from rexctl.provisioning import ClientSet, RecordingReporter, managed_tags
+from rexctl.provision.tags import ClientSet, RecordingReporter, managed_tags
 from tests.helpers import FakeTime
 from tests.rexctl.aws.world import REGION, World, build_world, clients, write_config
 
