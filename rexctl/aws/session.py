@@ -7,8 +7,9 @@ user agent. boto3 is imported here lazily so that `rexctl --help` never pays for
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rexctl import __version__
 from rexctl.errors import ConfigError
@@ -21,16 +22,54 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 
+class Clients(Protocol):
+    """The AWS clients the core uses: the one bundle every stage takes (`AwsClients` is one)."""
+
+    @property
+    def ec2(self) -> EC2Client: ...
+
+    @property
+    def ecs(self) -> ECSClient: ...
+
+    @property
+    def elasticache(self) -> ElastiCacheClient: ...
+
+    @property
+    def logs(self) -> CloudWatchLogsClient: ...
+
+    @property
+    def secretsmanager(self) -> SecretsManagerClient: ...
+
+
+@dataclass(frozen=True)
+class ClientSet:
+    """Explicit clients, e.g. moto-backed ones with one of them wrapped in a botocore Stubber."""
+
+    ec2: Any = None
+    ecs: Any = None
+    elasticache: Any = None
+    secretsmanager: Any = None
+    logs: Any = None
+
+
 class AwsClients:
     """Lazily created, cached boto3 clients for one profile/region/endpoint."""
 
     def __init__(
-        self, *, profile: str = "", region: str = "", endpoint_url: str = "", max_attempts: int = 8
+        self,
+        *,
+        profile: str = "",
+        region: str = "",
+        endpoint_url: str = "",
+        max_attempts: int = 8,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         self.profile = profile or None
         self.region = region or None
         self.endpoint_url = endpoint_url or None
         self.max_attempts = max_attempts
+        # Explicit keys (the sandbox's) replace boto3's chain, so real ones are never used.
+        self.credentials = credentials
         self._clients: dict[str, Any] = {}
 
     @cached_property
@@ -39,6 +78,18 @@ class AwsClients:
         import botocore.exceptions
 
         try:
+            if self.credentials is not None:
+                import botocore.session
+
+                # Neither AWS_PROFILE nor the environment's keys apply to explicit credentials.
+                core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+                key, secret = self.credentials
+                return boto3.Session(
+                    aws_access_key_id=key,
+                    aws_secret_access_key=secret,
+                    region_name=self.region,
+                    botocore_session=core,
+                )
             return boto3.Session(profile_name=self.profile, region_name=self.region)
         except botocore.exceptions.ProfileNotFound:
             raise ConfigError(

@@ -239,7 +239,6 @@ def restore(
     yes: YesOption = False,
 ) -> None:
     """Undo every drill whose journal is not marked restored, from the journal alone."""
-    from rexctl.aws.session import AwsClients
     from rexctl.drills import runner
     from rexctl.drills.faults import make_fault
 
@@ -264,7 +263,7 @@ def restore(
         pending,
         lambda j: make_fault(
             j.drill,
-            AwsClients(
+            f.aws_for(
                 profile=j.aws.get("profile", ""),
                 region=j.aws.get("region", ""),
                 endpoint_url=j.aws.get("endpoint_url", ""),

@@ -6,7 +6,6 @@ command at moto or the sandbox through the same options a user would pass.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +17,9 @@ from rexctl import config as config_mod
 
 if TYPE_CHECKING:
     from rexctl.aws.session import AwsClients
+
+
+SANDBOX_CREDENTIALS = ("sandbox", "sandbox")  # the keys `rexctl sandbox env` exports
 
 
 @dataclass(frozen=True)
@@ -56,22 +58,27 @@ class Factory:
 
             for key, value in sandbox_settings(Path.cwd()).items():
                 flags[key] = value
-            # The sandbox's moto accepts any credentials: never sign its requests with real ones
-            # (the same variables `rexctl sandbox env` sets and unsets).
-            os.environ["AWS_ACCESS_KEY_ID"] = "sandbox"
-            os.environ["AWS_SECRET_ACCESS_KEY"] = "sandbox"
-            for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-                os.environ.pop(name, None)
             cfg = config_mod.load(self.opts.config, flags=flags)
             return replace(cfg, profile="")
         return config_mod.load(self.opts.config, flags=flags)
 
     @cached_property
     def aws(self) -> AwsClients:
+        """The clients for the configured account, region and endpoint."""
+        cfg = self.config
+        return self.aws_for(region=cfg.region, profile=cfg.profile, endpoint_url=cfg.endpoint_url)
+
+    def aws_for(self, *, region: str, profile: str = "", endpoint_url: str = "") -> AwsClients:
+        """Clients for another target: a log group in another region, or the account, region and
+        endpoint a drill journal recorded. The only place commands get clients from."""
         from rexctl.aws.session import AwsClients
 
-        cfg = self.config
-        return AwsClients(profile=cfg.profile, region=cfg.region, endpoint_url=cfg.endpoint_url)
+        if self.opts.sandbox:
+            # The sandbox's moto accepts any credentials: never sign its requests with real ones.
+            return AwsClients(
+                region=region, endpoint_url=endpoint_url, credentials=SANDBOX_CREDENTIALS
+            )
+        return AwsClients(profile=profile, region=region, endpoint_url=endpoint_url)
 
 
 def get_factory(ctx: typer.Context, *, json: bool = False, yes: bool = False) -> Factory:

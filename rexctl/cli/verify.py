@@ -49,7 +49,6 @@ def verify_cmd(
 
     Exit 0 when no check failed (warnings allowed), 1 when one failed.
     """
-    from rexctl.aws.session import AwsClients
     from rexctl.errors import CheckFailed
     from rexctl.verify import verify
 
@@ -59,7 +58,7 @@ def verify_cmd(
     def logs_client(region: str) -> Any:
         if not region or region == f.aws.region_name:
             return f.aws.logs
-        return AwsClients(profile=cfg.profile, region=region, endpoint_url=cfg.endpoint_url).logs
+        return f.aws_for(region=region, profile=cfg.profile, endpoint_url=cfg.endpoint_url).logs
 
     with ui.status("Verifying") as status:
         report = verify(

@@ -29,26 +29,11 @@ from rexctl.aws import ec2_rules
 from rexctl.errors import CheckFailed, ConfigError
 
 if TYPE_CHECKING:
-    from mypy_boto3_ec2 import EC2Client
-    from mypy_boto3_ecs import ECSClient
-    from mypy_boto3_elasticache import ElastiCacheClient
-    from mypy_boto3_logs import CloudWatchLogsClient
-
+    from rexctl.aws.session import Clients
     from rexctl.config import Config
     from rexctl.drills.journal import Journal
 
 DRILLS = ("break-sg", "break-nacl", "wrong-host")
-
-
-class Clients(Protocol):
-    @property
-    def ec2(self) -> EC2Client: ...
-    @property
-    def ecs(self) -> ECSClient: ...
-    @property
-    def elasticache(self) -> ElastiCacheClient: ...
-    @property
-    def logs(self) -> CloudWatchLogsClient: ...
 
 
 @dataclass

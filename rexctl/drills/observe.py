@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import httpx
 
-    from rexctl.drills.faults import Clients
+    from rexctl.aws.session import Clients
 
 REDIS_ERROR = "Redis error"
 

@@ -30,8 +30,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rexctl.aws.session import Clients
 from rexctl.drills import journal as journal_mod
-from rexctl.drills.faults import DRILLS, Clients, Fault, Plan, make_fault
+from rexctl.drills.faults import DRILLS, Fault, Plan, make_fault
 from rexctl.drills.journal import Journal
 from rexctl.drills.observe import Answer, LogLine, Sensors, TaskSample
 from rexctl.drills.verdict import Observations, Verdict, judge, timeline

@@ -15,13 +15,14 @@ from typing import Any
 
 from rexctl.aws.elasticache import CacheView
 from rexctl.aws.secrets import generate_auth_token
+from rexctl.aws.session import Clients
 from rexctl.config import Config
 from rexctl.errors import AwsError, CheckFailed, ConfigError, ExitCode, RexctlError, UsageError
 from rexctl.provision.apply import DisplayOnlyExecutor, Executor
 from rexctl.provision.discover import discover
 from rexctl.provision.init import InitResult, init_config
+from rexctl.provision.model import Reporter
 from rexctl.provision.plan import Plan, build_plan
-from rexctl.provision.tags import Clients, Reporter
 from rexctl.provision.teardown import (
     TeardownPlan,
     TeardownResult,

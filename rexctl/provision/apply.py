@@ -14,9 +14,9 @@ from typing import Any
 from rexctl.aws import ec2 as ec2_api
 from rexctl.aws import elasticache as ec_api
 from rexctl.aws import secrets as sm_api
+from rexctl.aws.session import Clients
 from rexctl.errors import Interrupted, RexctlError
-from rexctl.provision.model import Action, Ref
-from rexctl.provision.tags import Clients, Reporter
+from rexctl.provision.model import Action, Ref, Reporter
 
 REDACTED = "***"
 

@@ -8,9 +8,9 @@ from rexctl.aws import ec2 as ec2_api
 from rexctl.aws import elasticache as ec_api
 from rexctl.aws import secrets as sm_api
 from rexctl.aws.ecs import ServiceView, TaskDefinition, describe_service, describe_task_definition
+from rexctl.aws.session import Clients
 from rexctl.config import Config
 from rexctl.errors import ConfigError, RexctlError
-from rexctl.provision.tags import Clients
 
 
 @dataclass(frozen=True)

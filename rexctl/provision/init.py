@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from rexctl.aws.ecs import describe_task_definition
+from rexctl.aws.session import Clients
 from rexctl.config import BY_KEY, Config, render_toml
 from rexctl.errors import ConfigError, UsageError
 from rexctl.provision.discover import service_network
-from rexctl.provision.tags import Clients
 
 
 @dataclass(frozen=True)

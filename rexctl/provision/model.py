@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from rexctl.errors import ExitCode
 
@@ -156,3 +156,38 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list):
         return [_jsonable(v) for v in value]
     return value
+
+
+class Reporter(Protocol):
+    """Where the core sends messages and progress; the CLI maps these to `rexctl.ui`."""
+
+    def info(self, message: str) -> None: ...
+
+    def warn(self, message: str) -> None: ...
+
+    def success(self, message: str) -> None: ...
+
+    def progress(self, status: str, elapsed: float) -> None: ...
+
+
+class RecordingReporter:
+    """Keeps every message and progress report (tests, and callers that render later)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+        self.progress_reports: list[tuple[str, float]] = []
+
+    def info(self, message: str) -> None:
+        self.events.append(("info", message))
+
+    def warn(self, message: str) -> None:
+        self.events.append(("warn", message))
+
+    def success(self, message: str) -> None:
+        self.events.append(("success", message))
+
+    def progress(self, status: str, elapsed: float) -> None:
+        self.progress_reports.append((status, elapsed))
+
+    def text(self) -> str:
+        return "\n".join(message for _, message in self.events)

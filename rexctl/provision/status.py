@@ -14,10 +14,11 @@ from rexctl.aws import ec2 as ec2_api
 from rexctl.aws import elasticache as ec_api
 from rexctl.aws import secrets as sm_api
 from rexctl.aws.ecs import TaskDefinition, describe_task_definition
+from rexctl.aws.session import Clients
 from rexctl.config import Config
 from rexctl.errors import RexctlError
 from rexctl.provision.discover import service_network
-from rexctl.provision.tags import Clients, is_managed
+from rexctl.provision.tags import is_managed
 
 SENSITIVE = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|AUTH|KEY", re.IGNORECASE)
 

@@ -15,10 +15,12 @@ from rexctl.aws import ec2 as ec2_api
 from rexctl.aws import elasticache as ec_api
 from rexctl.aws import secrets as sm_api
 from rexctl.aws.ecs import describe_task_definition
+from rexctl.aws.session import Clients
 from rexctl.config import Config
 from rexctl.errors import AwsError, RexctlError
 from rexctl.provision.discover import service_network
-from rexctl.provision.tags import CACHE_ID_TAG, Clients, Reporter, is_managed
+from rexctl.provision.model import Reporter
+from rexctl.provision.tags import CACHE_ID_TAG, is_managed
 from rexctl.provision.wait import wait_for_cache
 
 KINDS = ("replication group", "cache subnet group", "security group", "secret")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from rexctl.aws.elasticache import CacheView, get_replication_group
 from rexctl.errors import AwsError
-from rexctl.provision.tags import Reporter
+from rexctl.provision.model import Reporter
 
 if TYPE_CHECKING:
     from mypy_boto3_elasticache import ElastiCacheClient

@@ -8,7 +8,7 @@ import pytest
 from moto import mock_aws
 
 from rexctl.aws import ec2 as ec2_api
-from rexctl.provision.tags import ClientSet
+from rexctl.aws.session import ClientSet
 from tests.rexctl.aws.world import build_world, clients
 
 

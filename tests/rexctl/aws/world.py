@@ -13,8 +13,8 @@ from typing import Any
 
 import boto3
 
+from rexctl.aws.session import ClientSet
 from rexctl.config import Config, load, render_toml
-from rexctl.provision.tags import ClientSet
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"

@@ -124,8 +124,12 @@ def test_sandbox_never_signs_with_real_credentials(
     factory = Factory(GlobalOptions(config=tmp_path / "rexctl.toml", sandbox=True))
     assert factory.config.endpoint_url == "http://127.0.0.1:1"
     assert factory.config.profile == ""
-    assert os.environ["AWS_ACCESS_KEY_ID"] == "sandbox"
-    assert "AWS_PROFILE" not in os.environ
+    credentials = factory.aws.session.get_credentials()
+    assert (credentials.access_key, credentials.secret_key) == ("sandbox", "sandbox")
+    assert factory.aws.ec2.meta.region_name == "us-east-1"
+    # ... and building them changed nothing in the environment (no side effect on the process)
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "AKIAREAL"
+    assert os.environ["AWS_PROFILE"] == "prod"
 
 
 def _unrestored_journal(state_dir: Path, drill_id: str) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
+from rexctl.aws.session import ClientSet
 from rexctl.config import load
 from rexctl.errors import ConfigError, UsageError
 from rexctl.provision import init_config
-from rexctl.provision.tags import ClientSet
 from tests.rexctl.aws.world import World, build_world, clients
 
 

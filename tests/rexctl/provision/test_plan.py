@@ -12,12 +12,13 @@ from moto import mock_aws
 from rexctl.aws import ec2 as ec2_api
 from rexctl.aws import elasticache as ec_api
 from rexctl.aws.ecs import ServiceView
+from rexctl.aws.session import ClientSet
 from rexctl.config import Config, load
 from rexctl.errors import ExitCode
 from rexctl.provision import plan_account, provision
 from rexctl.provision.discover import Discovery
+from rexctl.provision.model import RecordingReporter
 from rexctl.provision.plan import Plan, Ref, State, Step, build_plan
-from rexctl.provision.tags import ClientSet, RecordingReporter
 from tests.rexctl.aws.world import (
     build_world,
     clients,

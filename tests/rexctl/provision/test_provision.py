@@ -10,9 +10,10 @@ import pytest
 from moto import mock_aws
 
 from rexctl.aws.secrets import secret_name, token_problem
+from rexctl.aws.session import ClientSet
 from rexctl.errors import AwsError, CheckFailed, ConfigError, ExitCode
 from rexctl.provision import provision
-from rexctl.provision.tags import ClientSet, RecordingReporter
+from rexctl.provision.model import RecordingReporter
 from tests.helpers import FakeTime
 from tests.rexctl.aws.world import (
     World,

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
+from rexctl.aws.session import ClientSet
 from rexctl.provision import provision
+from rexctl.provision.model import RecordingReporter
 from rexctl.provision.status import gather_status
-from rexctl.provision.tags import ClientSet, RecordingReporter
 from tests.rexctl.aws.world import build_world, clients, roll_service_with_env, write_config
 
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rexctl/x-AbCdEf"

@@ -16,9 +16,11 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from rexctl.aws.session import ClientSet
 from rexctl.errors import AwsError
 from rexctl.provision import plan_teardown, teardown
-from rexctl.provision.tags import ClientSet, RecordingReporter, managed_tags
+from rexctl.provision.model import RecordingReporter
+from rexctl.provision.tags import managed_tags
 from tests.helpers import FakeTime
 from tests.rexctl.aws.world import REGION, World, build_world, clients, write_config
 

@@ -11,9 +11,10 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from rexctl.aws.session import ClientSet
 from rexctl.errors import AwsError, Interrupted, RexctlError
 from rexctl.provision import provision
-from rexctl.provision.tags import ClientSet, RecordingReporter
+from rexctl.provision.model import RecordingReporter
 from rexctl.provision.wait import wait_for_cache
 from tests.rexctl.aws.world import REGION, build_world, clients, write_config
 
