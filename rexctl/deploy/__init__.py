@@ -40,7 +40,6 @@ from rexctl.deploy.revision import (
     VarChange,
     auth_secret_name,
     plan_deploy,
-    redact,
     redacted_revision,
 )
 from rexctl.deploy.rollout import ProgressFn, RolloutResult, is_settled, wait_for_rollout
@@ -66,7 +65,6 @@ __all__ = [
     "auth_secret_name",
     "deploy",
     "plan_deploy",
-    "redact",
     "redacted_revision",
     "rollback",
     "rollback_target",

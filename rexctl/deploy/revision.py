@@ -7,7 +7,6 @@ revision it replaces (`rexctl:previous-revision`), which is what `rexctl rollbac
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from rexctl.aws.ecs import (
 )
 from rexctl.deploy.rollout import is_settled
 from rexctl.errors import UsageError
+from rexctl.redact import redact_data, redact_value
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -35,8 +35,6 @@ PREVIOUS_TAG = "rexctl:previous-revision"
 AUTH_VAR = "REDIS_AUTH_TOKEN"
 REDIS_VARS = ("REDIS_ENABLED", "REDIS_HOST", "REDIS_PORT", "REDIS_TLS", AUTH_VAR)
 USABLE_CACHE_STATUSES = ("available", "modifying", "snapshotting")
-_SECRET_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|API_?KEY|PRIVATE|CREDENTIAL", re.I)
-_URL_PASSWORD = re.compile(r"(\w://[^/@:\s]*:)[^/@\s]+@")
 
 
 def auth_secret_name(cache_id: str) -> str:
@@ -44,14 +42,6 @@ def auth_secret_name(cache_id: str) -> str:
     from rexctl.aws.secrets import secret_name
 
     return secret_name(cache_id)
-
-
-def redact(name: str, value: str) -> str:
-    """A value fit to print: values of variables named like secrets are hidden, and so is the
-    password of a URL (`postgres://user:PASSWORD@host/db`) in any variable."""
-    if _SECRET_NAME.search(name) and value:
-        return "(redacted)"
-    return _URL_PASSWORD.sub(r"\1(redacted)@", value)
 
 
 @dataclass(frozen=True)
@@ -73,7 +63,7 @@ class VarChange:
             return "(not set)"
         if secret:
             return f"secret {value}"
-        return redact(self.name, value)
+        return redact_value(self.name, value)
 
     def to_dict(self) -> dict[str, str]:
         return {"name": self.name, "old": self.shown("old"), "new": self.shown("new")}
@@ -125,19 +115,9 @@ class DeployPlan:
 
 
 def redacted_revision(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The register kwargs with the values of secret-looking environment variables hidden."""
-    out = dict(kwargs)
-    containers = []
-    for c in kwargs.get("containerDefinitions", []):
-        c = dict(c)
-        if "environment" in c:
-            c["environment"] = [
-                {**e, "value": redact(e.get("name", ""), e.get("value", ""))}
-                for e in c["environment"]
-            ]
-        containers.append(c)
-    out["containerDefinitions"] = containers
-    return out
+    """The register kwargs fit to print: secrets hidden by the one rule of `rexctl.redact`
+    (environment values by name, credentials inside URLs anywhere)."""
+    return redact_data(kwargs)  # type: ignore[no-any-return]
 
 
 def _vars(raw_container: dict[str, Any]) -> dict[str, tuple[str, bool]]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets as _secrets
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -27,9 +26,6 @@ from typing import Any
 PENDING = "pending"  # written before the fault; the fault may or may not be in place
 RESTORED = "restored"  # AWS confirmed the restore
 RESTORE_FAILED = "restore-failed"  # a restore ran and AWS kept rejecting it: manual undo needed
-
-_SECRET_KEY = re.compile(r"(token|password|passwd|secret|credential|api_?key)", re.IGNORECASE)
-_SAFE_KEYS = {"valueFrom"}  # an ARN that names a secret is not the secret
 
 
 @dataclass
@@ -91,30 +87,10 @@ def new_drill_id(drill: str) -> str:
 
 
 def redact(value: Any) -> Any:
-    """A copy with values under secret-looking keys (token, password, auth...) replaced."""
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            secretish = isinstance(k, str) and k not in _SAFE_KEYS and _SECRET_KEY.search(k)
-            if secretish and isinstance(v, str | int | float) and not isinstance(v, bool):
-                out[k] = "***"
-            elif isinstance(v, dict) and _is_name_value(v) and _SECRET_KEY.search(str(v["name"])):
-                out[k] = {**v, "value": "***"}
-            else:
-                out[k] = redact(v)
-        return out
-    if isinstance(value, list):
-        return [
-            {**v, "value": "***"}
-            if isinstance(v, dict) and _is_name_value(v) and _SECRET_KEY.search(str(v["name"]))
-            else redact(v)
-            for v in value
-        ]
-    return value
+    """A copy fit to write or show: secrets hidden by the one rule of `rexctl.redact`."""
+    from rexctl.redact import redact_data
 
-
-def _is_name_value(v: dict[str, Any]) -> bool:
-    return "name" in v and "value" in v
+    return redact_data(value)
 
 
 def journal_path(state_dir: Path, drill_id: str) -> Path:

@@ -35,8 +35,8 @@ def test_save_writes_the_whole_journal_atomically_and_redacted(tmp_path: Path) -
     assert [p.name for p in path.parent.iterdir()] == [path.name], "no temporary file is left"
     data = json.loads(path.read_text())
     assert data["before"] == {
-        "env": [{"name": "REDIS_AUTH_TOKEN", "value": "***"}],
-        "AuthToken": "***",
+        "env": [{"name": "REDIS_AUTH_TOKEN", "value": "(redacted)"}],
+        "AuthToken": "(redacted)",
     }
     assert "s3cret" not in path.read_text()
     loaded = j.load(path)
