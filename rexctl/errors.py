@@ -57,7 +57,28 @@ class CheckFailed(RexctlError):
     exit_code = ExitCode.CHECK_FAILED
 
 
+class FaultNotObserved(RexctlError):
+    """A drill injected its fault and restored it, but nothing showed the fault."""
+
+    exit_code = ExitCode.FAULT_NOT_OBSERVED
+
+
 class Interrupted(RexctlError):
     """The user interrupted the command (after everything was put back)."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+_BY_CODE: dict[ExitCode, type[RexctlError]] = {
+    ExitCode.CHECK_FAILED: CheckFailed,
+    ExitCode.BAD_INPUT: UsageError,
+    ExitCode.AWS_ERROR: AwsError,
+    ExitCode.FAULT_NOT_OBSERVED: FaultNotObserved,
+    ExitCode.INTERRUPTED: Interrupted,
+}
+
+
+def error_for(code: int, message: str, *, hint: str | None = None) -> RexctlError:
+    """The error of the hierarchy that carries exit code `code`, for a core result (a drill's
+    record) that already decided how it ended."""
+    return _BY_CODE.get(ExitCode(code), RexctlError)(message, hint=hint)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from rexctl.aws.ecs import ServiceView, TaskDefinition, describe_service, short_arn
 from rexctl.aws.logs import AwsLogsConfig, LogEvent, LogGroupNotFound, search_events
+from rexctl.checks import FAILED, PASSED, WARNING, Check
 from rexctl.deploy.rollout import is_settled
 from rexctl.errors import ConfigError, UsageError
 
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from rexctl.config import Config
     from rexctl.probe import ProbeReport
 
-PASSED, FAILED, WARNING = "passed", "failed", "warning"
 READY_PHRASE = "Redis ready"
 ERROR_PHRASE = "Redis error"
 DEFAULT_LOOKBACK = timedelta(hours=1)  # when ECS does not say when the deployment began
@@ -51,20 +51,8 @@ ProbeFn = Callable[..., "ProbeReport"]
 LogsClientFn = Callable[[str], "CloudWatchLogsClient"]
 
 
-@dataclass(frozen=True)
-class Check:
-    name: str
-    verdict: str  # passed | failed | warning
-    evidence: str
-    state: str = ""  # a short machine-readable word: cold, warm, ready, no-events, ...
-
-    def to_dict(self) -> dict[str, str]:
-        return {
-            "name": self.name,
-            "verdict": self.verdict,
-            "state": self.state,
-            "evidence": self.evidence,
-        }
+def _check(name: str, status: str, evidence: str, state: str = "") -> Check:
+    return Check(name, status, [evidence], state)
 
 
 @dataclass(frozen=True)
@@ -127,11 +115,11 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        return all(c.verdict != FAILED for c in self.checks)
+        return all(c.status != FAILED for c in self.checks)
 
     @property
     def failed(self) -> list[Check]:
-        return [c for c in self.checks if c.verdict == FAILED]
+        return [c for c in self.checks if c.status == FAILED]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -182,7 +170,7 @@ def check_deployment(view: ServiceView, td: TaskDefinition, container: str) -> C
     name = f"{td.family}:{td.revision}"
     enabled = env.get("REDIS_ENABLED", "")
     if enabled.lower() != "true":
-        return Check(
+        return _check(
             "deployment",
             FAILED,
             f"The PRIMARY deployment runs {name}, whose container {container!r} has "
@@ -197,7 +185,7 @@ def check_deployment(view: ServiceView, td: TaskDefinition, container: str) -> C
         and primary.rollout_state == "COMPLETED"
         and not is_settled(view, primary)
     ):
-        return Check(
+        return _check(
             "deployment",
             WARNING,
             f"The rollout of {name} ({where}) COMPLETED, but {primary.running} of "
@@ -207,14 +195,14 @@ def check_deployment(view: ServiceView, td: TaskDefinition, container: str) -> C
         )
     if primary is None or not is_settled(view, primary):
         state = (primary.rollout_state or "rollout state not reported") if primary else "none"
-        return Check(
+        return _check(
             "deployment",
             WARNING,
             f"{name} ({where}) is still rolling out ({state}, running "
             f"{view.running}/{view.desired}); the checks below may see old tasks.",
             "in-progress",
         )
-    return Check(
+    return _check(
         "deployment",
         PASSED,
         f"PRIMARY deployment runs {name} with REDIS_ENABLED=true, {where}; rollout "
@@ -244,7 +232,7 @@ def check_logs(
     warning: a task that never said it is ready is not shown by a per-stream count alone."""
     if config is None or logs is None:
         return (
-            Check(
+            _check(
                 "logs",
                 WARNING,
                 f"Container {container!r} has no awslogs log configuration, so rexctl cannot "
@@ -267,7 +255,7 @@ def check_logs(
         )  # fmt: skip
     except LogGroupNotFound:
         return (
-            Check(
+            _check(
                 "logs",
                 FAILED,
                 f"The log group {config.group} named by the container's awslogs options does "
@@ -286,7 +274,7 @@ def check_logs(
     n_error = sum(1 for s in streams if s.error.count)
     if not ready and not errors:
         return (
-            Check(
+            _check(
                 "logs",
                 WARNING,
                 f"No `{READY_PHRASE}` or `{ERROR_PHRASE}` in {where} since {since}. The tasks "
@@ -297,7 +285,7 @@ def check_logs(
         )
     if ready and not errors and running is not None and n_ready < running:
         return (
-            Check(
+            _check(
                 "logs",
                 WARNING,
                 f"`{READY_PHRASE}` in only {n_ready} task stream(s) of {where} since {since}, "
@@ -309,7 +297,7 @@ def check_logs(
         )
     if ready and not errors:
         return (
-            Check(
+            _check(
                 "logs",
                 PASSED,
                 f"`{READY_PHRASE}` in {n_ready} task stream(s) of {where} since {since}, "
@@ -321,7 +309,7 @@ def check_logs(
     last_error = errors[-1].message.strip()
     if ready:
         return (
-            Check(
+            _check(
                 "logs",
                 WARNING,
                 f"`{READY_PHRASE}` in {n_ready} task stream(s), but `{ERROR_PHRASE}` "
@@ -332,7 +320,7 @@ def check_logs(
             findings,
         )
     return (
-        Check(
+        _check(
             "logs",
             FAILED,
             f"`{ERROR_PHRASE}` {len(errors)} time(s) in {n_error} task stream(s) of {where} "
@@ -351,7 +339,7 @@ def check_probe(report: ProbeReport, source_field: str = "source") -> list[Check
     bad = [r for r in results if not r.ok]
     if bad:
         first = bad[0]
-        api = Check(
+        api = _check(
             "api",
             FAILED,
             f"{len(bad)} of {total} requests to {report.url} failed; first: request "
@@ -359,17 +347,17 @@ def check_probe(report: ProbeReport, source_field: str = "source") -> list[Check
             "errors",
         )
     else:
-        api = Check("api", PASSED, f"{total} of {total} requests to {report.url} answered.", "ok")
+        api = _check("api", PASSED, f"{total} of {total} requests to {report.url} answered.", "ok")
     good = [r for r in results if r.ok]
     if not good:
-        return [api, Check("cache", FAILED, "No answer came back to judge the cache by.", "none")]
+        return [api, _check("cache", FAILED, "No answer came back to judge the cache by.", "none")]
     sources = [r.source or "" for r in good]
     db, cache = report.summary("db"), report.summary("cache")
     cache_ms = f"{cache.p50:.1f} ms p50" if cache else ""
     if sources[0] == "cache":
         return [
             api,
-            Check(
+            _check(
                 "cache",
                 PASSED,
                 f"Warm: the first answer already came from the cache ({cache_ms}); an earlier "
@@ -381,7 +369,7 @@ def check_probe(report: ProbeReport, source_field: str = "source") -> list[Check
     if sources[0] != "db":
         return [
             api,
-            Check(
+            _check(
                 "cache",
                 FAILED,
                 f"The first answer says {source_field}={sources[0] or '(missing)'}, neither "
@@ -392,12 +380,12 @@ def check_probe(report: ProbeReport, source_field: str = "source") -> list[Check
     later = sources[1:]
     db_ms = f"{good[0].latency_ms:.1f} ms"
     if not later:
-        return [api, Check("cache", FAILED, "Only one answer came back; need two.", "too-few")]
+        return [api, _check("cache", FAILED, "Only one answer came back; need two.", "too-few")]
     hits = later.count("cache")
     if hits == 0:
         return [
             api,
-            Check(
+            _check(
                 "cache",
                 FAILED,
                 f"All {len(sources)} answers came from `db`: the backend does not use the cache "
@@ -410,7 +398,7 @@ def check_probe(report: ProbeReport, source_field: str = "source") -> list[Check
     if hits < len(later):
         return [
             api,
-            Check(
+            _check(
                 "cache",
                 WARNING,
                 f"{evidence} But {len(later) - hits} of the {len(later)} later answers also "
@@ -421,9 +409,9 @@ def check_probe(report: ProbeReport, source_field: str = "source") -> list[Check
     if report.speedup is not None and report.speedup < 1.0 and db is not None:
         return [
             api,
-            Check("cache", WARNING, f"{evidence} The cache is not faster than the DB.", "slow"),
+            _check("cache", WARNING, f"{evidence} The cache is not faster than the DB.", "slow"),
         ]
-    return [api, Check("cache", PASSED, evidence, "cold")]
+    return [api, _check("cache", PASSED, evidence, "cold")]
 
 
 # ---------------------------------------------------------------------------------------------

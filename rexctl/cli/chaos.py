@@ -16,7 +16,7 @@ import typer
 from rexctl import ui
 from rexctl.cli.factory import get_factory
 from rexctl.cli.options import JsonOption, YesOption
-from rexctl.errors import ExitCode, UsageError
+from rexctl.errors import AwsError, FaultNotObserved, UsageError, error_for
 
 if TYPE_CHECKING:
     from rexctl.drills.runner import DrillRecord, RestoreOutcome
@@ -146,20 +146,19 @@ def _finish(record: DrillRecord, report: Path | None, as_json: bool) -> None:
             "else?): " + "; ".join(record.restore.drift)
         )
     if record.error:
-        ui.error(record.error)
-        if record.hint:
-            ui.info(record.hint)
-    elif record.verdict is not None and record.verdict.outcome == "not observed":
-        ui.warn(f"Fault not observed. {record.verdict.reason}")
-        if record.verdict.suggestion:
-            ui.info(record.verdict.suggestion)
+        raise error_for(record.exit_code or 1, record.error, hint=record.hint or None)
+    if record.verdict is not None and record.verdict.outcome == "not observed":
+        raise FaultNotObserved(
+            f"Fault not observed. {record.verdict.reason}",
+            hint=record.verdict.suggestion or None,
+        )
     if record.exit_code:
-        raise typer.Exit(record.exit_code)
+        raise error_for(record.exit_code, f"The {record.drill} drill {record.outcome}.")
 
 
 def _render(record: DrillRecord, data: dict[str, Any]) -> None:
     if record.verdict is not None:
-        rows = [(c.name, c.status, "\n".join(c.evidence)) for c in record.verdict.checks]
+        rows = [(c.name, c.status, c.text) for c in record.verdict.checks]
         ui.show(
             ui.table(
                 ["check", "result", "evidence"],
@@ -296,12 +295,16 @@ def _render_restores(outcomes: list[RestoreOutcome], as_json: bool) -> None:
             )
         )
     failed = [o for o in outcomes if not o.result.ok]
-    for o in failed:
+    for o in failed[:-1]:
         ui.error(f"{o.journal.drill} ({o.journal.id}) is still in place. Undo it by hand:")
         for cmd in o.result.manual_undo:
             ui.info(f"  {cmd}")
     if failed:
-        raise typer.Exit(int(ExitCode.AWS_ERROR))
+        last = failed[-1]
+        raise AwsError(
+            f"{last.journal.drill} ({last.journal.id}) is still in place. Undo it by hand:",
+            hint="\n".join(f"  {cmd}" for cmd in last.result.manual_undo) or None,
+        )
 
 
 @chaos_app.command("list")

@@ -115,7 +115,7 @@ def plan(ctx: typer.Context, json: JsonOption = False) -> None:
     with ui.status("Reading the account..."):
         result = plan_account(f.aws, f.config)
     if f.json:
-        ui.print_json(result.to_json())
+        ui.print_json(result.to_dict())
         return
     _show_plan(result, title=f"Plan for {result.cache_id}")
 
@@ -178,7 +178,7 @@ def teardown(
     if not doomed.doomed:
         ui.info("Nothing to delete: no resource of this cache carries managed-by=rexctl.")
         if f.json:
-            ui.print_json(TeardownResult(plan=doomed).to_json())
+            ui.print_json(TeardownResult(plan=doomed).to_dict())
         return
     if not _confirmed(doomed, yes=f.yes, json=f.json):
         return
@@ -224,7 +224,7 @@ def _show_plan(plan: Plan, *, title: str, messages: bool = True) -> None:
 
 def _show_provision(result: ProvisionResult, *, json: bool) -> None:
     if json:
-        ui.print_json(result.to_json())
+        ui.print_json(result.to_dict())
         return
     if result.dry_run or result.refusal is not None:
         word = "Dry run" if result.dry_run else "Refused"
@@ -317,7 +317,7 @@ def _confirmed(plan: TeardownPlan, *, yes: bool, json: bool) -> bool:
         return True
     if not (ui.interactive() and sys.stdin.isatty()):
         if json:
-            ui.print_json(plan.to_json())
+            ui.print_json(plan.to_dict())
         raise UsageError(
             "rexctl teardown deletes resources and needs a confirmation; this is not an "
             "interactive terminal.",
@@ -331,7 +331,7 @@ def _confirmed(plan: TeardownPlan, *, yes: bool, json: bool) -> bool:
 
 def _show_teardown_result(result: TeardownResult, *, json: bool) -> None:
     if json:
-        ui.print_json(result.to_json())
+        ui.print_json(result.to_dict())
         return
     for r in result.plan.kept:
         ui.info(f"Kept {r.label()}: {r.why}.")

@@ -15,7 +15,7 @@ import typer
 from rexctl import ui
 from rexctl.cli.factory import get_factory
 from rexctl.cli.options import JsonOption
-from rexctl.errors import ExitCode, UsageError
+from rexctl.errors import CheckFailed, Interrupted, UsageError
 
 if TYPE_CHECKING:
     from rexctl.sandbox.control import Status
@@ -127,14 +127,15 @@ def rehearse_cmd(
     f = get_factory(ctx, json=json)
     result = rehearse(Path.cwd(), keep=keep, duration=duration, on_step=_progress)
     if f.json:
-        ui.print_json(result.to_json())
+        ui.print_json(result.to_dict())
     else:
         _show_rehearsal(result)
     ui.info(result.sandbox_note)
     if result.interrupted:
-        raise typer.Exit(int(ExitCode.INTERRUPTED))
+        raise Interrupted("The rehearsal was interrupted; the steps after it did not run.")
     if not result.passed:
-        raise typer.Exit(int(ExitCode.CHECK_FAILED))
+        failed = [f"{s.step} {s.name}" for s in result.steps if s.status != "passed"]
+        raise CheckFailed("The rehearsal failed at: " + ", ".join(failed) + ".")
 
 
 def register(app: typer.Typer) -> None:

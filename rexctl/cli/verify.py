@@ -88,10 +88,10 @@ def _show(report: VerifyReport) -> None:
             rows.append((s.task, s.ready.count, s.error.count, last.message.strip()))
         ui.show(ui.table(["task stream", "Redis ready", "Redis error", "last message"], rows,
                          title=f"Logs: {report.logs.group}"))  # fmt: skip
-    rows = [(c.name, c.verdict, c.evidence) for c in report.checks]
+    rows = [(c.name, c.status, c.text) for c in report.checks]
     ui.show(
         ui.table(
-            ["check", "verdict", "evidence"],
+            ["check", "result", "evidence"],
             rows,
             title=f"rexctl verify: {report.service} ({report.task_definition})",
             styles=ui.VERDICT_STYLES,

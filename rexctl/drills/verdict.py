@@ -14,23 +14,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from rexctl.checks import FAILED, NOT_OBSERVED, PASSED, Check
 from rexctl.drills.observe import Answer, LogLine, Task, TaskSample
 from rexctl.errors import ExitCode
 from rexctl.probe import percentile
-
-PASSED = "passed"
-FAILED = "failed"
-NOT_OBSERVED = "not observed"
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: str  # passed | failed | not observed
-    evidence: list[str]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass

@@ -74,7 +74,7 @@ class ProvisionResult:
             )
         return None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         c = self.cache
         return {
             "cache_id": self.plan.cache_id,
@@ -87,7 +87,7 @@ class ProvisionResult:
             "warnings": list(self.plan.warnings),
             "manual": list(self.plan.manual),
             "refused": self.refusal.message if self.refusal else None,
-            "plan": self.plan.to_json(),
+            "plan": self.plan.to_dict(),
         }
 
 

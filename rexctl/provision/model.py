@@ -48,7 +48,7 @@ class Action:
     summary: str
     params: dict[str, Any] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "step": self.step,
             "kind": self.kind,
@@ -85,13 +85,13 @@ class Step:
     detail: str
     actions: list[Action] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "step": self.number,
             "title": self.title,
             "state": str(self.state),
             "detail": self.detail,
-            "actions": [a.to_json() for a in self.actions],
+            "actions": [a.to_dict() for a in self.actions],
         }
 
 
@@ -136,10 +136,10 @@ class Plan:
         self.manual.append(f"Step {step}: {why}")
         return Step(step, title, State.MANUAL, why)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "cache_id": self.cache_id,
-            "steps": [s.to_json() for s in self.steps],
+            "steps": [s.to_dict() for s in self.steps],
             "warnings": list(self.warnings),
             "blockers": [
                 {"step": b.step, "message": b.message, "hint": b.hint} for b in self.blockers

@@ -37,7 +37,7 @@ class Resource:
     def label(self) -> str:
         return f"{self.kind} {self.name}" + (f" ({self.id})" if self.id != self.name else "")
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "id": self.id, "why": self.why or None}
 
 
@@ -55,11 +55,11 @@ class TeardownPlan:
     def kept(self) -> list[Resource]:
         return [r for r in self.resources if not r.delete]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "cache_id": self.cache_id,
-            "delete": [r.to_json() for r in self.doomed],
-            "kept": [r.to_json() for r in self.kept],
+            "delete": [r.to_dict() for r in self.doomed],
+            "kept": [r.to_dict() for r in self.kept],
             "warnings": list(self.warnings),
         }
 
@@ -90,12 +90,12 @@ class TeardownResult:
             "still there.",
         )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "cache_id": self.plan.cache_id,
-            "deleted": [r.to_json() for r in self.deleted],
-            "kept": [r.to_json() for r in self.plan.kept],
-            "failed": [{**r.to_json(), "error": why} for r, why in self.failed],
+            "deleted": [r.to_dict() for r in self.deleted],
+            "kept": [r.to_dict() for r in self.plan.kept],
+            "failed": [{**r.to_dict(), "error": why} for r, why in self.failed],
             "warnings": list(self.plan.warnings),
         }
 

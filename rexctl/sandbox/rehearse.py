@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rexctl.checks import FAILED, PASSED
 from rexctl.errors import ExitCode, RexctlError
 from rexctl.sandbox import control
 from rexctl.sandbox.state import CLUSTER, SERVICE, sandbox_dir
 
 STEP_TIMEOUT = 240.0
-PASSED = "passed"
-FAILED = "failed"
 
 
 @dataclass
@@ -39,7 +38,7 @@ class StepResult:
     exit_code: int | None = None
     seconds: float = 0.0
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"step": self.step, "name": self.name, "status": self.status, "detail": self.detail}
 
 
@@ -54,9 +53,9 @@ class Rehearsal:
     def passed(self) -> bool:
         return bool(self.steps) and all(s.status == PASSED for s in self.steps)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The shape issue 6 fixes: `{"steps": [{"step", "name", "status", "detail"}, ...]}`."""
-        return {"steps": [s.to_json() for s in self.steps]}
+        return {"steps": [s.to_dict() for s in self.steps]}
 
 
 @dataclass(frozen=True)
@@ -217,7 +216,7 @@ def _checks(data: Any) -> list[dict[str, Any]]:
 
 
 def _check_line(checks: list[dict[str, Any]]) -> str:
-    return "; ".join(f"{c.get('name')}: {c.get('status') or c.get('verdict')}" for c in checks)
+    return "; ".join(f"{c.get('name')}: {c.get('status')}" for c in checks)
 
 
 def judge_verify(o: Outcome) -> tuple[bool, str]:

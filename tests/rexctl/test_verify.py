@@ -68,14 +68,14 @@ def report(*answers: tuple[str | None, float, str | None], speedup: float | None
 
 
 def verdicts(checks: list[Any]) -> list[tuple[str, str, str]]:
-    return [(c.name, c.verdict, c.state) for c in checks]
+    return [(c.name, c.status, c.state) for c in checks]
 
 
 def test_probe_cold_then_cached() -> None:
     checks = check_probe(report(("db", 200, None), ("cache", 2, None), ("cache", 2, None),
                                 speedup=100.0))  # fmt: skip
     assert verdicts(checks) == [("api", "passed", "ok"), ("cache", "passed", "cold")]
-    assert checks[1].evidence == (
+    assert checks[1].text == (
         "First answer from `db` (200.0 ms), then `cache` (2.0 ms p50), 100.0x faster."
     )
 
@@ -83,7 +83,7 @@ def test_probe_cold_then_cached() -> None:
 def test_probe_warm_cache_is_a_pass() -> None:
     checks = check_probe(report(("cache", 2, None), ("cache", 3, None)))
     assert verdicts(checks) == [("api", "passed", "ok"), ("cache", "passed", "warm")]
-    assert checks[1].evidence.startswith("Warm: the first answer already came from the cache")
+    assert checks[1].text.startswith("Warm: the first answer already came from the cache")
 
 
 @pytest.mark.parametrize(
@@ -103,8 +103,8 @@ def test_probe_failures(answers: Any, expected: tuple[str, str, str]) -> None:
 
 def test_probe_request_errors_fail_the_api_check() -> None:
     checks = check_probe(report(("db", 200, None), (None, 5, "HTTP 503"), ("cache", 2, None)))
-    assert checks[0].verdict == "failed"
-    assert checks[0].evidence == (
+    assert checks[0].status == "failed"
+    assert checks[0].text == (
         "1 of 3 requests to http://x/api/products failed; first: request 2: HTTP 503."
     )
 
@@ -128,8 +128,8 @@ def test_deployment_check_fails_without_redis_enabled(world: World) -> None:
     view = describe_service(world.ecs, "c", "svc")
     td = describe_task_definition(world.ecs, view.task_definition)
     check = check_deployment(view, td, "backend")
-    assert (check.verdict, check.state) == ("failed", "redis-disabled")
-    assert "REDIS_ENABLED=false" in check.evidence and "Run `rexctl deploy`" in check.evidence
+    assert (check.status, check.state) == ("failed", "redis-disabled")
+    assert "REDIS_ENABLED=false" in check.text and "Run `rexctl deploy`" in check.text
 
 
 def _view(*deployments: tuple[str, str, int, int]) -> ServiceView:
@@ -164,9 +164,9 @@ def test_deployment_check_passes_only_a_settled_rollout(
     raw = {"family": "backend", "containerDefinitions": [{"name": "backend", "environment": env}]}
     td = TaskDefinition("arn:td/backend:2", "backend", 2, raw, [])
     check = check_deployment(_view(*deployments), td, "backend")
-    assert (check.verdict, check.state) == expected, check.evidence
+    assert (check.status, check.state) == expected, check.text
     if expected[1] == "unsteady":
-        assert check.evidence.startswith(
+        assert check.text.startswith(
             "The rollout of backend:2 (REDIS_HOST=(not set):?) COMPLETED, but 1 of 2 tasks run now"
         )
 
@@ -176,8 +176,8 @@ def test_logs_found(world: World) -> None:
     world.put_logs("task2", ["✅ Redis ready"])
     world.put_logs("task3", ["✅ Redis ready"], container="sidecar")  # not the backend's stream
     check, findings = check_logs(world.logs, logs_config(), container="backend", since_ms=0)
-    assert (check.verdict, check.state) == ("passed", "ready")
-    assert check.evidence.startswith("`Redis ready` in 2 task stream(s) of log group /ecs/backend")
+    assert (check.status, check.state) == ("passed", "ready")
+    assert check.text.startswith("`Redis ready` in 2 task stream(s) of log group /ecs/backend")
     assert findings is not None
     assert [(s.task, s.ready.count, s.error.count) for s in findings.streams] == [
         ("task1", 1, 0),
@@ -185,7 +185,7 @@ def test_logs_found(world: World) -> None:
     ]
     assert findings.to_dict()["streams"][0]["ready"]["first"]["message"] == "✅ Redis ready"
     check, _ = check_logs(world.logs, logs_config(), container="backend", since_ms=0, running=2)
-    assert (check.verdict, check.state) == ("passed", "ready")
+    assert (check.status, check.state) == ("passed", "ready")
 
 
 def test_logs_ready_in_fewer_streams_than_running_tasks_warn(world: World) -> None:
@@ -193,28 +193,28 @@ def test_logs_ready_in_fewer_streams_than_running_tasks_warn(world: World) -> No
     world.put_logs("task2", ["listening on 8080"])  # a task that never got to Redis
     check, findings = check_logs(world.logs, logs_config(), container="backend", since_ms=0,
                                  running=2)  # fmt: skip
-    assert (check.verdict, check.state) == ("warning", "some-ready")
-    assert "`Redis ready` in only 1 task stream(s)" in check.evidence
-    assert "but 2 tasks run" in check.evidence
+    assert (check.status, check.state) == ("warning", "some-ready")
+    assert "`Redis ready` in only 1 task stream(s)" in check.text
+    assert "but 2 tasks run" in check.text
     assert findings is not None and [s.task for s in findings.streams] == ["task1"]
 
 
 def test_logs_errors_only_fail_and_mixed_warn(world: World) -> None:
     world.put_logs("task1", ["⚠️ Redis error (ignored): connect ETIMEDOUT"] * 2)
     check, _ = check_logs(world.logs, logs_config(), container="backend", since_ms=0)
-    assert (check.verdict, check.state) == ("failed", "errors-only")
-    assert check.evidence.endswith("Last: ⚠️ Redis error (ignored): connect ETIMEDOUT")
+    assert (check.status, check.state) == ("failed", "errors-only")
+    assert check.text.endswith("Last: ⚠️ Redis error (ignored): connect ETIMEDOUT")
     world.put_logs("task2", ["✅ Redis ready"])
     check, findings = check_logs(world.logs, logs_config(), container="backend", since_ms=0)
-    assert (check.verdict, check.state) == ("warning", "ready-with-errors")
+    assert (check.status, check.state) == ("warning", "ready-with-errors")
     assert findings is not None and findings.streams[0].error.count == 2
 
 
 def test_logs_not_found(world: World) -> None:
     world.put_logs("task1", ["listening on 3000"])
     check, findings = check_logs(world.logs, logs_config(), container="backend", since_ms=0)
-    assert (check.verdict, check.state) == ("warning", "no-events")
-    assert check.evidence.startswith(
+    assert (check.status, check.state) == ("warning", "no-events")
+    assert check.text.startswith(
         "No `Redis ready` or `Redis error` in log group /ecs/backend, streams ecs/backend/* since "
     )
     assert findings is not None and findings.streams == []
@@ -229,10 +229,10 @@ def test_logs_since_excludes_older_events(world: World) -> None:
 
 def test_no_log_config_and_missing_group(world: World) -> None:
     check, findings = check_logs(None, None, container="backend", since_ms=0)
-    assert (check.verdict, check.state, findings) == ("warning", "no-log-config", None)
+    assert (check.status, check.state, findings) == ("warning", "no-log-config", None)
     missing = AwsLogsConfig("/ecs/nope", "ecs", "us-east-1")
     check, _ = check_logs(world.logs, missing, container="backend", since_ms=0)
-    assert (check.verdict, check.state) == ("failed", "no-log-group")
+    assert (check.status, check.state) == ("failed", "no-log-group")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,7 +301,7 @@ def test_verify_fails_when_the_api_is_unreachable(world: World) -> None:
                     requests=2, timeout=2)  # fmt: skip
     assert not result.ok
     assert verdicts(result.checks)[2:] == [("api", "failed", "errors"), ("cache", "failed", "none")]
-    assert "connection refused" in result.checks[2].evidence
+    assert "connection refused" in result.checks[2].text
 
 
 class _Broken(BaseHTTPRequestHandler):
@@ -330,7 +330,7 @@ def test_verify_fails_on_5xx(world: World) -> None:
         server.shutdown()
         server.server_close()
     assert not result.ok
-    assert result.checks[2].verdict == "failed" and "500" in result.checks[2].evidence
+    assert result.checks[2].status == "failed" and "500" in result.checks[2].text
 
 
 def test_verify_needs_a_url(world: World) -> None:

@@ -75,7 +75,7 @@ def test_provisionless_deploy_then_verify_as_a_user_would(
     assert first.exit_code == 0, first.output
     data = json.loads(first.stdout)
     assert data["ok"] is True and data["task_definition"] == "backend:2"
-    assert [(c["name"], c["verdict"], c["state"]) for c in data["checks"]] == [
+    assert [(c["name"], c["status"], c["state"]) for c in data["checks"]] == [
         ("deployment", "passed", "completed"),
         ("logs", "passed", "ready"),
         ("api", "passed", "ok"),
@@ -108,7 +108,7 @@ def test_verify_before_deploy_fails_the_deployment_check(
     finally:
         proc.stop()
     assert result.exit_code == 1, result.output
-    checks = {c["name"]: (c["verdict"], c["state"]) for c in json.loads(result.stdout)["checks"]}
+    checks = {c["name"]: (c["status"], c["state"]) for c in json.loads(result.stdout)["checks"]}
     assert checks == {
         "deployment": ("failed", "redis-disabled"),
         "logs": ("warning", "no-events"),

@@ -70,7 +70,7 @@ def test_plan_on_an_empty_account(aws: ClientSet, tmp_path: Path) -> None:
     assert plan.steps[12].detail.startswith("`rexctl verify`")
     assert plan.steps[14].detail.startswith("`rexctl chaos`")
     assert plan.blockers == []
-    data = plan.to_json()
+    data = plan.to_dict()
     assert [s["step"] for s in data["steps"]] == list(range(1, 16))
     assert data["steps"][9]["actions"][0]["kind"] == "create_replication_group"
 
@@ -271,7 +271,7 @@ def test_existing_cache_in_another_group_is_moved_into_rexctl_group(tmp_path: Pa
     plan = build_plan(discovery(node=node), config(tmp_path))
     s = step(plan, 8)
     assert s.state == State.CHANGE
-    assert [a.to_json() for a in s.actions] == [
+    assert [a.to_dict() for a in s.actions] == [
         {
             "step": 8,
             "kind": "modify_replication_group",

@@ -355,7 +355,7 @@ def test_auth_token_generated_stored_and_never_shown(
     rg = aws.elasticache.describe_replication_groups(ReplicationGroupId="rexpress-redis")
     assert rg["ReplicationGroups"][0]["AuthTokenEnabled"] is True
     assert token not in reporter.text()
-    assert token not in repr(result.to_json())
+    assert token not in repr(result.to_dict())
     assert "In-transit encryption is off" not in reporter.text()
 
     # A second run reuses the stored secret and changes nothing.

@@ -162,7 +162,7 @@ def test_teardown_deletes_tagged_resources_in_order_and_keeps_the_rest(
     )
     # The untagged secret is still there.
     assert aws.secretsmanager.describe_secret(SecretId="rexctl/rexpress-redis/auth-token")["Name"]
-    assert result.to_json()["kept"][0]["why"] == "not managed by rexctl"
+    assert result.to_dict()["kept"][0]["why"] == "not managed by rexctl"
 
 
 def test_teardown_stops_when_the_group_is_not_gone_in_time(aws: ClientSet, tmp_path: Path) -> None:
