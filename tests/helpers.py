@@ -129,18 +129,33 @@ class ServiceProcess:
 
 class FakeTime:
     """A clock that only moves when `sleep` is called (tests never really sleep); `on_sleep`
-    hooks run on each sleep with the number of sleeps so far."""
+    hooks run on each sleep with the number of sleeps so far. Call it (or `clock`) for the time.
+
+    `real` lets each sleep also pass up to that many real seconds: a fake wait for something a
+    background thread does in real time (the drills' ECS scheduler) must give it that time, or
+    the fake timeout runs out first. `wall` is the real wall clock: log events carry real
+    timestamps, and CloudWatch windows use them.
+    """
 
     def __init__(self, start: float = 0.0) -> None:
         self.now = start
         self.sleeps: list[float] = []
         self.on_sleep: list[Callable[[int], Any]] = []
+        self.real = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
     def clock(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
-        self.now += seconds
+        self.now += max(seconds, 0.0)
+        if self.real:
+            time.sleep(min(max(seconds, 0.0), self.real))
         for hook in self.on_sleep:
             hook(len(self.sleeps))
+
+    def wall(self) -> float:
+        return time.time()

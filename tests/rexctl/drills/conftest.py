@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from moto import mock_aws
 
 from rexctl import config as config_mod
 from rexctl.aws.session import AwsClients
+from tests.helpers import FakeTime
 from tests.rexctl.drills import world as world_mod
 
 
@@ -48,33 +48,6 @@ def aws(tmp_path: Path) -> Iterator[Aws]:
             world_mod.default_task_transitions()
 
 
-class FakeClock:
-    """A monotonic clock that only moves when the code under test sleeps.
-
-    `real` lets each sleep also pass up to that many real seconds: a fake wait for something a
-    background thread does in real time (the ECS scheduler of world.py) must give it that time,
-    or the fake timeout runs out first.
-    """
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-        self.real = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += max(seconds, 0.0)
-        if self.real:
-            time.sleep(min(max(seconds, 0.0), self.real))
-
-    def wall(self) -> float:
-        # Real wall time: log events carry real timestamps, and CloudWatch windows use them.
-        return time.time()
-
-
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> FakeTime:
+    return FakeTime(1000.0)

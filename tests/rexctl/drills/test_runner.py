@@ -23,7 +23,8 @@ from rexctl.drills.faults import make_fault
 from rexctl.drills.observe import Sensors, build_sensors
 from rexctl.errors import ConfigError, ExitCode, UsageError
 from tests.rexctl.drills import world as w
-from tests.rexctl.drills.conftest import Aws, FakeClock
+from tests.helpers import FakeTime
+from tests.rexctl.drills.conftest import Aws
 from tests.rexctl.drills.test_faults import full_acl, full_sg, journal_for, normalized_service
 
 
@@ -61,7 +62,7 @@ def put_redis_error(aws: Aws, message: str = "Redis error (ignored): timeout") -
 
 def course(
     aws: Aws,
-    clock: FakeClock,
+    clock: FakeTime,
     *,
     probe: Callable[[], Any] | None = None,
     sinks: tuple[Callable[[str, Any], None], ...] = (),
@@ -97,7 +98,7 @@ def drill(aws: Aws, name: str, c: runner.Course, **fault_kwargs: Any) -> runner.
     return runner.run(fault, fault.plan(aws.config()), c)
 
 
-def test_break_nacl_passes_when_the_backend_degrades(aws: Aws, clock: FakeClock) -> None:
+def test_break_nacl_passes_when_the_backend_degrades(aws: Aws, clock: FakeTime) -> None:
     before = full_acl(aws)
     api = Api(during=(200, "db"))
 
@@ -123,7 +124,7 @@ def test_break_nacl_passes_when_the_backend_degrades(aws: Aws, clock: FakeClock)
     assert [round(a.t, 1) for a in during][:3] == [0.0, 0.2, 0.4]
 
 
-def test_break_sg_with_cache_answers_is_not_observed(aws: Aws, clock: FakeClock) -> None:
+def test_break_sg_with_cache_answers_is_not_observed(aws: Aws, clock: FakeTime) -> None:
     before = full_sg(aws)
     api = Api(during=(200, "cache"))
     record = drill(aws, "break-sg", course(aws, clock, probe=api, sinks=(api.sink,)))
@@ -139,7 +140,7 @@ def test_break_sg_with_cache_answers_is_not_observed(aws: Aws, clock: FakeClock)
     assert full_sg(aws) == before
 
 
-def test_a_task_stopped_mid_drill_fails_tasks_did_not_restart(aws: Aws, clock: FakeClock) -> None:
+def test_a_task_stopped_mid_drill_fails_tasks_did_not_restart(aws: Aws, clock: FakeTime) -> None:
     api = Api()
     stopped: list[str] = []
 
@@ -161,7 +162,7 @@ def test_a_task_stopped_mid_drill_fails_tasks_did_not_restart(aws: Aws, clock: F
     assert any(task_id in e and "Essential container exited" in e for e in check.evidence), check
 
 
-def test_an_api_answering_500_fails_api_still_works(aws: Aws, clock: FakeClock) -> None:
+def test_an_api_answering_500_fails_api_still_works(aws: Aws, clock: FakeTime) -> None:
     served = {"n": 0}
 
     class Handler(BaseHTTPRequestHandler):
@@ -194,7 +195,7 @@ def test_an_api_answering_500_fails_api_still_works(aws: Aws, clock: FakeClock) 
     assert check.evidence[1].startswith("failed: HTTP 500 ×11")
 
 
-def test_steady_state_before_must_hold(aws: Aws, clock: FakeClock) -> None:
+def test_steady_state_before_must_hold(aws: Aws, clock: FakeTime) -> None:
     def down() -> tuple[int | None, str | None, float, str | None]:
         return None, None, 1.0, "connection refused"
 
@@ -229,7 +230,7 @@ INTERRUPT_POINTS = [
 @pytest.mark.parametrize(("where", "seed"), INTERRUPT_POINTS)
 @pytest.mark.parametrize("name", ["break-sg", "break-nacl"])
 def test_ctrl_c_anywhere_still_restores(
-    aws: Aws, clock: FakeClock, name: str, where: str, seed: int
+    aws: Aws, clock: FakeTime, name: str, where: str, seed: int
 ) -> None:
     """Ctrl-C (a KeyboardInterrupt, or a real SIGINT/SIGTERM) at a random moment: restored."""
     before = snapshot_all(aws)
@@ -270,7 +271,7 @@ def test_ctrl_c_anywhere_still_restores(
         assert record.error == f"Interrupted; the {name} drill was undone (AWS confirmed)."
 
 
-def test_a_real_sigint_during_restore_does_not_abort_it(aws: Aws, clock: FakeClock) -> None:
+def test_a_real_sigint_during_restore_does_not_abort_it(aws: Aws, clock: FakeTime) -> None:
     before = full_acl(aws)
     fault = make_fault("break-nacl", aws.clients)
     plan = fault.plan(aws.config())
@@ -321,7 +322,7 @@ class Clients:
         self.elasticache, self.logs = aws.clients.elasticache, aws.clients.logs
 
 
-def test_a_rejected_restore_is_retried_with_backoff(aws: Aws, clock: FakeClock) -> None:
+def test_a_rejected_restore_is_retried_with_backoff(aws: Aws, clock: FakeTime) -> None:
     before = full_sg(aws)
     fault = make_fault("break-sg", Clients(aws, FlakyEc2(aws.clients.ec2, fail=2)))
     api = Api(during=(200, "db"))
@@ -333,11 +334,11 @@ def test_a_rejected_restore_is_retried_with_backoff(aws: Aws, clock: FakeClock) 
     assert record.restore.errors[0].startswith(
         "attempt 1: AWS AuthorizeSecurityGroupIngress failed"
     )
-    assert [s for s in clock.slept if s >= 1] == [2.0, 4.0]
+    assert [s for s in clock.sleeps if s >= 1] == [2.0, 4.0]
     assert full_sg(aws) == before
 
 
-def test_a_restore_aws_keeps_rejecting_prints_the_manual_undo(aws: Aws, clock: FakeClock) -> None:
+def test_a_restore_aws_keeps_rejecting_prints_the_manual_undo(aws: Aws, clock: FakeTime) -> None:
     """Stubber: exactly the expected revoke and re-authorize calls, AWS refusing every attempt."""
     import boto3
     from botocore.stub import Stubber
@@ -393,7 +394,7 @@ def test_a_restore_aws_keeps_rejecting_prints_the_manual_undo(aws: Aws, clock: F
     assert "Run `rexctl chaos restore`" in journal_mod.unrestored_summary(aws.state_dir)
 
 
-def test_wrong_host_watches_the_new_deployment(aws: Aws, clock: FakeClock) -> None:
+def test_wrong_host_watches_the_new_deployment(aws: Aws, clock: FakeTime) -> None:
     before = normalized_service(aws)
     api = Api(during=(200, "db"))
 
@@ -425,7 +426,7 @@ def test_wrong_host_watches_the_new_deployment(aws: Aws, clock: FakeClock) -> No
 
 
 def test_wrong_host_whose_rollout_never_completes_fails_and_rolls_back(
-    aws: Aws, clock: FakeClock
+    aws: Aws, clock: FakeTime
 ) -> None:
     """No scheduler: moto never completes the rollout, as ECS would not for crashing tasks."""
     before = normalized_service(aws)
@@ -541,7 +542,7 @@ def _signal_handlers_are_put_back() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def test_an_ignored_signal_stays_ignored(aws: Aws, clock: FakeClock) -> None:
+def test_an_ignored_signal_stays_ignored(aws: Aws, clock: FakeTime) -> None:
     """`nohup rexctl chaos ... &`: the terminal closing (SIGHUP) must not stop the drill."""
     api = Api()
     hups: list[int] = []
@@ -626,7 +627,7 @@ def test_wrong_host_crash_before_the_bad_arn_is_journaled_is_still_undone(aws: A
 
 @pytest.mark.parametrize("name", ["break-sg", "break-nacl"])
 def test_the_journal_is_on_disk_before_the_first_change(
-    aws: Aws, clock: FakeClock, name: str
+    aws: Aws, clock: FakeTime, name: str
 ) -> None:
     fault = make_fault(name, aws.clients)
     plan = fault.plan(aws.config())
@@ -680,7 +681,7 @@ def test_ctrl_c_during_chaos_restore_is_reported_and_does_not_stop_it(aws: Aws) 
 
 
 def test_a_drill_started_meanwhile_elsewhere_stops_this_one_before_any_change(
-    aws: Aws, clock: FakeClock
+    aws: Aws, clock: FakeTime
 ) -> None:
     """Two terminals: both planned (and confirmed) before either wrote its journal. The one that
     comes second refuses right before its own journal, with nothing changed."""
@@ -701,7 +702,7 @@ def test_a_drill_started_meanwhile_elsewhere_stops_this_one_before_any_change(
     assert snapshot_all(aws) == before
 
 
-def test_an_unexpected_error_mid_drill_still_restores(aws: Aws, clock: FakeClock) -> None:
+def test_an_unexpected_error_mid_drill_still_restores(aws: Aws, clock: FakeTime) -> None:
     before = snapshot_all(aws)
     api = Api()
 
