@@ -15,8 +15,8 @@ from typing import NoReturn
 def main() -> None:
     import sqlite3
 
-    from service.settings import Settings, SettingsError
-    from service.store import ProductStore
+    from .settings import Settings, SettingsError
+    from .store import ProductStore
 
     try:
         settings = Settings.from_env(os.environ)
@@ -33,8 +33,8 @@ def main() -> None:
 
     import uvicorn
 
-    from service.app import create_app
-    from service.logs import LogSink, route_standard_logging
+    from .app import create_app
+    from .logs import LogSink, route_standard_logging
 
     token = settings.redis_auth_token
     sink = LogSink(settings.log_format, secrets=[str(token)] if token else ())

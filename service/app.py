@@ -24,13 +24,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from service.cache import Answer, ProductCache
-from service.logs import LogSink
-from service.metrics import CONTENT_TYPE, Metrics
-from service.redis_link import RedisLink
-from service.settings import Settings
-from service.store import ProductStore
-from service.validation import MAX_BODY_BYTES, InvalidProduct, parse_new_product
+from .cache import Answer, ProductCache
+from .logs import LogSink
+from .metrics import CONTENT_TYPE, Metrics
+from .redis_link import RedisLink
+from .settings import Settings
+from .store import ProductStore
+from .validation import MAX_BODY_BYTES, InvalidProduct, parse_new_product
 
 JSON = b"application/json"
 X_CACHE = {value: value.encode() for value in ("HIT", "MISS", "BYPASS")}

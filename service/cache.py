@@ -39,11 +39,11 @@ from typing import cast
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from service.logs import LogSink
-from service.metrics import Metrics
-from service.redis_link import RedisLink, RedisSkipped
-from service.settings import Settings
-from service.store import Product, ProductStore
+from .logs import LogSink
+from .metrics import Metrics
+from .redis_link import RedisLink, RedisSkipped
+from .settings import Settings
+from .store import Product, ProductStore
 
 # Store the list only if no write bumped the generation since the reader looked at it.
 SET_IF_GENERATION = """

@@ -37,9 +37,9 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.logs import LogSink
-from service.metrics import Metrics
-from service.settings import Settings
+from .logs import LogSink
+from .metrics import Metrics
+from .settings import Settings
 
 T = TypeVar("T")
 Hook = Callable[[aioredis.Redis], Awaitable[None]]

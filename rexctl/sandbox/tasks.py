@@ -44,6 +44,14 @@ FAILED_AFTER = 3  # tasks that fail to start before a rollout is FAILED
 _BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
 
+def service_module() -> str:
+    """The bundled backend's module: `rexctl.service` where rexctl is installed from its wheel,
+    `service` in a checkout (an editable install), where it is the repository's `service/`."""
+    import importlib.util
+
+    return "rexctl.service" if importlib.util.find_spec("rexctl.service") else "service"
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -374,7 +382,7 @@ class ServiceRunner:
             return
         log = open(self.workdir / "tasks" / f"{task.id}.log", "ab")  # noqa: SIM115 - closed by _output
         task.proc = await asyncio.create_subprocess_exec(
-            *guard.command(sys.executable, "-m", "service"),
+            *guard.command(sys.executable, "-m", service_module()),
             env=env,
             cwd=str(self.workdir / "tasks"),
             stdin=asyncio.subprocess.DEVNULL,

@@ -28,7 +28,7 @@ def instructions(name: str) -> list[str]:
 
 def test_the_image_runs_the_same_entry_point_as_non_root() -> None:
     assert instructions("FROM") == ["python:3.11-slim"]
-    assert json.loads(instructions("CMD")[0]) == ["python", "-m", "service"]
+    assert json.loads(instructions("CMD")[0]) == ["python", "-m", "rexctl.service"]
     assert instructions("EXPOSE") == ["3000"]
     users = instructions("USER")
     assert users and users[-1] not in ("root", "0")
