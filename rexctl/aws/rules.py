@@ -1,0 +1,1000 @@
+"""What AWS documents about the requests rexctl sends, checked before they are sent.
+
+botocore validates a request against its model: types, required members, string and list lengths.
+Everything else AWS states only in prose (character sets, parameter combinations, values that
+depend on other values), and moto checks none of it: a request AWS refuses passes every test
+that runs against moto. This module holds those rules, for exactly the write operations rexctl
+calls, each with the place where AWS documents it and the error code AWS answers with.
+
+Three users, one function:
+
+- rexctl itself: `check(service, operation, params)` is pure (no I/O, no boto3 import), so a
+  plan can be checked before anything is sent.
+- the test suite: `install(client)` hooks `check` into a boto3 client's
+  `before-parameter-build` event (it sees the caller's kwargs, before botocore's own validation
+  and long before moto), and raises the `ClientError` AWS would answer with. rexctl's error
+  translation then handles it as it handles AWS's refusal.
+- the local sandbox (a moto server): `refusal(violations)` is the parsed error response to
+  answer with.
+
+The operations covered are those rexctl calls (`grep` of `rexctl/`): EC2 CreateSecurityGroup,
+AuthorizeSecurityGroupIngress, RevokeSecurityGroupIngress, DeleteSecurityGroup,
+CreateNetworkAclEntry, DeleteNetworkAclEntry; ElastiCache CreateCacheSubnetGroup,
+DeleteCacheSubnetGroup, CreateReplicationGroup, ModifyReplicationGroup, DeleteReplicationGroup;
+ECS RegisterTaskDefinition, UpdateService, DeregisterTaskDefinition; Secrets Manager
+CreateSecret, DeleteSecret. Any other operation: `check` returns [].
+
+`params` are the kwargs of the boto3 method (PascalCase, camelCase for ECS). A value that is not
+of the documented type (say a plan's placeholder for an id not known yet) is skipped, not
+refused: botocore's own validation reports wrong types. The rule text of a violation names the
+offending characters where that helps, never a secret's value (AuthToken).
+
+Sources: "... API reference, Shape.Member" is the API reference entry (the same text is the
+`documentation` of that member in botocore's service-2.json); user-guide sources name the page.
+Error codes: EC2 answers a bad value with InvalidParameterValue, a missing one with
+MissingParameter, a bad pair with InvalidParameterCombination (EC2 API reference, "Error codes");
+ElastiCache with InvalidParameterValue / InvalidParameterCombination (the Errors section of each
+action); ECS RegisterTaskDefinition with ClientException; Secrets Manager with
+ValidationException / InvalidParameterException. Where the code comes from an observed AWS
+answer rather than a page, that answer is quoted in a comment beside the rule.
+
+Judgement calls, where AWS's own texts differ:
+
+- Rule descriptions: IpRange and Ipv6Range allow `&`, UserIdGroupPair and PrefixListId do not
+  (each shape's Description says so); each is checked against its own list.
+- EC2 tag keys: the API reference (Tag.Key) says at most 127 characters, the user guide's "Tag
+  restrictions" 128. The API reference is enforced: a 128-character key is refused here although
+  AWS may accept it.
+- Secrets Manager names: AWS's error message for a bad name also lists `!` as allowed, the API
+  reference does not; the reference is enforced.
+- ECS tags: the code (InvalidParameterException) is what ECS answers for an `aws:` key; no page
+  states it for RegisterTaskDefinition.
+- Engine is compared case-insensitively, and network ACL protocols by number or name (tcp, udp,
+  icmp), so that only what is surely refused is refused.
+
+Left out (considered, and why):
+
+- Constraints botocore already enforces from the model: string lengths with a `max` in the model
+  (Secrets Manager Name 512, ECS tag key 128 / value 256, Secrets Manager tag lengths) and list
+  sizes (ECS at most 50 tags). Required members are checked here anyway, because `check` also
+  runs on plans, where botocore does not.
+- EC2 tag characters: EC2 allows any character in tags (EC2 user guide, "Tag restrictions";
+  only other services restrict them). ElastiCache likewise ("Although ElastiCache allows for any
+  character in its tags ...").
+- ElastiCache tag keys starting with `aws:`: the user guide says the prefix "is reserved for AWS
+  use" (such tags cannot be edited or deleted), not that a request using it is refused.
+- AuthorizeSecurityGroupIngress "exactly one of the following sources": one IpPermission may
+  list several IpRanges and groups (AWS accepts that), so only "at least one source" is checked.
+- Network ACL entries per ACL (20 per direction by default, Amazon VPC quotas) and security
+  group rules per group: quotas depend on what already exists and on the account, not on the
+  request.
+- DeleteNetworkAclEntry, DeleteSecurityGroup, DeleteCacheSubnetGroup, DeleteReplicationGroup,
+  DeregisterTaskDefinition, UpdateService, DeleteSecret: nothing checkable from the request is
+  documented for the parameters rexctl sends, beyond required members.
+- MultiAZEnabled=true requiring AutomaticFailoverEnabled=true: other tools enforce it and AWS's
+  CLI example sets both, but no AWS page read states it. What is documented (at least one
+  replica) is checked.
+- ModifyReplicationGroup MultiAZEnabled / AutomaticFailoverEnabled and DecreaseReplicaCount to 0
+  while Multi-AZ is on: whether they are allowed depends on the group's current replicas, which
+  the request does not carry.
+- TransitEncryptionMode: "preferred first, then required" and "TransitEncryptionEnabled=true on
+  an existing cluster needs TransitEncryptionMode=preferred" depend on the group's current state;
+  that the mode needs TransitEncryptionEnabled=true is not stated (CreateReplicationGroup says
+  only that both "can" be set in the same request). Only its valid values are checked.
+- ModifyReplicationGroup AuthToken without AuthTokenUpdateStrategy: the API reference says each
+  "must be specified with" the other, but also that ROTATE is the default when no strategy is
+  given; only a SET or ROTATE strategy without a token is refused. DELETE needs no token.
+- ReplicationGroupId and CacheSubnetGroupName are stored in lower case: AWS accepts upper case
+  and lower-cases it, so it is not a refusal (rexctl must compare names case-insensitively).
+- Secrets Manager Name "do not end with a hyphen followed by six characters": advice (it
+  confuses partial-ARN lookups), not a refusal. Secrets Manager tag rules: the API reference
+  only points to the general tagging quotas; their lengths are in botocore's model.
+- ECS `logConfiguration.secretOptions` without an execution role, Fargate cpu/memory
+  combinations (the table in RegisterTaskDefinition.memory, which depends on platform versions
+  and accepts "1 vCPU"/"1GB" strings), port ranges beyond "ports are given": not checked.
+- Operations rexctl does not call (CreateTags, AuthorizeSecurityGroupEgress, CreateNetworkAcl,
+  ReplaceNetworkAclAssociation, Increase/DecreaseReplicaCount, AddTagsToResource, ECS
+  TagResource, Secrets Manager PutSecretValue and TagResource).
+"""
+
+from __future__ import annotations
+
+import string
+import unicodedata
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "COVERED",
+    "REQUIRED_MEMBERS",
+    "RULES",
+    "Rule",
+    "Violation",
+    "check",
+    "install",
+    "refusal",
+]
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One thing in one request that AWS documents it refuses."""
+
+    service: str  # botocore service name: "ec2", "elasticache", "ecs", "secretsmanager"
+    operation: str  # botocore operation name: "AuthorizeSecurityGroupIngress"
+    parameter: str  # path of the offending parameter: "IpPermissions[0].UserIdGroupPairs[0]..."
+    rule: str  # what AWS requires, in one sentence
+    source: str  # where AWS documents it
+    code: str  # the error code AWS answers with
+
+    def message(self) -> str:
+        return f"{self.operation}: {self.parameter} {self.rule} ({self.source})."
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One documented constraint: what AWS requires, where it says so, how it answers."""
+
+    requirement: str  # completes "<parameter> ...", e.g. "must be at most 255 characters long"
+    source: str
+    code: str
+
+
+_ALL: list[Rule] = []
+
+
+def _rule(requirement: str, source: str, code: str) -> Rule:
+    rule = Rule(requirement, source, code)
+    _ALL.append(rule)
+    return rule
+
+
+class _Found:
+    """The violations of one request."""
+
+    def __init__(self, service: str, operation: str) -> None:
+        self.service = service
+        self.operation = operation
+        self.violations: list[Violation] = []
+
+    def add(self, parameter: str, rule: Rule, detail: str = "") -> None:
+        self.violations.append(
+            Violation(
+                service=self.service,
+                operation=self.operation,
+                parameter=parameter,
+                rule=rule.requirement + detail,
+                source=rule.source,
+                code=rule.code,
+            )
+        )
+
+
+# --- small helpers ----------------------------------------------------------------------------
+
+_ALNUM = frozenset(string.ascii_letters + string.digits)
+
+
+def _items(value: Any) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    """(index, item) for each mapping in a list; nothing for anything else."""
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            if isinstance(item, Mapping):
+                yield i, item
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _bad_chars(value: str, allowed: Callable[[str], bool]) -> str:
+    """The distinct characters of `value` that are not allowed, quoted (at most five)."""
+    bad: list[str] = []
+    for c in value:
+        if not allowed(c) and c not in bad:
+            bad.append(c)
+    shown = ", ".join(repr(c) for c in bad[:5])
+    return shown + (", ..." if len(bad) > 5 else "")
+
+
+def _chars(found: _Found, path: str, value: Any, allowed: frozenset[str], rule: Rule) -> None:
+    if isinstance(value, str):
+        bad = _bad_chars(value, allowed.__contains__)
+        if bad:
+            found.add(path, rule, f" (it contains {bad})")
+
+
+def _max_len(found: _Found, path: str, value: Any, limit: int, rule: Rule) -> None:
+    if isinstance(value, str) and len(value) > limit:
+        found.add(path, rule, f" (it has {len(value)})")
+
+
+def _one_of(found: _Found, path: str, value: Any, allowed: Sequence[str], rule: Rule) -> None:
+    if isinstance(value, str) and value not in allowed:
+        found.add(path, rule, f" (not {value!r})")
+
+
+# --- required members (botocore checks them when sending; plans are checked before that) -------
+
+REQUIRED_MEMBERS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("ec2", "CreateSecurityGroup"): ("GroupName", "Description"),
+    ("ec2", "DeleteSecurityGroup"): (),
+    ("ec2", "AuthorizeSecurityGroupIngress"): (),
+    ("ec2", "RevokeSecurityGroupIngress"): (),
+    ("ec2", "CreateNetworkAclEntry"): (
+        "NetworkAclId",
+        "RuleNumber",
+        "Protocol",
+        "RuleAction",
+        "Egress",
+    ),
+    ("ec2", "DeleteNetworkAclEntry"): ("NetworkAclId", "RuleNumber", "Egress"),
+    ("elasticache", "CreateCacheSubnetGroup"): (
+        "CacheSubnetGroupName",
+        "CacheSubnetGroupDescription",
+        "SubnetIds",
+    ),
+    ("elasticache", "DeleteCacheSubnetGroup"): ("CacheSubnetGroupName",),
+    ("elasticache", "CreateReplicationGroup"): (
+        "ReplicationGroupId",
+        "ReplicationGroupDescription",
+    ),
+    ("elasticache", "ModifyReplicationGroup"): ("ReplicationGroupId",),
+    ("elasticache", "DeleteReplicationGroup"): ("ReplicationGroupId",),
+    ("ecs", "RegisterTaskDefinition"): ("family", "containerDefinitions"),
+    ("ecs", "UpdateService"): ("service",),
+    ("ecs", "DeregisterTaskDefinition"): ("taskDefinition",),
+    ("secretsmanager", "CreateSecret"): ("Name",),
+    ("secretsmanager", "DeleteSecret"): ("SecretId",),
+}
+REQUIRED = _rule(
+    "is required",
+    "the operation's API reference: Required: Yes (botocore's model marks it required)",
+    "MissingParameter",  # AWS common errors: "a required parameter ... is not supplied"
+)
+
+
+# --- EC2: security groups ---------------------------------------------------------------------
+
+# a-z, A-Z, 0-9, spaces and ._-:/()#,@[]+=&;{}!$* ; UserIdGroupPair and PrefixListId leave out &.
+_SG_CHARS = frozenset(_ALNUM | set(" ._-:/()#,@[]+=&;{}!$*"))
+_SG_CHARS_NO_AMP = _SG_CHARS - {"&"}
+
+SG_NAME_LENGTH = _rule(
+    "must be at most 255 characters long",
+    "EC2 API reference, CreateSecurityGroup.GroupName",
+    "InvalidParameterValue",
+)
+SG_NAME_CHARS = _rule(
+    "may contain only a-z, A-Z, 0-9, spaces and ._-:/()#,@[]+=&;{}!$*",
+    "EC2 API reference, CreateSecurityGroup.GroupName",
+    "InvalidParameterValue",
+)
+SG_NAME_PREFIX = _rule(
+    "can't start with sg-",
+    "EC2 API reference, CreateSecurityGroup.GroupName",
+    "InvalidParameterValue",
+)
+SG_DESCRIPTION_LENGTH = _rule(
+    "must be at most 255 characters long",
+    "EC2 API reference, CreateSecurityGroup.GroupDescription",
+    "InvalidParameterValue",
+)
+SG_DESCRIPTION_CHARS = _rule(
+    "may contain only a-z, A-Z, 0-9, spaces and ._-:/()#,@[]+=&;{}!$*",
+    "EC2 API reference, CreateSecurityGroup.GroupDescription",
+    "InvalidParameterValue",
+)
+
+# (IpPermission member, its shape, characters allowed in its Description)
+_SOURCES: tuple[tuple[str, str, frozenset[str]], ...] = (
+    ("IpRanges", "IpRange", _SG_CHARS),
+    ("Ipv6Ranges", "Ipv6Range", _SG_CHARS),
+    ("PrefixListIds", "PrefixListId", _SG_CHARS_NO_AMP),
+    ("UserIdGroupPairs", "UserIdGroupPair", _SG_CHARS_NO_AMP),
+)
+RULE_DESCRIPTION_LENGTH = {
+    shape: _rule(
+        "must be at most 255 characters long",
+        f"EC2 API reference, {shape}.Description",
+        "InvalidParameterValue",
+    )
+    for _, shape, _ in _SOURCES
+}
+RULE_DESCRIPTION_CHARS = {
+    shape: _rule(
+        "may contain only a-z, A-Z, 0-9, spaces and "
+        + ("._-:/()#,@[]+=&;{}!$*" if "&" in chars else "._-:/()#,@[]+=;{}!$*"),
+        f"EC2 API reference, {shape}.Description",
+        "InvalidParameterValue",
+    )
+    for _, shape, chars in _SOURCES
+}
+PERMISSION_PROTOCOL = _rule(
+    "is required: every rule needs a protocol",
+    "EC2 API reference, AuthorizeSecurityGroupIngress (You must specify a protocol for each rule)",
+    "MissingParameter",
+)
+PERMISSION_PORTS = _rule(
+    "must be given with both FromPort and ToPort for tcp, udp and icmp",
+    "EC2 API reference, IpPermission.IpProtocol (For tcp, udp, and icmp, you must specify a "
+    "port range)",
+    "InvalidParameterValue",  # AWS: "Must specify both from and to ports with TCP/UDP."
+)
+PERMISSION_ICMP_ALL = _rule(
+    "must be -1 when FromPort is -1 (all ICMP types need all ICMP codes)",
+    "EC2 API reference, IpPermission.ToPort",
+    "InvalidParameterValue",
+)
+PERMISSION_SOURCE = _rule(
+    "must name a source: an IPv4 or IPv6 range, a prefix list or a security group",
+    "EC2 API reference, AuthorizeSecurityGroupIngress (You must specify exactly one of the "
+    "following sources)",
+    "MissingParameter",
+)
+REVOKE_GROUP_AND_CIDR = _rule(
+    "can't name both a source security group and a CIDR range in one set of permissions",
+    "EC2 API reference, RevokeSecurityGroupIngress.IpPermissions",
+    "InvalidParameterCombination",
+)
+REVOKE_PORTS = _rule(
+    "must be given with FromPort and ToPort for tcp, udp (the ports) and icmp (type and code)",
+    "EC2 API reference, RevokeSecurityGroupIngress (For the TCP and UDP protocols, you must also "
+    "specify the destination port or range of ports. For the ICMP protocol, you must also "
+    "specify the ICMP type and code.)",
+    "InvalidParameterValue",
+)
+
+_TCP_UDP_ICMP = {"tcp": "tcp", "6": "tcp", "udp": "udp", "17": "udp", "icmp": "icmp", "1": "icmp"}
+
+
+def _protocol(value: Any) -> str:
+    """'tcp', 'udp', 'icmp' for those protocols by name or number; the value otherwise."""
+    text = str(value).lower() if isinstance(value, str | int) else ""
+    return _TCP_UDP_ICMP.get(text, text)
+
+
+def _rule_descriptions(found: _Found, path: str, perm: Mapping[str, Any]) -> None:
+    for member, shape, allowed in _SOURCES:
+        for j, source in _items(perm.get(member)):
+            where = f"{path}.{member}[{j}].Description"
+            description = source.get("Description")
+            _max_len(found, where, description, 255, RULE_DESCRIPTION_LENGTH[shape])
+            _chars(found, where, description, allowed, RULE_DESCRIPTION_CHARS[shape])
+
+
+def _has_source(perm: Mapping[str, Any]) -> bool:
+    return any(
+        isinstance(perm.get(member), list | tuple) and len(perm[member]) > 0
+        for member, _, _ in _SOURCES
+    )
+
+
+# --- EC2: tags --------------------------------------------------------------------------------
+
+EC2_TAG_KEY_LENGTH = _rule(
+    "must be at most 127 characters long",
+    "EC2 API reference, Tag.Key",
+    "InvalidParameterValue",
+)
+EC2_TAG_KEY_PREFIX = _rule(
+    "may not begin with aws:",
+    "EC2 API reference, Tag.Key",
+    "InvalidParameterValue",  # AWS: "Tag keys starting with 'aws:' are reserved for internal use"
+)
+EC2_TAG_VALUE_LENGTH = _rule(
+    "must be at most 256 characters long",
+    "EC2 API reference, Tag.Value",
+    "InvalidParameterValue",
+)
+EC2_TAG_COUNT = _rule(
+    "may hold at most 50 tags: each resource can have a maximum of 50 tags",
+    "EC2 API reference, CreateTags",
+    "TagLimitExceeded",
+)
+EC2_TAG_UNIQUE = _rule(
+    "must be unique per resource",
+    "EC2 API reference, CreateTags (Tag keys must be unique per resource)",
+    "InvalidParameterValue",
+)
+
+
+def _ec2_tag_specs(found: _Found, params: Mapping[str, Any]) -> None:
+    for i, spec in _items(params.get("TagSpecifications")):
+        tags = spec.get("Tags")
+        path = f"TagSpecifications[{i}].Tags"
+        if isinstance(tags, list | tuple) and len(tags) > 50:
+            found.add(path, EC2_TAG_COUNT, f" (it has {len(tags)})")
+        seen: set[str] = set()
+        for j, tag in _items(tags):
+            key, value = tag.get("Key"), tag.get("Value")
+            _max_len(found, f"{path}[{j}].Key", key, 127, EC2_TAG_KEY_LENGTH)
+            if isinstance(key, str) and key.startswith("aws:"):
+                found.add(f"{path}[{j}].Key", EC2_TAG_KEY_PREFIX)
+            if isinstance(key, str):
+                if key in seen:
+                    found.add(f"{path}[{j}].Key", EC2_TAG_UNIQUE, f" ({key!r} repeats)")
+                seen.add(key)
+            _max_len(found, f"{path}[{j}].Value", value, 256, EC2_TAG_VALUE_LENGTH)
+
+
+def _create_security_group(params: Mapping[str, Any], found: _Found) -> None:
+    name = params.get("GroupName")
+    _max_len(found, "GroupName", name, 255, SG_NAME_LENGTH)
+    _chars(found, "GroupName", name, _SG_CHARS, SG_NAME_CHARS)
+    if isinstance(name, str) and name.startswith("sg-"):
+        found.add("GroupName", SG_NAME_PREFIX)
+    description = params.get("Description")  # GroupDescription in the API
+    _max_len(found, "Description", description, 255, SG_DESCRIPTION_LENGTH)
+    _chars(found, "Description", description, _SG_CHARS, SG_DESCRIPTION_CHARS)
+    _ec2_tag_specs(found, params)
+
+
+def _authorize_ingress(params: Mapping[str, Any], found: _Found) -> None:
+    for i, perm in _items(params.get("IpPermissions")):
+        path = f"IpPermissions[{i}]"
+        protocol = _protocol(perm.get("IpProtocol"))
+        if perm.get("IpProtocol") is None:
+            found.add(f"{path}.IpProtocol", PERMISSION_PROTOCOL)
+        elif protocol in ("tcp", "udp", "icmp"):
+            if perm.get("FromPort") is None or perm.get("ToPort") is None:
+                missing = "FromPort" if perm.get("FromPort") is None else "ToPort"
+                found.add(f"{path}.{missing}", PERMISSION_PORTS, f" (IpProtocol {protocol})")
+            elif (
+                protocol == "icmp"
+                and _int(perm.get("FromPort")) == -1
+                and _int(perm.get("ToPort")) not in (-1, None)
+            ):
+                found.add(f"{path}.ToPort", PERMISSION_ICMP_ALL)
+        if not _has_source(perm):
+            found.add(path, PERMISSION_SOURCE)
+        _rule_descriptions(found, path, perm)
+    _ec2_tag_specs(found, params)
+
+
+def _revoke_ingress(params: Mapping[str, Any], found: _Found) -> None:
+    for i, perm in _items(params.get("IpPermissions")):
+        path = f"IpPermissions[{i}]"
+        protocol = _protocol(perm.get("IpProtocol"))
+        if protocol in ("tcp", "udp", "icmp") and (
+            perm.get("FromPort") is None or perm.get("ToPort") is None
+        ):
+            missing = "FromPort" if perm.get("FromPort") is None else "ToPort"
+            found.add(f"{path}.{missing}", REVOKE_PORTS, f" (IpProtocol {protocol})")
+        groups = perm.get("UserIdGroupPairs")
+        cidrs = [perm.get("IpRanges"), perm.get("Ipv6Ranges")]
+        if (
+            isinstance(groups, list | tuple)
+            and groups
+            and any(isinstance(c, list | tuple) and c for c in cidrs)
+        ):
+            found.add(path, REVOKE_GROUP_AND_CIDR)
+        _rule_descriptions(found, path, perm)
+
+
+# --- EC2: network ACL entries -----------------------------------------------------------------
+
+ACL_RULE_NUMBER = _rule(
+    "must be from 1 to 32766 (32767 to 65535 are reserved for internal use)",
+    "EC2 API reference, CreateNetworkAclEntry.RuleNumber",
+    "InvalidParameterValue",
+)
+ACL_PORT_RANGE = _rule(
+    "is required for protocol 6 (TCP) and 17 (UDP)",
+    "EC2 API reference, CreateNetworkAclEntry.PortRange",
+    "MissingParameter",
+)
+ACL_ICMP = _rule(
+    "is required for protocol 1 (ICMP), and for 58 (ICMPv6) with an IPv6 CIDR block",
+    "EC2 API reference, CreateNetworkAclEntry.IcmpTypeCode",
+    "MissingParameter",  # AWS: "The request must contain the parameter icmpTypeCode.type"
+)
+
+
+def _create_network_acl_entry(params: Mapping[str, Any], found: _Found) -> None:
+    number = _int(params.get("RuleNumber"))
+    if number is not None and not 1 <= number <= 32766:
+        found.add("RuleNumber", ACL_RULE_NUMBER, f" (not {number})")
+    protocol = _protocol(params.get("Protocol"))
+    if protocol in ("tcp", "udp") and not isinstance(params.get("PortRange"), Mapping):
+        found.add("PortRange", ACL_PORT_RANGE, f" (Protocol {params.get('Protocol')!r})")
+    icmpv6_on_ipv6 = protocol in ("58", "icmpv6") and params.get("Ipv6CidrBlock") is not None
+    if (protocol == "icmp" or icmpv6_on_ipv6) and not isinstance(
+        params.get("IcmpTypeCode"), Mapping
+    ):
+        found.add("IcmpTypeCode", ACL_ICMP, f" (Protocol {params.get('Protocol')!r})")
+
+
+# --- ElastiCache ------------------------------------------------------------------------------
+
+EC_GROUP_ID = _rule(
+    "must be 1 to 40 letters, digits or hyphens, begin with a letter, and neither end with a "
+    "hyphen nor contain two consecutive hyphens",
+    "ElastiCache API reference, CreateReplicationGroup.ReplicationGroupId",
+    "InvalidParameterValue",
+)
+EC_SUBNET_GROUP_NAME = _rule(
+    "must be at most 255 letters, digits or hyphens",
+    "ElastiCache API reference, CreateCacheSubnetGroup.CacheSubnetGroupName",
+    "InvalidParameterValue",
+)
+EC_ENGINE = _rule(
+    "must be valkey or redis",
+    "ElastiCache API reference, CreateReplicationGroup.Engine",
+    "InvalidParameterValue",
+)
+EC_NUM_CACHE_CLUSTERS = _rule(
+    "must be from 1 to 6 (1 primary plus up to 5 replicas)",
+    "ElastiCache API reference, CreateReplicationGroup.NumCacheClusters",
+    "InvalidParameterValue",
+)
+EC_REPLICAS_PER_NODE_GROUP = _rule(
+    "must be from 0 to 5",
+    "ElastiCache API reference, CreateReplicationGroup.ReplicasPerNodeGroup",
+    "InvalidParameterValue",
+)
+EC_FAILOVER_NEEDS_REPLICA = _rule(
+    "must be at least 2 when AutomaticFailoverEnabled is true",
+    "ElastiCache API reference, CreateReplicationGroup.NumCacheClusters",
+    # AWS: "When using automatic failover, there must be at least 2 cache clusters in the
+    # replication group."
+    "InvalidParameterCombination",
+)
+EC_MULTI_AZ_NEEDS_REPLICA = _rule(
+    "can be true only for a replication group with at least one read replica",
+    "ElastiCache user guide, Minimizing downtime with Multi-AZ (You can enable Multi-AZ only on "
+    "... clusters that have at least one available read replica)",
+    "InvalidParameterCombination",
+)
+EC_CLUSTER_MODE_FAILOVER = _rule(
+    "must be true for a cluster mode enabled replication group",
+    "ElastiCache API reference, CreateReplicationGroup.AutomaticFailoverEnabled",
+    "InvalidParameterCombination",
+)
+EC_CLUSTER_MODE_DISABLED_SHARDS = _rule(
+    "must be omitted or 1 when cluster mode is disabled",
+    "ElastiCache API reference, CreateReplicationGroup.NumNodeGroups",
+    "InvalidParameterCombination",
+)
+EC_AUTH_TOKEN = _rule(
+    "must be 16 to 128 printable ASCII characters whose only special characters are "
+    "! & # $ ^ < > -",
+    "ElastiCache API reference, CreateReplicationGroup.AuthToken",
+    "InvalidParameterValue",
+)
+EC_AUTH_TOKEN_NEEDS_TLS = _rule(
+    "can be given only when TransitEncryptionEnabled is true",
+    "ElastiCache API reference, CreateReplicationGroup.AuthToken",
+    "InvalidParameterCombination",
+)
+EC_TLS_NEEDS_SUBNET_GROUP = _rule(
+    "must be given when TransitEncryptionEnabled is true",
+    "ElastiCache API reference, CreateReplicationGroup.TransitEncryptionEnabled (If you enable "
+    "in-transit encryption, you must also specify a value for CacheSubnetGroup)",
+    "InvalidParameterCombination",
+)
+EC_MODIFY_DESCRIPTION = _rule(
+    "must be at most 255 characters long",
+    "ElastiCache API reference, ModifyReplicationGroup.ReplicationGroupDescription",
+    "InvalidParameterValue",
+)
+EC_MODIFY_AUTH_TOKEN = _rule(
+    'must be 16 to 128 printable ASCII characters, none of them / " @ or %',
+    "ElastiCache API reference, ModifyReplicationGroup.AuthToken",
+    "InvalidParameterValue",
+)
+EC_STRATEGY_NEEDS_TOKEN = _rule(
+    "SET and ROTATE must be given with AuthToken",
+    "ElastiCache API reference, ModifyReplicationGroup.AuthTokenUpdateStrategy (This parameter "
+    "must be specified with the auth-token parameter)",
+    "InvalidParameterCombination",
+)
+# Valid values (botocore does not check enums): (parameter, values, rule) per operation.
+_Enum = tuple[str, tuple[str, ...], Rule]
+
+
+def _enums(operation: str, *members: tuple[str, tuple[str, ...]]) -> tuple[_Enum, ...]:
+    return tuple(
+        (
+            name,
+            values,
+            _rule(
+                "must be one of " + ", ".join(values),
+                f"ElastiCache API reference, {operation}.{name} (Valid Values)",
+                "InvalidParameterValue",
+            ),
+        )
+        for name, values in members
+    )
+
+
+_TRANSIT_MODES = ("TransitEncryptionMode", ("preferred", "required"))
+_CLUSTER_MODES = ("ClusterMode", ("enabled", "disabled", "compatible"))
+EC_CREATE_ENUMS = _enums("CreateReplicationGroup", _TRANSIT_MODES, _CLUSTER_MODES)
+EC_MODIFY_ENUMS = _enums(
+    "ModifyReplicationGroup",
+    _TRANSIT_MODES,
+    _CLUSTER_MODES,
+    ("AuthTokenUpdateStrategy", ("SET", "ROTATE", "DELETE")),
+)
+EC_TAG_COUNT = _rule(
+    "may hold at most 50 tags: the maximum number of tags permitted on a resource is 50",
+    "ElastiCache API reference, TagQuotaPerResourceExceeded",
+    "TagQuotaPerResourceExceeded",
+)
+EC_TAG_KEY = _rule(
+    "is required: a tag key may not be null",
+    "ElastiCache API reference, Tag.Key",
+    "InvalidParameterValue",
+)
+EC_TAG_KEY_LENGTH = _rule(
+    "must be at most 128 characters long",
+    "ElastiCache user guide, Tagging your ElastiCache resources: Tag restrictions",
+    "InvalidParameterValue",
+)
+EC_TAG_VALUE_LENGTH = _rule(
+    "must be at most 256 characters long",
+    "ElastiCache user guide, Tagging your ElastiCache resources: Tag restrictions",
+    "InvalidParameterValue",
+)
+EC_TAG_UNIQUE = _rule(
+    "must be unique: each tag key of a resource can have only one value",
+    "ElastiCache user guide, Tagging your ElastiCache resources: Tag restrictions",
+    "InvalidParameterValue",
+)
+
+_GROUP_ID_CHARS = frozenset(_ALNUM | {"-"})
+_TOKEN_CHARS = frozenset(_ALNUM | set("!&#$^<>-"))
+_PRINTABLE_ASCII = frozenset(chr(c) for c in range(0x20, 0x7F))
+_MODIFY_TOKEN_CHARS = _PRINTABLE_ASCII - set('/"@%')
+
+
+def _valid_group_id(value: str) -> bool:
+    return (
+        1 <= len(value) <= 40
+        and value[0] in string.ascii_letters
+        and all(c in _GROUP_ID_CHARS for c in value)
+        and not value.endswith("-")
+        and "--" not in value
+    )
+
+
+def _ec_tags(found: _Found, params: Mapping[str, Any]) -> None:
+    tags = params.get("Tags")
+    if isinstance(tags, list | tuple) and len(tags) > 50:
+        found.add("Tags", EC_TAG_COUNT, f" (it has {len(tags)})")
+    seen: set[str] = set()
+    for j, tag in _items(tags):
+        key = tag.get("Key")
+        if key is None:
+            found.add(f"Tags[{j}].Key", EC_TAG_KEY)
+        _max_len(found, f"Tags[{j}].Key", key, 128, EC_TAG_KEY_LENGTH)
+        if isinstance(key, str):
+            if key in seen:
+                found.add(f"Tags[{j}].Key", EC_TAG_UNIQUE, f" ({key!r} repeats)")
+            seen.add(key)
+        _max_len(found, f"Tags[{j}].Value", tag.get("Value"), 256, EC_TAG_VALUE_LENGTH)
+
+
+def _ec_enums(found: _Found, params: Mapping[str, Any], enums: tuple[_Enum, ...]) -> None:
+    for name, values, rule in enums:
+        _one_of(found, name, params.get(name), values, rule)
+
+
+def _replicas(params: Mapping[str, Any]) -> int | None:
+    """Read replicas of a new (single-shard) group; None when the request does not tell."""
+    if params.get("PrimaryClusterId") is not None or params.get("NodeGroupConfiguration"):
+        return None
+    clusters = params.get("NumCacheClusters")
+    if clusters is not None:
+        n = _int(clusters)
+        return None if n is None else n - 1
+    per_group = params.get("ReplicasPerNodeGroup")
+    if per_group is not None:
+        return _int(per_group)
+    return 0  # NumCacheClusters defaults to 1
+
+
+def _create_cache_subnet_group(params: Mapping[str, Any], found: _Found) -> None:
+    name = params.get("CacheSubnetGroupName")
+    if isinstance(name, str) and (len(name) > 255 or any(c not in _GROUP_ID_CHARS for c in name)):
+        bad = _bad_chars(name, _GROUP_ID_CHARS.__contains__)
+        found.add(
+            "CacheSubnetGroupName",
+            EC_SUBNET_GROUP_NAME,
+            f" (it contains {bad})" if bad else f" (it has {len(name)})",
+        )
+    _ec_tags(found, params)
+
+
+def _create_replication_group(params: Mapping[str, Any], found: _Found) -> None:
+    group_id = params.get("ReplicationGroupId")
+    if isinstance(group_id, str) and not _valid_group_id(group_id):
+        found.add("ReplicationGroupId", EC_GROUP_ID, f" (not {group_id!r})")
+    engine = params.get("Engine")
+    if isinstance(engine, str) and engine.lower() not in ("valkey", "redis"):
+        found.add("Engine", EC_ENGINE, f" (not {engine!r})")
+    clusters = _int(params.get("NumCacheClusters"))
+    if clusters is not None and not 1 <= clusters <= 6:
+        found.add("NumCacheClusters", EC_NUM_CACHE_CLUSTERS, f" (not {clusters})")
+    per_group = _int(params.get("ReplicasPerNodeGroup"))
+    if per_group is not None and not 0 <= per_group <= 5:
+        found.add("ReplicasPerNodeGroup", EC_REPLICAS_PER_NODE_GROUP, f" (not {per_group})")
+    mode = params.get("ClusterMode")
+    # Cluster mode disabled (one shard): the primary plus `replicas` read replicas.
+    no_replica = (
+        mode != "enabled"
+        and _int(params.get("NumNodeGroups")) in (None, 1)
+        and _replicas(params) == 0
+    )
+    if params.get("AutomaticFailoverEnabled") is True and no_replica:
+        found.add("NumCacheClusters", EC_FAILOVER_NEEDS_REPLICA)
+    if params.get("MultiAZEnabled") is True and no_replica:
+        found.add("MultiAZEnabled", EC_MULTI_AZ_NEEDS_REPLICA)
+    if mode == "enabled" and params.get("AutomaticFailoverEnabled") is False:
+        found.add("AutomaticFailoverEnabled", EC_CLUSTER_MODE_FAILOVER)
+    shards = _int(params.get("NumNodeGroups"))
+    if mode == "disabled" and shards is not None and shards != 1:
+        found.add("NumNodeGroups", EC_CLUSTER_MODE_DISABLED_SHARDS, f" (not {shards})")
+    token = params.get("AuthToken")
+    if isinstance(token, str):
+        if not 16 <= len(token) <= 128 or any(c not in _TOKEN_CHARS for c in token):
+            found.add("AuthToken", EC_AUTH_TOKEN)  # never the token or its characters
+        if params.get("TransitEncryptionEnabled") is not True:
+            found.add("AuthToken", EC_AUTH_TOKEN_NEEDS_TLS)
+    if params.get("TransitEncryptionEnabled") is True and not params.get("CacheSubnetGroupName"):
+        found.add("CacheSubnetGroupName", EC_TLS_NEEDS_SUBNET_GROUP)
+    _ec_enums(found, params, EC_CREATE_ENUMS)
+    _ec_tags(found, params)
+
+
+def _modify_replication_group(params: Mapping[str, Any], found: _Found) -> None:
+    _max_len(
+        found,
+        "ReplicationGroupDescription",
+        params.get("ReplicationGroupDescription"),
+        255,
+        EC_MODIFY_DESCRIPTION,
+    )
+    token = params.get("AuthToken")
+    if isinstance(token, str) and (
+        not 16 <= len(token) <= 128 or any(c not in _MODIFY_TOKEN_CHARS for c in token)
+    ):
+        found.add("AuthToken", EC_MODIFY_AUTH_TOKEN)
+    if params.get("AuthTokenUpdateStrategy") in ("SET", "ROTATE") and token is None:
+        found.add("AuthTokenUpdateStrategy", EC_STRATEGY_NEEDS_TOKEN)
+    _ec_enums(found, params, EC_MODIFY_ENUMS)
+
+
+# --- ECS --------------------------------------------------------------------------------------
+
+_ECS_NAME_CHARS = frozenset(_ALNUM | {"_", "-"})
+
+ECS_FAMILY = _rule(
+    "must be at most 255 letters (uppercase and lowercase), numbers, underscores and hyphens",
+    "ECS API reference, RegisterTaskDefinition.family",
+    "ClientException",
+)
+ECS_CONTAINER_NAME = _rule(
+    "must be at most 255 letters (uppercase and lowercase), numbers, underscores and hyphens",
+    "ECS API reference, ContainerDefinition.name",
+    "ClientException",
+)
+ECS_SECRETS_NEED_ROLE = _rule(
+    "is required when a container has secrets: the task execution role reads them",
+    "ECS developer guide, Amazon ECS task execution IAM role (the task definition references "
+    "sensitive data using Secrets Manager secrets or Parameter Store parameters)",
+    # AWS: "When you are specifying container secrets, you must also specify a value for
+    # 'executionRoleArn'."
+    "ClientException",
+)
+ECS_FARGATE_AWSLOGS_NEEDS_ROLE = _rule(
+    "is required for a Fargate task whose containers use the awslogs log driver",
+    "ECS developer guide, Amazon ECS task execution IAM role (your task is hosted on Fargate "
+    "and sends container logs to CloudWatch Logs using the awslogs log driver)",
+    # AWS: "Fargate requires task definition to have execution role ARN to support log driver
+    # awslogs."
+    "ClientException",
+)
+ECS_FARGATE_AWSVPC = _rule(
+    "must be awsvpc for Fargate",
+    "ECS API reference, RegisterTaskDefinition.networkMode (For Amazon ECS tasks on Fargate, "
+    "the awsvpc network mode is required)",
+    "ClientException",
+)
+ECS_FARGATE_CPU = _rule(
+    "is required at task level for Fargate",
+    "ECS API reference, RegisterTaskDefinition.cpu (This field is required for Fargate)",
+    "ClientException",
+)
+ECS_FARGATE_MEMORY = _rule(
+    "is required at task level for Fargate",
+    "ECS API reference, RegisterTaskDefinition.memory (If using the Fargate launch type, this "
+    "field is required)",
+    "ClientException",
+)
+ECS_TAG_CHARS = _rule(
+    "may contain only letters, numbers, spaces and _ . : / = + - @",
+    "ECS API reference, Tag (Pattern: ([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*))",
+    "InvalidParameterException",
+)
+ECS_TAG_PREFIX = _rule(
+    "may not begin with aws: in any combination of upper and lower case (reserved for AWS use)",
+    "ECS API reference, Tag",
+    "InvalidParameterException",  # AWS answers "Tag key must not start with aws:"
+)
+ECS_TAG_UNIQUE = _rule(
+    "must be unique: each tag key can have only one value",
+    "ECS API reference, Tag",
+    "InvalidParameterException",
+)
+
+
+def _ecs_tag_char(c: str) -> bool:
+    return unicodedata.category(c)[0] in "LZN" or c in "_.:/=+-@"
+
+
+def _ecs_name(found: _Found, path: str, value: Any, rule: Rule) -> None:
+    if isinstance(value, str):
+        bad = _bad_chars(value, _ECS_NAME_CHARS.__contains__)
+        if bad:
+            found.add(path, rule, f" (it contains {bad})")
+        elif len(value) > 255:
+            found.add(path, rule, f" (it has {len(value)})")
+
+
+def _ecs_tags(found: _Found, params: Mapping[str, Any]) -> None:
+    seen: set[str] = set()
+    for j, tag in _items(params.get("tags")):
+        for member in ("key", "value"):
+            text = tag.get(member)
+            if not isinstance(text, str):
+                continue
+            bad = _bad_chars(text, _ecs_tag_char)
+            if bad:
+                found.add(f"tags[{j}].{member}", ECS_TAG_CHARS, f" (it contains {bad})")
+            if text.lower().startswith("aws:"):
+                found.add(f"tags[{j}].{member}", ECS_TAG_PREFIX)
+        key = tag.get("key")
+        if isinstance(key, str):
+            if key in seen:
+                found.add(f"tags[{j}].key", ECS_TAG_UNIQUE, f" ({key!r} repeats)")
+            seen.add(key)
+
+
+def _register_task_definition(params: Mapping[str, Any], found: _Found) -> None:
+    _ecs_name(found, "family", params.get("family"), ECS_FAMILY)
+    containers = list(_items(params.get("containerDefinitions")))
+    for i, c in containers:
+        _ecs_name(found, f"containerDefinitions[{i}].name", c.get("name"), ECS_CONTAINER_NAME)
+    has_role = bool(params.get("executionRoleArn"))
+    with_secrets = [i for i, c in containers if c.get("secrets")]
+    if with_secrets and not has_role:
+        found.add(
+            "executionRoleArn", ECS_SECRETS_NEED_ROLE, f" (containerDefinitions[{with_secrets[0]}])"
+        )
+    compat = params.get("requiresCompatibilities")
+    fargate = isinstance(compat, list | tuple) and "FARGATE" in compat
+    if fargate:
+        awslogs = [
+            i
+            for i, c in containers
+            if isinstance(c.get("logConfiguration"), Mapping)
+            and c["logConfiguration"].get("logDriver") == "awslogs"
+        ]
+        if awslogs and not has_role:
+            found.add(
+                "executionRoleArn",
+                ECS_FARGATE_AWSLOGS_NEEDS_ROLE,
+                f" (containerDefinitions[{awslogs[0]}])",
+            )
+        mode = params.get("networkMode")
+        if mode != "awsvpc":
+            detail = " (none given: the default is bridge)" if mode is None else f" (not {mode!r})"
+            found.add("networkMode", ECS_FARGATE_AWSVPC, detail)
+        if params.get("cpu") is None:
+            found.add("cpu", ECS_FARGATE_CPU)
+        if params.get("memory") is None:
+            found.add("memory", ECS_FARGATE_MEMORY)
+    _ecs_tags(found, params)
+
+
+# --- Secrets Manager --------------------------------------------------------------------------
+
+SM_NAME_CHARS = _rule(
+    "may contain only ASCII letters, numbers and /_+=.@-",
+    "Secrets Manager API reference, CreateSecret.Name",
+    "ValidationException",  # AWS answers "ValidationException: Invalid name. ..."
+)
+SM_STRING_OR_BINARY = _rule(
+    "can't be given together with SecretBinary: a secret value is a string or binary, not both",
+    "Secrets Manager API reference, CreateSecret.SecretString (Either SecretString or "
+    "SecretBinary must have a value, but not both)",
+    "InvalidParameterException",
+)
+_SM_NAME_CHARS = frozenset(_ALNUM | set("/_+=.@-"))
+
+
+def _create_secret(params: Mapping[str, Any], found: _Found) -> None:
+    _chars(found, "Name", params.get("Name"), _SM_NAME_CHARS, SM_NAME_CHARS)
+    if params.get("SecretString") is not None and params.get("SecretBinary") is not None:
+        found.add("SecretString", SM_STRING_OR_BINARY)
+
+
+# --- the API ----------------------------------------------------------------------------------
+
+_CHECKS: dict[tuple[str, str], Callable[[Mapping[str, Any], _Found], None]] = {
+    ("ec2", "CreateSecurityGroup"): _create_security_group,
+    ("ec2", "AuthorizeSecurityGroupIngress"): _authorize_ingress,
+    ("ec2", "RevokeSecurityGroupIngress"): _revoke_ingress,
+    ("ec2", "CreateNetworkAclEntry"): _create_network_acl_entry,
+    ("elasticache", "CreateCacheSubnetGroup"): _create_cache_subnet_group,
+    ("elasticache", "CreateReplicationGroup"): _create_replication_group,
+    ("elasticache", "ModifyReplicationGroup"): _modify_replication_group,
+    ("ecs", "RegisterTaskDefinition"): _register_task_definition,
+    ("secretsmanager", "CreateSecret"): _create_secret,
+}
+
+COVERED = frozenset(REQUIRED_MEMBERS)  # the operations this module knows
+RULES: tuple[Rule, ...] = tuple(_ALL)  # every rule above (the tests check each is exercised)
+
+
+def check(service: str, operation: str, params: Mapping[str, Any]) -> list[Violation]:
+    """What AWS documents it would refuse in this request ([] when nothing, or not covered).
+
+    `service` is botocore's service name ("ec2", "elasticache", "ecs", "secretsmanager"),
+    `operation` botocore's operation name, `params` the kwargs of the boto3 method. Pure.
+    """
+    key = (service, operation)
+    found = _Found(service, operation)
+    for name in REQUIRED_MEMBERS.get(key, ()):
+        if params.get(name) is None:
+            found.add(name, REQUIRED)
+    run = _CHECKS.get(key)
+    if run is not None:
+        run(params, found)
+    return found.violations
+
+
+def refusal(violations: Sequence[Violation]) -> dict[str, Any]:
+    """The parsed error response AWS would answer with (botocore's shape), HTTP 400.
+
+    AWS answers with one error code: the first violation's. The message names every violation.
+    """
+    if not violations:
+        raise ValueError("refusal() needs at least one violation")
+    return {
+        "Error": {
+            "Code": violations[0].code,
+            "Message": " ".join(v.message() for v in violations),
+        },
+        "ResponseMetadata": {"HTTPStatusCode": 400},
+    }
+
+
+_HANDLER_ID = "rexctl.aws.rules.refuse"
+
+
+def install(client: Any) -> None:
+    """Refuse, in this boto3 client, every request that `check` finds fault with.
+
+    The handler runs on `before-parameter-build` (it sees the caller's kwargs; nothing is sent)
+    and raises what AWS would: the client's modeled exception for the code when there is one,
+    else `botocore.exceptions.ClientError`, with `refusal(...)` as its response. Installing twice
+    is harmless. Each client has its own event emitter, so other clients are not affected.
+    """
+    import botocore.exceptions
+
+    def refuse(params: Mapping[str, Any], model: Any, **_: Any) -> None:
+        violations = check(model.service_model.service_name, model.name, params)
+        if not violations:
+            return
+        error: type[botocore.exceptions.ClientError] = botocore.exceptions.ClientError
+        exceptions = getattr(client, "exceptions", None)
+        if exceptions is not None and hasattr(exceptions, "from_code"):
+            error = exceptions.from_code(violations[0].code)
+        response: Any = refusal(violations)  # botocore-stubs want its TypedDict
+        raise error(response, model.name)
+
+    client.meta.events.register("before-parameter-build", refuse, unique_id=_HANDLER_ID)
