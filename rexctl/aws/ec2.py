@@ -3,17 +3,28 @@
 A subnet is public when the route table it uses (its own association, or else the VPC's main
 table) sends 0.0.0.0/0 to an internet gateway (`igw-...`). A NAT gateway route or no default
 route at all keeps it private. This is the rule of guide step 7.
+
+A security group comes with its rules (`Rule`, read from every page of
+`describe_security_group_rules`), for provisioning to check and for the break-sg drill to revoke
+and re-authorize identically (ports, protocol, source, description, tags). Network ACLs live in
+`rexctl.aws.nacl`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import shlex
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from rexctl.aws.errors import aws_errors, error_code, translate
+from rexctl.aws.errors import answered, aws_errors, unless_missing
+from rexctl.errors import RexctlError
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
+
+TCP = "6"
 
 
 @dataclass(frozen=True)
@@ -37,11 +48,19 @@ class Subnet:
         return f"its route table {self.route_table or '(none)'} has no route to an internet gateway"
 
 
+RuleKey = tuple[bool, str, int, int, str]  # direction, protocol, ports, source: one rule in AWS
+
+
 @dataclass(frozen=True)
 class Rule:
-    """One security-group rule, as `describe_security_group_rules` reports it."""
+    """One security-group rule: what `describe_security_group_rules` reports, with the
+    description and account of its source as `describe_security_groups` lists them.
 
-    id: str
+    Provisioning reads rules to check them; the drills revoke one and put it back identically,
+    so `to_dict`/`from_dict` are its journal form (an inbound rule from a security group).
+    """
+
+    id: str  # sgr-...; AWS gives a re-authorized rule a new one
     group_id: str
     egress: bool
     protocol: str  # "tcp", "udp", "-1" (all) ...
@@ -51,12 +70,14 @@ class Rule:
     source_group: str = ""
     prefix_list: str = ""
     description: str = ""
+    source_user_id: str = ""  # the source group's account, only when it is another account
+    tags: dict[str, str] = field(default_factory=dict)
 
     def covers(self, port: int) -> bool:
-        """Whether this rule lets TCP traffic to `port` in."""
+        """Whether this rule lets TCP traffic to `port` through."""
         if self.protocol == "-1":
             return True
-        if self.protocol not in ("tcp", "6"):
+        if self.protocol not in ("tcp", TCP):
             return False
         return self.from_port <= port <= self.to_port
 
@@ -72,6 +93,89 @@ class Rule:
             return str(self.from_port)
         return f"{self.from_port}-{self.to_port}"
 
+    def key(self) -> RuleKey:
+        source = self.cidr or self.source_group or self.prefix_list
+        return (self.egress, self.protocol, self.from_port, self.to_port, source)
+
+    def same_permission(self, other: Rule) -> bool:
+        """Same direction, protocol, ports (unless all traffic) and source."""
+        mine, theirs = self.key(), other.key()
+        if self.protocol == "-1":  # all traffic: the ports mean nothing
+            return (mine[:2], mine[4]) == (theirs[:2], theirs[4])
+        return mine == theirs
+
+    def label(self) -> str:
+        ports = (
+            "all traffic"
+            if self.protocol == "-1"
+            else f"{self.protocol} {self.from_port}"
+            + ("" if self.from_port == self.to_port else f"-{self.to_port}")
+        )
+        direction, peer = ("outbound", "to") if self.egress else ("inbound", "from")
+        return f"{self.group_id} {direction} {ports} {peer} {self.source}"
+
+    def _tag_list(self) -> list[dict[str, str]]:
+        return [{"Key": k, "Value": v} for k, v in self.tags.items()]
+
+    def permission(self) -> dict[str, Any]:
+        """The `IpPermissions` item of this rule (a rule whose source is a security group)."""
+        if not self.source_group:
+            raise ValueError(f"{self.label()}: only a rule from a security group has this form")
+        pair: dict[str, Any] = {"GroupId": self.source_group}
+        if self.description:
+            pair["Description"] = self.description
+        if self.source_user_id:
+            pair["UserId"] = self.source_user_id
+        perm: dict[str, Any] = {"IpProtocol": self.protocol, "UserIdGroupPairs": [pair]}
+        if self.protocol != "-1":
+            perm["FromPort"] = self.from_port
+            perm["ToPort"] = self.to_port
+        return perm
+
+    def cli_authorize(self, target: str = "") -> str:
+        """The aws CLI command that puts this rule back by hand (`target`: --region etc.)."""
+
+        def arg(value: Any) -> str:
+            return shlex.quote(json.dumps(value, separators=(",", ":")))
+
+        cmd = (
+            f"aws ec2 authorize-security-group-ingress --group-id {shlex.quote(self.group_id)} "
+            f"--ip-permissions {arg([self.permission()])}"
+        )
+        if self.tags:
+            spec = [{"ResourceType": "security-group-rule", "Tags": self._tag_list()}]
+            cmd += f" --tag-specifications {arg(spec)}"
+        return cmd + target
+
+    def to_dict(self) -> dict[str, Any]:
+        """The journal form of an inbound rule from a security group (journals keep it as is)."""
+        return {
+            "group_id": self.group_id,
+            "source_group_id": self.source_group,
+            "protocol": self.protocol,
+            "from_port": self.from_port,
+            "to_port": self.to_port,
+            "description": self.description,
+            "tags": self._tag_list(),
+            "source_user_id": self.source_user_id,
+            "rule_id": self.id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Rule:
+        return cls(
+            id=data.get("rule_id", ""),
+            group_id=data["group_id"],
+            egress=False,
+            protocol=data["protocol"],
+            from_port=int(data["from_port"]),
+            to_port=int(data["to_port"]),
+            source_group=data["source_group_id"],
+            description=data.get("description", ""),
+            source_user_id=data.get("source_user_id", ""),
+            tags={t["Key"]: t.get("Value", "") for t in data.get("tags", [])},
+        )
+
 
 @dataclass(frozen=True)
 class SecurityGroup:
@@ -81,9 +185,15 @@ class SecurityGroup:
     description: str
     tags: dict[str, str] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)
+    owner_id: str = ""
 
     def ingress(self) -> list[Rule]:
         return [r for r in self.rules if not r.egress]
+
+    def inbound_from(self, source_groups: Iterable[str], port: int) -> list[Rule]:
+        """The inbound rules that let members of `source_groups` reach TCP `port`."""
+        sources = set(source_groups)
+        return [r for r in self.ingress() if r.source_group in sources and r.covers(port)]
 
 
 def _tags(raw: list[Any] | None) -> dict[str, str]:
@@ -101,6 +211,13 @@ def vpc_of_subnet(ec2: EC2Client, subnet_id: str) -> str:
     with aws_errors(f"describe subnet {subnet_id}"):
         resp = ec2.describe_subnets(SubnetIds=[subnet_id])
     return str(resp["Subnets"][0]["VpcId"])
+
+
+def subnet_cidrs(ec2: EC2Client, subnet_ids: Sequence[str]) -> dict[str, str]:
+    """The IPv4 CIDR of each subnet, by id."""
+    with aws_errors("describe the service's subnets"):
+        subnets = ec2.describe_subnets(SubnetIds=list(subnet_ids))["Subnets"]
+    return {s["SubnetId"]: s["CidrBlock"] for s in subnets}
 
 
 def vpc_subnets(ec2: EC2Client, vpc_id: str) -> list[Subnet]:
@@ -146,9 +263,36 @@ def vpc_subnets(ec2: EC2Client, vpc_id: str) -> list[Subnet]:
     return sorted(subnets, key=lambda s: (s.az, s.id))
 
 
-def _rule(raw: Any) -> Rule:
+def _permissions(raw_group: Any) -> dict[RuleKey, tuple[str, str]]:
+    """Description and account of each rule's source, as `describe_security_groups` lists them
+    (moto leaves the description of a group-sourced rule out of `describe_security_group_rules`).
+    """
+    found: dict[RuleKey, tuple[str, str]] = {}
+    for egress, perms in (
+        (False, raw_group.get("IpPermissions", [])),
+        (True, raw_group.get("IpPermissionsEgress", [])),
+    ):
+        for p in perms:
+            base = (egress, str(p.get("IpProtocol", "")), int(p.get("FromPort", -1)))
+            to_port = int(p.get("ToPort", -1))
+            for pair in p.get("UserIdGroupPairs", []):
+                found[(*base, to_port, pair.get("GroupId", ""))] = (
+                    pair.get("Description", ""),
+                    pair.get("UserId", ""),
+                )
+            for kind, key in (
+                ("IpRanges", "CidrIp"),
+                ("Ipv6Ranges", "CidrIpv6"),
+                ("PrefixListIds", "PrefixListId"),
+            ):
+                for r in p.get(kind, []):
+                    found[(*base, to_port, r.get(key, ""))] = (r.get("Description", ""), "")
+    return found
+
+
+def _rule(raw: Any, permissions: dict[RuleKey, tuple[str, str]], owner_id: str) -> Rule:
     ref = raw.get("ReferencedGroupInfo") or {}
-    return Rule(
+    rule = Rule(
         id=raw.get("SecurityGroupRuleId", ""),
         group_id=raw.get("GroupId", ""),
         egress=bool(raw.get("IsEgress", False)),
@@ -158,69 +302,96 @@ def _rule(raw: Any) -> Rule:
         cidr=raw.get("CidrIpv4") or raw.get("CidrIpv6") or "",
         source_group=ref.get("GroupId", ""),
         prefix_list=raw.get("PrefixListId", ""),
-        description=raw.get("Description", ""),
+        tags=_tags(raw.get("Tags")),
+    )
+    description, user_id = permissions.get(
+        rule.key(), (raw.get("Description", ""), ref.get("UserId", ""))
+    )
+    # Only a group of another account (a peered VPC) needs its account named.
+    owner = owner_id or raw.get("GroupOwnerId", "")
+    return replace(
+        rule,
+        description=description or raw.get("Description", ""),
+        source_user_id=user_id if user_id and user_id != owner else "",
     )
 
 
-def _rules(ec2: EC2Client, group_id: str) -> list[Rule]:
+def _raw_rules(ec2: EC2Client, group_id: str) -> list[dict[str, Any]]:
+    """Every rule of the group, as described (all pages)."""
     with aws_errors(f"list the rules of security group {group_id}"):
-        rules: list[Rule] = []
-        for page in ec2.get_paginator("describe_security_group_rules").paginate(
+        pages = ec2.get_paginator("describe_security_group_rules").paginate(
             Filters=[{"Name": "group-id", "Values": [group_id]}]
-        ):
-            rules.extend(_rule(r) for r in page.get("SecurityGroupRules", []))
-    return rules
+        )
+        return [dict(r) for page in pages for r in page.get("SecurityGroupRules", [])]
 
 
 def _group(ec2: EC2Client, raw: Any) -> SecurityGroup:
+    permissions = _permissions(raw)
+    owner_id = raw.get("OwnerId", "")
     return SecurityGroup(
         id=raw["GroupId"],
         name=raw.get("GroupName", ""),
         vpc_id=raw.get("VpcId", ""),
         description=raw.get("Description", ""),
         tags=_tags(raw.get("Tags")),
-        rules=_rules(ec2, raw["GroupId"]),
+        rules=[_rule(r, permissions, owner_id) for r in _raw_rules(ec2, raw["GroupId"])],
+        owner_id=owner_id,
     )
+
+
+def find_security_groups(ec2: EC2Client, name: str, vpc_id: str = "") -> list[SecurityGroup]:
+    """The security groups called `name` (in `vpc_id` when given), with their rules."""
+    filters: list[Any] = [{"Name": "group-name", "Values": [name]}]
+    if vpc_id:
+        filters.append({"Name": "vpc-id", "Values": [vpc_id]})
+    where = f" in {vpc_id}" if vpc_id else ""
+    with aws_errors(f"look for security group {name}{where}"):
+        resp = ec2.describe_security_groups(Filters=filters)
+    return [_group(ec2, g) for g in resp.get("SecurityGroups", [])]
 
 
 def find_security_group(ec2: EC2Client, name: str, vpc_id: str) -> SecurityGroup | None:
     """The security group called `name` in the VPC, with its rules; None when there is none."""
-    with aws_errors(f"look for security group {name} in {vpc_id}"):
-        resp = ec2.describe_security_groups(
-            Filters=[
-                {"Name": "group-name", "Values": [name]},
-                {"Name": "vpc-id", "Values": [vpc_id]},
-            ]
-        )
-    groups = resp.get("SecurityGroups", [])
-    return _group(ec2, groups[0]) if groups else None
+    groups = find_security_groups(ec2, name, vpc_id)
+    return groups[0] if groups else None
 
 
-def find_security_groups_named(ec2: EC2Client, name: str) -> list[SecurityGroup]:
-    with aws_errors(f"look for security group {name}"):
-        resp = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [name]}])
-    return [_group(ec2, g) for g in resp.get("SecurityGroups", [])]
+def _describe_group(ec2: EC2Client, group_id: str) -> dict[str, Any]:
+    """The group as described; an error when it does not exist."""
+    with aws_errors(f"describe security group {group_id}"):
+        return dict(ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0])
+
+
+def describe_security_group(ec2: EC2Client, group_id: str) -> SecurityGroup:
+    """The group with its rules; an error when it does not exist."""
+    return _group(ec2, _describe_group(ec2, group_id))
+
+
+def vpc_of_security_group(ec2: EC2Client, group_id: str) -> str:
+    return str(_describe_group(ec2, group_id).get("VpcId", ""))
+
+
+def _groups_with_id(ec2: EC2Client, group_id: str) -> list[Any] | None:
+    resp = unless_missing(
+        ("InvalidGroup.NotFound", "InvalidGroupId.Malformed"),
+        f"describe security group {group_id}",
+        lambda: ec2.describe_security_groups(GroupIds=[group_id]),
+    )
+    return None if resp is None else list(resp.get("SecurityGroups", []))
 
 
 def get_security_groups(
     ec2: EC2Client, group_ids: list[str]
 ) -> tuple[list[SecurityGroup], list[str]]:
     """The groups that exist (with rules) and the ids that do not."""
-    import botocore.exceptions
-
     found: list[SecurityGroup] = []
     missing: list[str] = []
     for group_id in group_ids:
-        try:
-            resp = ec2.describe_security_groups(GroupIds=[group_id])
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) in ("InvalidGroup.NotFound", "InvalidGroupId.Malformed"):
-                missing.append(group_id)
-                continue
-            raise translate(exc, f"describe security group {group_id}") from exc
-        except botocore.exceptions.BotoCoreError as exc:
-            raise translate(exc, f"describe security group {group_id}") from exc
-        found.extend(_group(ec2, g) for g in resp.get("SecurityGroups", []))
+        groups = _groups_with_id(ec2, group_id)
+        if groups is None:
+            missing.append(group_id)
+        else:
+            found.extend(_group(ec2, g) for g in groups)
     return found, missing
 
 
@@ -263,6 +434,39 @@ def authorize_from_group(
     return str(rules[0]["SecurityGroupRuleId"]) if rules else ""
 
 
+def revoke_rule(ec2: EC2Client, rule: Rule) -> None:
+    """Revoke exactly this inbound rule; a rule that is already gone counts as revoked."""
+    unless_missing(
+        "InvalidPermission.NotFound",
+        f"revoke {rule.label()}",
+        lambda: ec2.revoke_security_group_ingress(
+            GroupId=rule.group_id,
+            IpPermissions=[rule.permission()],  # type: ignore[list-item]
+        ),
+    )
+
+
+def authorize_rule(ec2: EC2Client, rule: Rule) -> None:
+    """Put the inbound rule back with its description and tags; a rule already there is fine."""
+    kwargs: dict[str, Any] = {"GroupId": rule.group_id, "IpPermissions": [rule.permission()]}
+    if rule.tags:
+        kwargs["TagSpecifications"] = tag_specs("security-group-rule", rule.tags)
+    try:
+        with aws_errors(f"re-authorize {rule.label()}"):
+            ec2.authorize_security_group_ingress(**kwargs)
+    except RexctlError as exc:
+        if not answered(exc, "InvalidPermission.Duplicate"):
+            raise
+
+
+def rule_present(ec2: EC2Client, rule: Rule) -> bool:
+    """True when the group holds exactly this rule again (ports, source, description)."""
+    return any(
+        r.same_permission(rule) and r.description == rule.description
+        for r in describe_security_group(ec2, rule.group_id).rules
+    )
+
+
 def delete_security_group(ec2: EC2Client, group_id: str) -> None:
     with aws_errors(f"delete security group {group_id}"):
         ec2.delete_security_group(GroupId=group_id)
@@ -274,3 +478,53 @@ def revoke_command(rule: Rule) -> str:
         f"aws ec2 revoke-security-group-ingress --group-id {rule.group_id} "
         f"--security-group-rule-ids {rule.id}"
     )
+
+
+def security_group_snapshot(ec2: EC2Client, group_id: str) -> dict[str, Any]:
+    """A normalized describe of the group (JSON, kept in drill journals as the "before"): what a
+    rule change could alter, minus rule ids.
+
+    Rule ids are left out on purpose: AWS (and moto) give a re-authorized rule a new id, and the
+    id is not part of what the rule allows. Journals already hold this shape: keep it.
+    """
+    group = _describe_group(ec2, group_id)
+
+    def perms(items: Iterable[Any]) -> list[dict[str, Any]]:
+        flat = []
+        for p in items:
+            base = {k: p.get(k) for k in ("IpProtocol", "FromPort", "ToPort")}
+            for pair in p.get("UserIdGroupPairs", []):
+                flat.append(
+                    {**base, "group": pair.get("GroupId"), "description": pair.get("Description")}
+                )
+            for r in p.get("IpRanges", []):
+                flat.append({**base, "cidr": r.get("CidrIp"), "description": r.get("Description")})
+            for r in p.get("Ipv6Ranges", []):
+                flat.append(
+                    {**base, "cidr": r.get("CidrIpv6"), "description": r.get("Description")}
+                )
+            for r in p.get("PrefixListIds", []):
+                flat.append(
+                    {**base, "prefix": r.get("PrefixListId"), "description": r.get("Description")}
+                )
+        return sorted(flat, key=lambda d: sorted((k, str(v)) for k, v in d.items()))
+
+    rule_tags = sorted(
+        (
+            f"{'egress' if r.get('IsEgress') else 'ingress'} {r.get('IpProtocol')} "
+            f"{r.get('FromPort')}-{r.get('ToPort')} "
+            f"{(r.get('ReferencedGroupInfo') or {}).get('GroupId') or r.get('CidrIpv4', '')}",
+            sorted((t["Key"], t["Value"]) for t in r.get("Tags", [])),
+        )
+        for r in _raw_rules(ec2, group_id)
+    )
+    return {
+        "GroupId": group["GroupId"],
+        "GroupName": group.get("GroupName"),
+        "VpcId": group.get("VpcId"),
+        "Description": group.get("Description"),
+        "Tags": sorted((t["Key"], t["Value"]) for t in group.get("Tags", [])),
+        "Ingress": perms(group.get("IpPermissions", [])),
+        "Egress": perms(group.get("IpPermissionsEgress", [])),
+        "RuleTags": [[name, tags] for name, tags in rule_tags],
+    }

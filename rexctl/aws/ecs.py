@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from rexctl.aws.errors import aws_errors, error_code
+from rexctl.aws.errors import aws_errors, unless_missing
 from rexctl.errors import AwsError, ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -155,20 +155,20 @@ class TaskDefinition:
 def describe_task_definition(ecs: ECSClient, arn_or_family: str) -> TaskDefinition:
     """The task definition (ARN, `family:revision` or family = its latest ACTIVE revision) with
     its tags; a UsageError naming it when it does not exist."""
-    try:
-        with aws_errors(f"describe task definition {arn_or_family}"):
-            resp = ecs.describe_task_definition(taskDefinition=arn_or_family, include=["TAGS"])
-    except AwsError as exc:
-        # ECS answers a missing revision with a bare ClientException "Unable to describe task
-        # definition."; say which one and how to list those that exist.
-        if exc.__cause__ is None or error_code(exc.__cause__) != "ClientException":
-            raise
+    # ECS answers a missing revision with a bare ClientException "Unable to describe task
+    # definition."; say which one and how to list those that exist.
+    resp = unless_missing(
+        "ClientException",
+        f"describe task definition {arn_or_family}",
+        lambda: ecs.describe_task_definition(taskDefinition=arn_or_family, include=["TAGS"]),
+    )
+    if resp is None:
         family = short_arn(arn_or_family).split(":", 1)[0]
         raise UsageError(
             f"Task definition {short_arn(arn_or_family)} does not exist (in this account and "
             "region).",
             hint=f"`aws ecs list-task-definitions --family-prefix {family}` lists its revisions.",
-        ) from exc
+        )
     return _task_definition(dict(resp["taskDefinition"]), resp.get("tags", []))
 
 

@@ -6,12 +6,10 @@ untagged resource behind.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rexctl.aws.errors import aws_errors, error_code
-from rexctl.errors import RexctlError
+from rexctl.aws.errors import aws_errors, unless_missing
 
 if TYPE_CHECKING:
     from mypy_boto3_elasticache import ElastiCacheClient
@@ -63,21 +61,9 @@ def _view(raw: dict[str, Any]) -> CacheView:
     )
 
 
-def _unless_missing(missing: str, doing: str, call: Callable[[], Any]) -> Any:
-    """`call()`, or None when AWS answers with the error code `missing` (the thing is not there);
-    every other failure becomes a rexctl error naming what rexctl was doing."""
-    try:
-        with aws_errors(doing):
-            return call()
-    except RexctlError as exc:
-        if exc.__cause__ is not None and error_code(exc.__cause__) == missing:
-            return None
-        raise
-
-
 def get_replication_group(client: ElastiCacheClient, group_id: str) -> CacheView | None:
     """The replication group, or None when it does not exist."""
-    resp = _unless_missing(
+    resp = unless_missing(
         "ReplicationGroupNotFoundFault",
         f"describe ElastiCache replication group {group_id}",
         lambda: client.describe_replication_groups(ReplicationGroupId=group_id),
@@ -108,7 +94,7 @@ class SubnetGroupView:
 
 def get_subnet_group(client: ElastiCacheClient, name: str) -> SubnetGroupView | None:
     """The cache subnet group, or None when it does not exist."""
-    resp = _unless_missing(
+    resp = unless_missing(
         "CacheSubnetGroupNotFoundFault",
         f"describe cache subnet group {name}",
         lambda: client.describe_cache_subnet_groups(CacheSubnetGroupName=name),
@@ -123,6 +109,12 @@ def get_subnet_group(client: ElastiCacheClient, name: str) -> SubnetGroupView | 
         vpc_id=raw.get("VpcId", ""),
         subnet_ids=sorted(s["SubnetIdentifier"] for s in raw.get("Subnets", [])),
     )
+
+
+def cache_subnet_ids(client: ElastiCacheClient, name: str) -> list[str]:
+    """The subnets of the cache subnet group ([] when the group does not exist)."""
+    group = get_subnet_group(client, name)
+    return list(group.subnet_ids) if group else []
 
 
 def create_subnet_group(
@@ -159,7 +151,7 @@ class NodeNetwork:
 
 def member_network(client: ElastiCacheClient, cluster_id: str) -> NodeNetwork | None:
     """The member cluster's subnet group and security groups; None when it cannot be read."""
-    resp = _unless_missing(
+    resp = unless_missing(
         "CacheClusterNotFound",
         f"describe cache cluster {cluster_id}",
         lambda: client.describe_cache_clusters(CacheClusterId=cluster_id),

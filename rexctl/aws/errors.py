@@ -2,14 +2,33 @@
 
 Adapters wrap their calls in `aws_errors("describe the cache")`; the CLI edge also passes any
 botocore exception that escaped through `translate`, so the user never sees a traceback.
+
+"Not found", one way across `rexctl.aws`:
+
+- `unless_missing(codes, doing, call)` is the only place that recognises a not-found answer: it
+  runs `call()` like `aws_errors(doing)`, and returns None when AWS answers with one of `codes`
+  (the error codes that mean "not there" for that call: `ReplicationGroupNotFoundFault`,
+  `InvalidGroup.NotFound`, ...). Every other failure becomes a rexctl error as usual.
+- Lookups that may miss (`find_*`, `get_*`, `entry_at`, ...) return None (or an empty list, or
+  the missing ids) when the thing is not there; the caller decides what that means.
+- Lookups whose thing must exist (`describe_*`, `vpc_of_*`, `search_events`) raise a RexctlError
+  that says what is missing: a missing log group raises `logs.LogGroupNotFound` (an AwsError
+  that `verify` catches), a missing task definition a UsageError, a missing ECS service an
+  AwsError naming it, anything else the generic "Not found while trying to ..." of `translate`.
+- Undoing something that is already undone is not an error: revoking a rule or deleting an ACL
+  entry that is gone goes through `unless_missing` too (and re-authorizing a rule that is back
+  checks `answered(exc, "InvalidPermission.Duplicate")`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from rexctl.errors import AwsError, ConfigError, RexctlError
+
+T = TypeVar("T")
 
 _EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidClientTokenId"}
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure"}
@@ -111,3 +130,25 @@ def error_code(exc: BaseException) -> str:
     if isinstance(response, dict):
         return str(response.get("Error", {}).get("Code", ""))
     return ""
+
+
+def answered(exc: BaseException, codes: str | Collection[str]) -> bool:
+    """Whether `exc` is AWS answering with one of the error `codes`: a botocore ClientError, or
+    the rexctl error `aws_errors` made of one (it keeps the ClientError as `__cause__`)."""
+    wanted = {codes} if isinstance(codes, str) else set(codes)
+    code = error_code(exc)
+    if not code and exc.__cause__ is not None:
+        code = error_code(exc.__cause__)
+    return bool(code) and code in wanted
+
+
+def unless_missing(codes: str | Collection[str], doing: str, call: Callable[[], T]) -> T | None:
+    """`call()`, or None when AWS answers with one of the error `codes` (the thing is not there);
+    every other failure becomes a rexctl error naming what rexctl was `doing`."""
+    try:
+        with aws_errors(doing):
+            return call()
+    except RexctlError as exc:
+        if answered(exc, codes):
+            return None
+        raise

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rexctl.aws.errors import error_code, translate
+from rexctl.aws.errors import unless_missing
 from rexctl.errors import AwsError
 
 if TYPE_CHECKING:
@@ -23,7 +23,8 @@ MAX_PAGES = 200  # a search stops after this many pages (each up to 10,000 event
 
 
 class LogGroupNotFound(AwsError):
-    """The log group named in the container's awslogs options does not exist."""
+    """The log group named in the container's awslogs options does not exist (what
+    `search_events` raises for it: a search needs its group, see rexctl.aws.errors)."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,6 @@ def search_events(
 
     A missing log group raises LogGroupNotFound; other AWS failures raise AwsError.
     """
-    import botocore.exceptions
-
     if not phrase or '"' in phrase:
         raise ValueError(f"phrase must be non-empty text without double quotes: {phrase!r}")
     kwargs: dict[str, Any] = {
@@ -91,17 +90,14 @@ def search_events(
     events: list[LogEvent] = []
     doing = f"search log group {group} for {phrase!r}"
     for _ in range(MAX_PAGES):
-        try:
-            resp = logs.filter_log_events(**kwargs)
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                raise LogGroupNotFound(
-                    f"The log group {group!r} does not exist.",
-                    hint="Check the container's awslogs-group option (and awslogs-region).",
-                ) from exc
-            raise translate(exc, doing) from exc
-        except botocore.exceptions.BotoCoreError as exc:
-            raise translate(exc, doing) from exc
+        resp = unless_missing(
+            "ResourceNotFoundException", doing, lambda: logs.filter_log_events(**kwargs)
+        )
+        if resp is None:
+            raise LogGroupNotFound(
+                f"The log group {group!r} does not exist.",
+                hint="Check the container's awslogs-group option (and awslogs-region).",
+            )
         for e in resp.get("events", []):
             message = e.get("message", "")
             stream = e.get("logStreamName", "")

@@ -14,7 +14,7 @@ import string
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rexctl.aws.errors import aws_errors, error_code, translate
+from rexctl.aws.errors import aws_errors, unless_missing
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -61,17 +61,14 @@ class SecretView:
 
 
 def find_secret(client: SecretsManagerClient, name: str) -> SecretView | None:
-    import botocore.exceptions
-
-    doing = f"describe secret {name}"
-    try:
-        resp = client.describe_secret(SecretId=name)
-    except botocore.exceptions.ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return None
-        raise translate(exc, doing) from exc
-    except botocore.exceptions.BotoCoreError as exc:
-        raise translate(exc, doing) from exc
+    """The secret (scheduled for deletion or not), or None when it does not exist."""
+    resp = unless_missing(
+        "ResourceNotFoundException",
+        f"describe secret {name}",
+        lambda: client.describe_secret(SecretId=name),
+    )
+    if resp is None:
+        return None
     return SecretView(
         name=resp.get("Name", name),
         arn=resp.get("ARN", ""),

@@ -21,14 +21,18 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from rexctl.aws import ec2_rules
+from rexctl.aws import ec2 as ec2_api
+from rexctl.aws import nacl
+from rexctl.aws.elasticache import cache_subnet_ids
 from rexctl.errors import CheckFailed, ConfigError
 
 if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+
     from rexctl.aws.session import Clients
     from rexctl.config import Config
     from rexctl.drills.journal import Journal
@@ -113,6 +117,42 @@ def _ecs_network(clients: Clients, cfg: Config, key: str) -> list[str]:
 # --- break-sg ---------------------------------------------------------------------------------
 
 
+def _cache_group(ec2: EC2Client, name: str, vpc_id: str) -> ec2_api.SecurityGroup:
+    """The cache's security group (in `vpc_id` when known); refuses 0 or several."""
+    groups = ec2_api.find_security_groups(ec2, name, vpc_id)
+    if not groups:
+        where = f" in {vpc_id}" if vpc_id else ""
+        raise ConfigError(
+            f"There is no security group named {name!r}{where}.",
+            hint="Run `rexctl provision`, or set `cache.security_group` in rexctl.toml to the "
+            "name of the cache's security group.",
+        )
+    if len(groups) > 1:
+        ids = ", ".join(g.id for g in groups)
+        raise ConfigError(
+            f"Several security groups are named {name!r} ({ids}).",
+            hint="Set `ecs.vpc_id` in rexctl.toml so rexctl picks the one in the service's VPC.",
+        )
+    return groups[0]
+
+
+def _other_inbound_paths(
+    group: ec2_api.SecurityGroup, rules: Sequence[ec2_api.Rule], port: int
+) -> list[str]:
+    """Other inbound rules that also reach `port` (they would keep the path open)."""
+    others: list[str] = []
+    for r in group.ingress():
+        if not r.covers(port) or any(r.same_permission(taken) for taken in rules):
+            continue
+        if r.source_group:
+            others.append(f"from security group {r.source_group}")
+        elif r.prefix_list:
+            others.append(f"from prefix list {r.prefix_list}")
+        else:
+            others.append(f"from {r.cidr}")
+    return others
+
+
 class BreakSg(_Base):
     name = "break-sg"
     not_observed_reason = (
@@ -124,21 +164,21 @@ class BreakSg(_Base):
     def plan(self, cfg: Config) -> Plan:
         ec2 = self.clients.ec2
         sources = _ecs_network(self.clients, cfg, "security_groups")
-        vpc_id = cfg.ecs.vpc_id or ec2_rules.describe_group(ec2, sources[0]).get("VpcId", "")
-        group = ec2_rules.find_security_group(ec2, name=cfg.cache.security_group, vpc_id=vpc_id)
+        vpc_id = cfg.ecs.vpc_id or ec2_api.vpc_of_security_group(ec2, sources[0])
+        group = _cache_group(ec2, cfg.cache.security_group, vpc_id)
         port = cfg.cache.port
-        rules = ec2_rules.inbound_rules_from(ec2, group, sources, port)
+        rules = group.inbound_from(sources, port)
         if not rules:
             raise ConfigError(
-                f"Security group {group['GroupId']} ({cfg.cache.security_group}) has no inbound "
+                f"Security group {group.id} ({cfg.cache.security_group}) has no inbound "
                 f"rule for {port} from {', '.join(sources)}.",
                 hint="Run `rexctl provision` or check the group id in rexctl.toml.",
             )
         warnings = []
-        others = ec2_rules.other_inbound_paths(group, rules, port)
+        others = _other_inbound_paths(group, rules, port)
         if others:
             warnings.append(
-                f"{group['GroupId']} also lets traffic reach {port} "
+                f"{group.id} also lets traffic reach {port} "
                 f"{', '.join(others)}: new connections may still get through."
             )
         return Plan(
@@ -151,34 +191,75 @@ class BreakSg(_Base):
         )
 
     @staticmethod
-    def _rules(changes: list[dict[str, Any]]) -> list[ec2_rules.SgRule]:
-        return [ec2_rules.SgRule.from_dict(c["rule"]) for c in changes if c["type"] == "sg-rule"]
+    def _rules(changes: list[dict[str, Any]]) -> list[ec2_api.Rule]:
+        return [ec2_api.Rule.from_dict(c["rule"]) for c in changes if c["type"] == "sg-rule"]
 
     def inject(self, journal: Journal, save: Callable[[], None]) -> None:
         for rule in self._rules(journal.changes):
-            ec2_rules.revoke_rule(self.clients.ec2, rule)
+            ec2_api.revoke_rule(self.clients.ec2, rule)
             journal.note(f"revoked {rule.label()}")
 
     def restore(self, changes: list[dict[str, Any]]) -> None:
         for rule in self._rules(changes):
-            ec2_rules.authorize_rule(self.clients.ec2, rule)
+            ec2_api.authorize_rule(self.clients.ec2, rule)
 
     def confirm_restored(self, changes: list[dict[str, Any]]) -> list[str]:
         return [
             f"{rule.label()} is not back"
             for rule in self._rules(changes)
-            if not ec2_rules.rule_present(self.clients.ec2, rule)
+            if not ec2_api.rule_present(self.clients.ec2, rule)
         ]
 
     def snapshot(self, changes: list[dict[str, Any]]) -> dict[str, Any]:
         groups = sorted({r.group_id for r in self._rules(changes)})
-        return {"security_groups": {g: ec2_rules.sg_snapshot(self.clients.ec2, g) for g in groups}}
+        ec2 = self.clients.ec2
+        return {"security_groups": {g: ec2_api.security_group_snapshot(ec2, g) for g in groups}}
 
     def manual_undo(self, changes: list[dict[str, Any]], aws: Mapping[str, str]) -> list[str]:
         return [rule.cli_authorize(cli_target(aws)) for rule in self._rules(changes)]
 
 
 # --- break-nacl -------------------------------------------------------------------------------
+
+
+def plan_deny_entries(acl: nacl.NetworkAcl, cidrs: Sequence[str], port: int) -> list[nacl.AclEntry]:
+    """DENY entries, both directions, for each CIDR on `port`, at the lowest free rule numbers.
+
+    ACL entries are evaluated in ascending rule number and the first match wins, so a DENY only
+    takes effect below every ALLOW that would match the same traffic. The lowest free numbers
+    (1, 2, ...) come before almost everything people number by hand (100, 110, ...), leave those
+    numbers alone, and are checked against each ALLOW that could match first.
+    """
+    planned: list[nacl.AclEntry] = []
+    for egress in (False, True):
+        same_way = [e for e in acl.entries if e.egress == egress]
+        used = {e.rule_number for e in same_way}
+        number = 0
+        for cidr in cidrs:
+            number += 1
+            while number in used:
+                number += 1
+            if number > nacl.MAX_RULE_NUMBER:
+                raise ConfigError(f"Network ACL {acl.id} has no free rule number.")
+            earlier_allow = [
+                e
+                for e in same_way
+                if e.action == "allow" and e.rule_number < number and e.covers(cidr, port)
+            ]
+            if earlier_allow:
+                raise ConfigError(
+                    f"Network ACL {acl.id} allows this traffic at rule "
+                    f"{earlier_allow[0].rule_number}, before any free rule number; a DENY entry "
+                    "could not take effect.",
+                    hint="Renumber that entry above a free number, or use `rexctl chaos break-sg`.",
+                )
+            used.add(number)
+            planned.append(
+                nacl.AclEntry(
+                    acl_id=acl.id, rule_number=number, egress=egress, cidr=cidr, port=port
+                )
+            )
+    return planned
 
 
 class BreakNacl(_Base):
@@ -191,9 +272,8 @@ class BreakNacl(_Base):
 
     def plan(self, cfg: Config) -> Plan:
         ec2 = self.clients.ec2
-        cache_subnets = ec2_rules.cache_subnet_ids(
-            self.clients.elasticache, cfg.cache.subnet_group
-        ) or list(cfg.cache.subnets)
+        cache_subnets = cache_subnet_ids(self.clients.elasticache, cfg.cache.subnet_group)
+        cache_subnets = cache_subnets or list(cfg.cache.subnets)
         if not cache_subnets:
             raise ConfigError(
                 f"Cannot tell which subnets the cache is in: cache subnet group "
@@ -201,8 +281,8 @@ class BreakNacl(_Base):
                 hint="Run `rexctl provision`, or set `cache.subnet_group` in rexctl.toml.",
             )
         ecs_subnets = _ecs_network(self.clients, cfg, "subnets")
-        cidrs = sorted(set(ec2_rules.subnet_cidrs(ec2, ecs_subnets).values()))
-        acls = ec2_rules.acls_for_subnets(ec2, cache_subnets)
+        cidrs = sorted(set(ec2_api.subnet_cidrs(ec2, ecs_subnets).values()))
+        acls = nacl.acls_for_subnets(ec2, cache_subnets)
         if not acls:
             raise ConfigError(f"No network ACL is associated with {', '.join(cache_subnets)}.")
         warnings = []
@@ -212,11 +292,7 @@ class BreakNacl(_Base):
                 f"{', '.join(shared)} hold both the service and the cache: traffic inside one "
                 "subnet never crosses its network ACL, so tasks there keep reaching the cache."
             )
-        entries = [
-            e
-            for acl in acls.values()
-            for e in ec2_rules.plan_deny_entries(acl, cidrs, cfg.cache.port)
-        ]
+        entries = [e for acl in acls for e in plan_deny_entries(acl, cidrs, cfg.cache.port)]
         changes = [{"type": "nacl-entry", "entry": e.to_dict()} for e in entries]
         return Plan(
             drill=self.name,
@@ -228,33 +304,29 @@ class BreakNacl(_Base):
         )
 
     @staticmethod
-    def _entries(changes: list[dict[str, Any]]) -> list[ec2_rules.AclEntry]:
-        return [
-            ec2_rules.AclEntry.from_dict(c["entry"]) for c in changes if c["type"] == "nacl-entry"
-        ]
+    def _entries(changes: list[dict[str, Any]]) -> list[nacl.AclEntry]:
+        return [nacl.AclEntry.from_dict(c["entry"]) for c in changes if c["type"] == "nacl-entry"]
 
     def inject(self, journal: Journal, save: Callable[[], None]) -> None:
         for entry in self._entries(journal.changes):
-            ec2_rules.add_entry(self.clients.ec2, entry)
+            nacl.add_entry(self.clients.ec2, entry)
             journal.note(f"added {entry.label()}")
 
     def restore(self, changes: list[dict[str, Any]]) -> None:
         for entry in self._entries(changes):
-            ec2_rules.delete_entry(self.clients.ec2, entry)
+            nacl.delete_entry(self.clients.ec2, entry)
 
     def confirm_restored(self, changes: list[dict[str, Any]]) -> list[str]:
         problems = []
         for entry in self._entries(changes):
-            raw = ec2_rules.entry_at(
-                self.clients.ec2, entry.acl_id, entry.rule_number, entry.egress
-            )
-            if raw is not None and entry.matches(raw):
+            found = nacl.entry_at(self.clients.ec2, entry.acl_id, entry.rule_number, entry.egress)
+            if found is not None and entry.matches(found):
                 problems.append(f"{entry.label()} is still there")
         return problems
 
     def snapshot(self, changes: list[dict[str, Any]]) -> dict[str, Any]:
         acls = sorted({e.acl_id for e in self._entries(changes)})
-        return {"network_acls": {a: ec2_rules.acl_snapshot(self.clients.ec2, a) for a in acls}}
+        return {"network_acls": {a: nacl.acl_snapshot(self.clients.ec2, a) for a in acls}}
 
     def manual_undo(self, changes: list[dict[str, Any]], aws: Mapping[str, str]) -> list[str]:
         return [entry.cli_delete(cli_target(aws)) for entry in self._entries(changes)]

@@ -77,7 +77,7 @@ def gather_status(clients: Clients, cfg: Config) -> dict[str, Any]:
 
     groups = [
         g
-        for g in ec2_api.find_security_groups_named(clients.ec2, cc.security_group)
+        for g in ec2_api.find_security_groups(clients.ec2, cc.security_group)
         if not vpc_id or g.vpc_id == vpc_id
     ]
     if not groups:

@@ -128,7 +128,7 @@ def plan_teardown(clients: Clients, cfg: Config) -> TeardownPlan:
         if ours and cache_kept_by_user:
             ours, why = False, in_use
         plan.resources.append(Resource(KINDS[1], subnet_group.name, subnet_group.name, ours, why))
-    for sg in ec2_api.find_security_groups_named(clients.ec2, cc.security_group):
+    for sg in ec2_api.find_security_groups(clients.ec2, cc.security_group):
         if cfg.ecs.vpc_id and sg.vpc_id != cfg.ecs.vpc_id:
             continue
         ours, why = _ours(sg.tags, cc.id)

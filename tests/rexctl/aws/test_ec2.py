@@ -77,3 +77,27 @@ def test_rule_coverage_and_revoke_command() -> None:
     assert ec2_api.revoke_command(any_traffic) == (
         "aws ec2 revoke-security-group-ingress --group-id sg-1 --security-group-rule-ids sgr-1"
     )
+
+
+def test_rule_journal_form_is_what_journals_hold() -> None:
+    data = {
+        "description": "Redis from ECS", "from_port": 6379, "group_id": "sg-cache",
+        "protocol": "tcp", "rule_id": "sgr-1", "source_group_id": "sg-ecs", "source_user_id": "",
+        "tags": [{"Key": "owner", "Value": "rexctl"}], "to_port": 6379,
+    }  # fmt: skip
+    rule = ec2_api.Rule.from_dict(data)
+    assert (rule.id, rule.source_group, rule.egress, rule.tags) == (
+        "sgr-1",
+        "sg-ecs",
+        False,
+        {"owner": "rexctl"},
+    )
+    assert rule.to_dict() == data
+    assert rule.label() == "sg-cache inbound tcp 6379 from sg-ecs"
+    assert rule.permission() == {
+        "IpProtocol": "tcp", "FromPort": 6379, "ToPort": 6379,
+        "UserIdGroupPairs": [{"GroupId": "sg-ecs", "Description": "Redis from ECS"}],
+    }  # fmt: skip
+    again = ec2_api.Rule("sgr-2", "sg-cache", False, "tcp", 6379, 6379, source_group="sg-ecs")
+    assert again.same_permission(rule)
+    assert not again.same_permission(ec2_api.Rule("sgr-3", "sg-cache", False, "tcp", 6379, 6380))

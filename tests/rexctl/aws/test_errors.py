@@ -66,3 +66,19 @@ def test_unreadable_answer_is_an_aws_error() -> None:
         "The AWS endpoint gave an answer rexctl could not read while trying to delete the "
         "subnet group."
     )
+
+
+def test_unless_missing_is_none_only_for_the_named_codes() -> None:
+    from rexctl.aws.errors import answered, unless_missing
+
+    def fails(code: str) -> None:
+        raise client_error(code)
+
+    missing = "InvalidGroup.NotFound"
+    assert unless_missing(missing, "x", lambda: fails(missing)) is None
+    assert unless_missing(("A", "B"), "x", lambda: fails("B")) is None
+    assert unless_missing("A", "x", lambda: 3) == 3
+    with pytest.raises(AwsError) as info:
+        unless_missing("InvalidGroup.NotFound", "describe it", lambda: fails("AccessDenied"))
+    assert "while trying to describe it" in info.value.message
+    assert answered(info.value, "AccessDenied") and not answered(info.value, "A")
