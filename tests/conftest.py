@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,30 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
                  "REXCTL_DEBUG", "REXCTL_SANDBOX", "REXCTL_CONFIG"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def aws_refuses_what_aws_refuses(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every boto3 client any test creates checks its requests against `rexctl.aws.rules`, so a
+    test that sends what AWS would refuse fails whatever moto (or a Stubber) says. The answer is
+    AWS's: a ClientError with the code AWS documents. `@pytest.mark.moto_only` opts out, for the
+    few tests that show what moto alone accepts."""
+    if request.node.get_closest_marker("moto_only"):
+        return
+    from botocore.client import ClientCreator
+
+    from rexctl.aws import rules
+
+    create_client = ClientCreator.create_client
+
+    def checked(self: ClientCreator, *args: Any, **kwargs: Any) -> Any:
+        client = create_client(self, *args, **kwargs)
+        rules.install(client)
+        return client
+
+    monkeypatch.setattr(ClientCreator, "create_client", checked)
 
 
 @pytest.fixture

@@ -15,6 +15,10 @@ from typing import Any
 
 import redis
 
+# The task execution role the test worlds name: ECS refuses `secrets`, and FARGATE with awslogs,
+# without one (the AWS rules every test client applies, tests/conftest.py).
+EXECUTION_ROLE_ARN = "arn:aws:iam::123456789012:role/ecsTaskExecutionRole"
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -123,7 +123,7 @@ class Executor:
                     p["GroupId"],
                     p["Port"],
                     p["SourceGroup"],
-                    "rexctl: the ECS service's tasks",
+                    "rexctl: from the ECS service tasks",  # EC2's character set: no apostrophe
                     p["Tags"],
                 )
             case "create_auth_secret":

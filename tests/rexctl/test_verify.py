@@ -24,7 +24,7 @@ from rexctl.aws.logs import AwsLogsConfig
 from rexctl.errors import ConfigError, UsageError
 from rexctl.probe import ProbeReport, ProbeResult, SourceSummary
 from rexctl.verify import check_deployment, check_logs, check_probe, parse_since, verify
-from tests.helpers import RedisServer, ServiceProcess, free_port
+from tests.helpers import EXECUTION_ROLE_ARN, RedisServer, ServiceProcess, free_port
 from tests.rexctl.deploy.world import LOG_GROUP, World, make_world
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -242,6 +242,7 @@ def test_no_log_config_and_missing_group(world: World) -> None:
 def deployed_world(world: World, endpoint: str = "127.0.0.1") -> None:
     """The service already runs a revision with Redis on (as after `rexctl deploy`)."""
     world.ecs.register_task_definition(
+        executionRoleArn=EXECUTION_ROLE_ARN,
         family="backend",
         containerDefinitions=[
             {"name": "backend", "image": "b", "memory": 256,

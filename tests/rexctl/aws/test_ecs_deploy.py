@@ -25,6 +25,7 @@ from rexctl.aws.ecs import (
     update_service,
 )
 from rexctl.errors import AwsError, ConfigError, UsageError
+from tests.helpers import EXECUTION_ROLE_ARN
 
 ARN = "arn:aws:ecs:us-east-1:123456789012:task-definition/backend:3"
 
@@ -167,6 +168,7 @@ def ecs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         client = boto3.client("ecs", region_name="us-east-1")
         client.create_cluster(clusterName="c")
         client.register_task_definition(
+            executionRoleArn=EXECUTION_ROLE_ARN,
             family="backend",
             containerDefinitions=[
                 {"name": "backend", "image": "b:1", "memory": 256,

@@ -595,6 +595,7 @@ def _authorize(ec2: Any, group: str, source: str, description: str) -> Any:
     )
 
 
+@pytest.mark.moto_only
 def test_moto_alone_accepts_what_aws_refuses(ec2: Any) -> None:
     cache, tasks = _groups(ec2)
     _authorize(ec2, cache, tasks, "rexctl: the ECS service's tasks")  # no error: hence this module
@@ -602,6 +603,7 @@ def test_moto_alone_accepts_what_aws_refuses(ec2: Any) -> None:
     assert len(group["IpPermissions"]) == 1
 
 
+@pytest.mark.moto_only
 def test_installed_rules_refuse_before_anything_is_sent(ec2: Any) -> None:
     cache, tasks = _groups(ec2)
     install(ec2)
@@ -629,6 +631,7 @@ def test_installed_rules_refuse_before_anything_is_sent(ec2: Any) -> None:
     assert rule["UserIdGroupPairs"][0]["Description"] == "rexctl: the ECS service tasks"
 
 
+@pytest.mark.moto_only
 def test_install_affects_only_that_client(ec2: Any) -> None:
     cache, tasks = _groups(ec2)
     install(boto3.client("ec2", region_name="us-east-1"))

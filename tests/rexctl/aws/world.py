@@ -15,6 +15,7 @@ import boto3
 
 from rexctl.aws.session import ClientSet
 from rexctl.config import Config, load, render_toml
+from tests.helpers import EXECUTION_ROLE_ARN
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
@@ -104,6 +105,7 @@ def build_world(
     if secrets:
         container["secrets"] = secrets
     td = ecs.register_task_definition(
+        executionRoleArn=EXECUTION_ROLE_ARN,
         family="backend",
         networkMode=network_mode,
         requiresCompatibilities=["FARGATE"] if network_mode == "awsvpc" else ["EC2"],
@@ -134,6 +136,7 @@ def build_world(
 def roll_service_with_env(aws: ClientSet, world: World, environment: dict[str, str]) -> str:
     """Register a revision of the backend with `environment` and point the service at it."""
     td = aws.ecs.register_task_definition(
+        executionRoleArn=EXECUTION_ROLE_ARN,
         family="backend",
         networkMode="awsvpc",
         requiresCompatibilities=["FARGATE"],

@@ -128,7 +128,16 @@ def make_world(
             "Engine": "redis",
             "NumCacheClusters": 1,
         }
-        if tls:
+        if tls:  # AWS: in-transit encryption needs a cache subnet group (a VPC)
+            ec2 = boto3.client("ec2", **kw)
+            vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+            subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+            elasticache.create_cache_subnet_group(
+                CacheSubnetGroupName=f"{CACHE_ID}-subnets",
+                CacheSubnetGroupDescription="rexctl test",
+                SubnetIds=[subnet],
+            )
+            args["CacheSubnetGroupName"] = f"{CACHE_ID}-subnets"
             args["TransitEncryptionEnabled"] = True
         if auth:
             args["AuthToken"] = TOKEN

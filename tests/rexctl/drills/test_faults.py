@@ -264,7 +264,7 @@ def test_manual_undo_is_one_shell_command_aimed_where_the_drill_ran(aws: Aws) ->
     ec2.authorize_security_group_ingress(
         GroupId=aws.world.cache_sg,
         IpPermissions=[{**perm, "UserIdGroupPairs": [
-            {"GroupId": aws.world.ecs_sg, "Description": "the ECS service's tasks"}]}],
+            {"GroupId": aws.world.ecs_sg, "Description": "the ECS tasks; $HOME (all) *"}]}],
     )  # fmt: skip
     target = {"region": "us-east-1", "profile": "ops team", "endpoint_url": "http://127.0.0.1:5"}
     sg = make_fault("break-sg", aws.clients)
@@ -272,7 +272,7 @@ def test_manual_undo_is_one_shell_command_aimed_where_the_drill_ran(aws: Aws) ->
     args = shlex.split(cmd)
     assert args[:3] == ["aws", "ec2", "authorize-security-group-ingress"]
     permissions = json.loads(args[args.index("--ip-permissions") + 1])
-    assert permissions[0]["UserIdGroupPairs"][0]["Description"] == "the ECS service's tasks"
+    assert permissions[0]["UserIdGroupPairs"][0]["Description"] == "the ECS tasks; $HOME (all) *"
     assert args[-6:] == [
         "--region", "us-east-1", "--profile", "ops team", "--endpoint-url", "http://127.0.0.1:5",
     ]  # fmt: skip

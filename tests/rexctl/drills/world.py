@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.helpers import EXECUTION_ROLE_ARN
+
 CLUSTER = "rex"
 SERVICE = "backend"
 CONTAINER = "backend"
@@ -154,6 +156,7 @@ def build(clients: Any, *, tasks: int = 2) -> World:
     logs.create_log_group(logGroupName=LOG_GROUP)
     ecs.create_cluster(clusterName=CLUSTER)
     td = ecs.register_task_definition(
+        executionRoleArn=EXECUTION_ROLE_ARN,
         family="backend",
         networkMode="awsvpc",
         requiresCompatibilities=["FARGATE"],

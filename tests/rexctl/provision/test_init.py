@@ -12,6 +12,7 @@ from rexctl.aws.session import ClientSet
 from rexctl.config import load
 from rexctl.errors import ConfigError, UsageError
 from rexctl.provision import init_config
+from tests.helpers import EXECUTION_ROLE_ARN
 from tests.rexctl.aws.world import World, build_world, clients
 
 
@@ -23,6 +24,7 @@ def aws() -> Iterator[ClientSet]:
 
 def two_containers(aws: ClientSet, world: World, names: tuple[str, str]) -> None:
     td = aws.ecs.register_task_definition(
+        executionRoleArn=EXECUTION_ROLE_ARN,
         family="backend",
         networkMode="awsvpc",
         requiresCompatibilities=["FARGATE"],

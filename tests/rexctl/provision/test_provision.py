@@ -77,6 +77,9 @@ def test_fresh_provision_creates_everything_tagged(
     )
     assert [p["GroupId"] for p in perms[0]["UserIdGroupPairs"]] == [world.ecs_sg]
     assert perms[0]["IpRanges"] == [] and perms[0]["Ipv6Ranges"] == []
+    # A description AWS accepts: EC2 refuses an apostrophe (UserIdGroupPair.Description), which
+    # step 8 sent until issue 10 ("rexctl: the ECS service's tasks"); moto accepted it.
+    assert perms[0]["UserIdGroupPairs"][0]["Description"] == "rexctl: from the ECS service tasks"
 
     # Step 7: private subnets only.
     group = aws.elasticache.describe_cache_subnet_groups(
