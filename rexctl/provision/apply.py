@@ -17,8 +17,7 @@ from rexctl.aws import secrets as sm_api
 from rexctl.aws.session import Clients
 from rexctl.errors import Interrupted, RexctlError
 from rexctl.provision.model import Action, Ref, Reporter
-
-REDACTED = "***"
+from rexctl.redact import redact_text
 
 
 class DisplayOnlyExecutor:
@@ -61,9 +60,7 @@ class Executor:
             self.reporter.success(f"Step {action.step}: {action.summary}.")
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+        return redact_text(text, self._secrets)
 
     def _partial(self, hint: str | None) -> str:
         parts = [self.redact(hint)] if hint else []
@@ -87,8 +84,7 @@ class Executor:
         return value
 
     def _token(self, token: str, secret: str = "") -> str:
-        if len(token) >= 8:  # redacted from any later message, usable or not (not "" or "a")
-            self._secrets.append(token)
+        self._secrets.append(token)  # redacted from any later message, usable or not
         problem = sm_api.token_problem(token)
         if problem and secret:
             raise RexctlError(

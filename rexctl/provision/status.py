@@ -1,13 +1,13 @@
 """`rexctl status`: the cache, its security group rules, its subnet group and the ECS service on
 one screen. Read-only; works (and says what is missing) before anything was provisioned.
 
-Secrets are redacted: the AUTH token is never read, REDIS_* values whose name looks secret show as
-`***`, and the container's `secrets` entries show only where they come from.
+Secrets are redacted by the one rule of `rexctl.redact`: the AUTH token is never read, secret
+REDIS_* values show as `(redacted)`, and the container's `secrets` entries show only where they
+come from.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from rexctl.aws import ec2 as ec2_api
@@ -19,8 +19,7 @@ from rexctl.config import Config
 from rexctl.errors import RexctlError
 from rexctl.provision.discover import service_network
 from rexctl.provision.tags import is_managed
-
-SENSITIVE = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|AUTH|KEY", re.IGNORECASE)
+from rexctl.redact import redact_value
 
 
 def redis_settings(td: TaskDefinition, container: str) -> dict[str, str]:
@@ -28,7 +27,7 @@ def redis_settings(td: TaskDefinition, container: str) -> dict[str, str]:
     shown: dict[str, str] = {}
     for name, value in sorted(td.environment(container).items()):
         if name.startswith("REDIS_"):
-            shown[name] = "***" if SENSITIVE.search(name) else value
+            shown[name] = redact_value(name, value)
     for name, source in sorted(td.secrets(container).items()):
         if name.startswith("REDIS_"):
             shown[name] = f"(secret: {source})"

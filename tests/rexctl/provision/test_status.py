@@ -60,7 +60,7 @@ def test_status_after_provisioning_redacts_secrets(aws: ClientSet, tmp_path: Pat
     assert token not in repr(report)
     assert "plain-text-token-in-env-123" not in repr(report)
     assert report["service"]["redis"] == {
-        "REDIS_AUTH_TOKEN": "***",
+        "REDIS_AUTH_TOKEN": "(redacted)",
         "REDIS_ENABLED": "true",
         "REDIS_PASSWORD": f"(secret: {SECRET_ARN})",
         "REDIS_PORT": "6379",

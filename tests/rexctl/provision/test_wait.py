@@ -162,4 +162,4 @@ def test_a_one_letter_stored_token_does_not_garble_the_message(
     with pytest.raises(RexctlError) as info:
         provision(aws, cfg, reporter=RecordingReporter(), clock=lambda: 0.0, sleep=lambda s: None)
     assert "must be 16 to 128 characters long (this one has 1)" in info.value.message
-    assert "***" not in info.value.message + (info.value.hint or "")
+    assert "(redacted)" not in info.value.message + (info.value.hint or "")
