@@ -58,6 +58,11 @@ class ServiceView:
     security_groups: list[str] = field(default_factory=list)
     deployments: list[Deployment] = field(default_factory=list)
     events: list[ServiceEvent] = field(default_factory=list)
+    deployment_controller: str = "ECS"  # ECS (rolling update) | CODE_DEPLOY | EXTERNAL
+    circuit_breaker: bool = False  # deploymentConfiguration.deploymentCircuitBreaker.enable
+    circuit_breaker_rollback: bool = False
+    minimum_healthy_percent: int | None = None  # None: ECS did not say (its default is 100)
+    maximum_percent: int | None = None
 
     @property
     def primary(self) -> Deployment | None:
@@ -99,6 +104,8 @@ def describe_service(ecs: ECSClient, cluster: str, service: str) -> ServiceView:
         )
     raw = services[0]
     net = (raw.get("networkConfiguration") or {}).get("awsvpcConfiguration") or {}
+    conf = raw.get("deploymentConfiguration") or {}
+    breaker = conf.get("deploymentCircuitBreaker") or {}
     return ServiceView(
         cluster=cluster,
         name=raw.get("serviceName", service),
@@ -119,6 +126,11 @@ def describe_service(ecs: ECSClient, cluster: str, service: str) -> ServiceView:
             )
             for e in raw.get("events", [])
         ],
+        deployment_controller=(raw.get("deploymentController") or {}).get("type", "ECS"),
+        circuit_breaker=bool(breaker.get("enable", False)),
+        circuit_breaker_rollback=bool(breaker.get("rollback", False)),
+        minimum_healthy_percent=conf.get("minimumHealthyPercent"),
+        maximum_percent=conf.get("maximumPercent"),
     )
 
 

@@ -43,6 +43,15 @@ def deploy_cmd(
     no_wait: NoWaitOption = False,
     timeout: TimeoutOption = 900.0,
     poll: PollOption = 5.0,
+    rollback_on_failure: Annotated[
+        bool,
+        typer.Option(
+            "--rollback-on-failure",
+            envvar="REXCTL_DEPLOY_ROLLBACK_ON_FAILURE",
+            help="When the rollout fails or times out, roll the service back to the revision it "
+            "ran before, and wait for that.",
+        ),
+    ] = False,
     json: JsonOption = False,
 ) -> None:
     """Put the cache's endpoint into the service's task definition and roll the service (step 12).
@@ -60,7 +69,13 @@ def deploy_cmd(
             elasticache=f.aws.elasticache,
             secretsmanager=f.aws.secretsmanager,
             dry_run=dry_run,
-            wait=WaitOptions(not no_wait, timeout, poll, on_progress=on_progress),
+            wait=WaitOptions(
+                not no_wait,
+                timeout,
+                poll,
+                on_progress=on_progress,
+                rollback_on_failure=rollback_on_failure,
+            ),
             on_plan=None if f.json else _show_plan,
         )
     _report(outcome, f.json)
@@ -228,9 +243,20 @@ def _report(outcome: Outcome, as_json: bool) -> None:
         ui.info("Service events during the rollout:")
         for event in rollout.events:
             ui.info(f"  {_when(event)} {event.message}")
-    raise CheckFailed(
-        rollout.reason if rollout else f"The {verb} failed.",
-        hint=f"`rexctl rollback` returns to {short_arn(outcome.from_arn)}."
-        if verb == "deploy" and outcome.to_arn
-        else None,
-    )
+    back = outcome.rolled_back
+    if back is not None:
+        hint = (
+            f"Rolled back to {short_arn(back.to_arn)}: "
+            + (back.rollout.reason if back.rollout else back.status)
+            if back.ok
+            else f"The rollback to {short_arn(back.to_arn)} failed too: "
+            + (back.rollout.reason if back.rollout else back.status)
+        )
+    elif verb == "deploy" and outcome.to_arn:
+        hint = (
+            f"ECS goes on with the rollout. To go back: `rexctl rollback --to "
+            f"{short_arn(outcome.from_arn)}` (or `rexctl deploy --rollback-on-failure` next time)."
+        )
+    else:
+        hint = None
+    raise CheckFailed(rollout.reason if rollout else f"The {verb} failed.", hint=hint)

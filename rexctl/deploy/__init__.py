@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +87,7 @@ class Outcome:
     to_arn: str  # '' when nothing was (or would be) registered
     rollout: RolloutResult | None = None
     plan: DeployPlan | None = None
+    rolled_back: Outcome | None = None  # the rollback that --rollback-on-failure ran
 
     @property
     def ok(self) -> bool:
@@ -105,6 +106,8 @@ class Outcome:
         }
         if self.plan is not None:
             out["plan"] = self.plan.to_dict()
+        if self.rolled_back is not None:
+            out["rolled_back"] = self.rolled_back.to_dict()
         return out
 
 
@@ -116,6 +119,7 @@ class WaitOptions:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     on_progress: ProgressFn | None = None
+    rollback_on_failure: bool = False  # deploy: roll back at once when the rollout fails
 
 
 def _wait(
@@ -193,7 +197,10 @@ def deploy(
         return outcome("dry-run")
     registered = register_revision(ecs, plan.revision)
     status, rollout = _roll(ecs, plan.cluster, plan.service, registered.arn, opts, "rexctl deploy")
-    return outcome(status, registered.arn, rollout)
+    done = outcome(status, registered.arn, rollout)
+    if status == "failed" and opts.rollback_on_failure:
+        done = replace(done, rolled_back=rollback(cfg, ecs=ecs, to=plan.current.arn, wait=opts))
+    return done
 
 
 def rollback_target(current: TaskDefinition) -> str:

@@ -195,6 +195,7 @@ def plan_deploy(
     cfg.require("ecs.cluster", "ecs.service")
     cache = get_usable_cache(elasticache, cfg.cache.id)
     view = describe_service(ecs, cfg.ecs.cluster, cfg.ecs.service)
+    refuse_other_controllers(view)
     current = describe_task_definition(ecs, view.task_definition)
     container = cfg.ecs.container
     before = current.container(container)
@@ -209,11 +210,6 @@ def plan_deploy(
     warnings: list[str] = []
     if cache.auth_enabled or cfg.cache.auth:
         set_secrets[AUTH_VAR] = auth_secret_arn(secretsmanager, auth_secret_name(cache.id))
-        if not current.raw.get("executionRoleArn"):
-            warnings.append(
-                f"Task definition {current.family} has no execution role: ECS needs one that may "
-                f"read the secret to give {AUTH_VAR} to the container."
-            )
     else:
         remove.append(AUTH_VAR)
     existing = _vars(before)
@@ -225,6 +221,8 @@ def plan_deploy(
         remove_env=[name for name in remove if name in existing],
         extra_tags={PREVIOUS_TAG: current.arn},
     )
+    refuse_what_aws_refuses(revision, current)
+    warnings += rollout_warnings(view)
     after = next(c for c in revision["containerDefinitions"] if c.get("name") == container)
     if existing.get(AUTH_VAR, ("", True))[1] is False:
         warnings.append(
@@ -242,6 +240,68 @@ def plan_deploy(
         warnings=warnings,
         rollout_pending=_rollout_pending(view, current),
     )
+
+
+def refuse_other_controllers(view: ServiceView) -> None:
+    """Only the rolling-update (ECS) controller takes a new task definition from UpdateService
+    (ECS API reference, UpdateService: with CODE_DEPLOY "create a new CodeDeploy deployment",
+    with EXTERNAL "create a new task set"). Refused before anything is registered."""
+    controller = view.deployment_controller or "ECS"
+    if controller == "ECS":
+        return
+    how = (
+        "a CodeDeploy deployment (`aws deploy create-deployment`) with the new revision"
+        if controller == "CODE_DEPLOY"
+        else "a new task set (`aws ecs create-task-set`) from the tool that manages it"
+    )
+    raise UsageError(
+        f"ECS service {view.name} uses the {controller} deployment controller: ECS does not "
+        "accept a new task definition through UpdateService for it, so `rexctl deploy` cannot "
+        "roll it. Nothing was registered or changed.",
+        hint=f"Register the revision (`rexctl deploy --dry-run --json` shows it) and roll it "
+        f"with {how}.",
+    )
+
+
+def refuse_what_aws_refuses(revision: dict[str, Any], current: TaskDefinition) -> None:
+    """The revision as RegisterTaskDefinition would receive it, checked against AWS's documented
+    rules (rexctl.aws.rules) before anything is sent: e.g. container `secrets`, or FARGATE with the
+    awslogs driver, without an execution role."""
+    from rexctl.aws.rules import check
+
+    violations = check("ecs", "RegisterTaskDefinition", revision)
+    if not violations:
+        return
+    lines = "\n".join(f"- {v.message()}" for v in violations)
+    hint = "Nothing was registered or changed."
+    if any(v.parameter == "executionRoleArn" for v in violations):
+        hint = (
+            f"Give task definition {current.family} an execution role that may read the secret "
+            "(secretsmanager:GetSecretValue on it; kms:Decrypt for a customer key): register a "
+            "revision with `executionRoleArn`, roll the service to it, then run `rexctl deploy` "
+            "again. " + hint
+        )
+    raise UsageError(f"ECS would refuse the new revision of {current.family}:\n{lines}", hint=hint)
+
+
+def rollout_warnings(view: ServiceView) -> list[str]:
+    """What makes a rollout of a revision whose tasks cannot start slow or disruptive."""
+    out = []
+    if not view.circuit_breaker:
+        out.append(
+            f"Service {view.name} has no deployment circuit breaker: if the new tasks cannot "
+            "start, ECS keeps the rollout IN_PROGRESS and retries (rexctl stops waiting once "
+            "tasks of the new revision stopped before starting, and says why). Turn it on with "
+            "rollback (`aws ecs update-service --deployment-configuration "
+            "'deploymentCircuitBreaker={enable=true,rollback=true}'`)."
+        )
+    if view.minimum_healthy_percent is not None and view.minimum_healthy_percent < 100:
+        out.append(
+            f"Service {view.name} has minimumHealthyPercent {view.minimum_healthy_percent}: ECS "
+            "stops old tasks before the new ones are healthy, so a bad revision takes capacity "
+            "away during the rollout."
+        )
+    return out
 
 
 def _rollout_pending(view: ServiceView, current: TaskDefinition) -> str:

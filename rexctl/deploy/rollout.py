@@ -13,12 +13,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from rexctl.aws.ecs import Deployment, ServiceEvent, ServiceView, describe_service, short_arn
+from rexctl.aws.ecs import (
+    Deployment,
+    ServiceEvent,
+    ServiceView,
+    TaskView,
+    describe_service,
+    list_tasks,
+    short_arn,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
 
 _ROLLBACK_WORDS = ("rolling back", "circuit breaker", "deployment failed")
+# Tasks of the new revision that stopped before they started (stopCode TaskFailedToStart: e.g.
+# ResourceInitializationError when the execution role may not read a secret, or
+# CannotPullContainerError). ECS retries them forever without a circuit breaker, so after this
+# many the wait ends at once with their stoppedReason instead of running out its timeout.
+START_FAILURE_LIMIT = 2
 
 ProgressFn = Callable[[ServiceView, list[ServiceEvent]], None]
 
@@ -176,6 +189,12 @@ def wait_for_rollout(
         if on_progress is not None:
             on_progress(view, fresh)
         verdict, reason = _judge(view, task_definition_arn, tracker.collected, saw_primary)
+        # ECS counts the deployment's tasks that failed to launch or reach RUNNING (failedTasks,
+        # ECS API reference, Deployment); only then is it worth reading the stopped tasks.
+        if verdict is None and ours is not None and ours.failed_tasks > 0:
+            failed = start_failures(ecs, cluster, service, task_definition_arn)
+            if len(failed) >= START_FAILURE_LIMIT and ours.running == 0:
+                verdict, reason = False, _start_failure_reason(task_definition_arn, failed)
         primary = view.primary
         saw_primary = saw_primary or (
             primary is not None and primary.task_definition == task_definition_arn
@@ -191,3 +210,22 @@ def wait_for_rollout(
                 events=tracker.collected,
             )
         sleep(min(poll, remaining))
+
+
+def start_failures(ecs: ECSClient, cluster: str, service: str, arn: str) -> list[TaskView]:
+    """The service's stopped tasks of revision `arn` that never started (stopCode
+    TaskFailedToStart). ECS keeps stopped tasks listable for at least an hour."""
+    stopped = list_tasks(ecs, cluster, service, desired_status="STOPPED")
+    return [t for t in stopped if t.task_definition == arn and t.stop_code == "TaskFailedToStart"]
+
+
+def _start_failure_reason(arn: str, failed: list[TaskView]) -> str:
+    reasons: dict[str, int] = {}
+    for t in failed:
+        key = t.stopped_reason or "no reason given"
+        reasons[key] = reasons.get(key, 0) + 1
+    why = "; ".join(f"{r} ({n} task{'s' if n > 1 else ''})" for r, n in reasons.items())
+    return (
+        f"The tasks of {short_arn(arn)} cannot start: {len(failed)} stopped before starting "
+        f"(stopCode TaskFailedToStart): {why}."
+    )

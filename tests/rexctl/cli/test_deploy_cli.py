@@ -119,7 +119,10 @@ def test_rollout_that_never_completes_exits_1(
     assert "Error: Timed out after 1s: waiting for ECS to make backend:2 the PRIMARY" in (
         result.stderr
     )
-    assert "`rexctl rollback` returns to backend:1." in result.stderr
+    assert (
+        "ECS goes on with the rollout. To go back: `rexctl rollback --to backend:1` (or "
+        "`rexctl deploy --rollback-on-failure` next time)." in result.stderr
+    )
     # off a terminal the progress is plain lines, one whenever the deployments change
     assert result.stderr.count("Deployments: ") == 1
     assert "Deployments: PRIMARY backend:1 COMPLETED, running 1/1\n" in result.stderr

@@ -269,3 +269,70 @@ def test_ctrl_c_while_waiting_says_the_rollout_goes_on(tmp_path: Path) -> None:
         rollback(w.cfg, ecs=w.ecs, wait=interrupted_wait())
     assert info.value.hint is not None
     assert info.value.hint.startswith("`rexctl rollback --to backend:1` waits for it again")
+
+
+@pytest.mark.parametrize("controller", ["CODE_DEPLOY", "EXTERNAL"])
+def test_other_deployment_controllers_are_refused_before_anything_is_registered(
+    tmp_path: Path, controller: str
+) -> None:
+    """AWS (UpdateService): with the CODE_DEPLOY or EXTERNAL deployment controller the task
+    definition cannot be changed through UpdateService (a CodeDeploy deployment or a new task
+    set does it). moto accepts it; rexctl refuses before registering a revision."""
+    from tests.rexctl.deploy.world import ecs_service_object
+
+    w = make_world(tmp_path)
+    ecs_service_object().deployment_controller = {"type": controller}
+    with pytest.raises(UsageError) as info:
+        deploy(w.cfg, **clients(w), wait=no_wait())
+    assert f"uses the {controller} deployment controller" in info.value.message
+    assert "Nothing was registered or changed." in info.value.message
+    assert w.family_arns == w.family_arns[:1]  # still only the first revision
+
+
+def test_secrets_without_an_execution_role_are_refused_at_plan_time(tmp_path: Path) -> None:
+    """AWS (RegisterTaskDefinition, ECS developer guide "task execution IAM role"): a container
+    with `secrets` needs an execution role; moto registers it anyway and rexctl used to warn."""
+    w = make_world(tmp_path, tls=True, auth=True)
+    current = w.ecs.describe_task_definition(taskDefinition="backend:1")["taskDefinition"]
+    keep = ("family", "containerDefinitions", "networkMode", "requiresCompatibilities")
+    w.ecs.register_task_definition(**{k: current[k] for k in keep if k in current})
+    w.ecs.update_service(cluster="c", service="svc", taskDefinition="backend:2")
+    finish_moto_rollout()
+    with pytest.raises(UsageError) as info:
+        plan_deploy(w.cfg, **clients(w))
+    assert info.value.message.startswith("ECS would refuse the new revision of backend:")
+    assert "executionRoleArn is required when a container has secrets" in info.value.message
+    assert "Give task definition backend an execution role" in (info.value.hint or "")
+    assert len(w.family_arns) == 2  # nothing registered
+
+
+def test_rollout_warnings_name_a_missing_circuit_breaker_and_a_low_minimum() -> None:
+    from rexctl.aws.ecs import ServiceView
+    from rexctl.deploy.revision import rollout_warnings
+
+    base: dict[str, Any] = {
+        "cluster": "c", "name": "svc", "arn": "", "status": "ACTIVE", "task_definition": "",
+        "desired": 2, "running": 2, "pending": 0, "launch_type": "", "awsvpc": True,
+    }  # fmt: skip
+    safe = ServiceView(**base, circuit_breaker=True, minimum_healthy_percent=100)
+    assert rollout_warnings(safe) == []
+    risky = ServiceView(**base, circuit_breaker=False, minimum_healthy_percent=50)
+    first, second = rollout_warnings(risky)
+    assert first.startswith("Service svc has no deployment circuit breaker")
+    assert second.startswith("Service svc has minimumHealthyPercent 50")
+
+
+def test_rollback_on_failure_puts_the_service_back(tmp_path: Path) -> None:
+    w = make_world(tmp_path)
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    opts = WaitOptions(timeout=3, poll=1, sleep=sleep, clock=lambda: now[0],
+                       rollback_on_failure=True)  # fmt: skip
+    outcome = deploy(w.cfg, **clients(w), wait=opts)
+    assert outcome.status == "failed"
+    assert outcome.rolled_back is not None and outcome.rolled_back.to_arn == w.family_arns[0]
+    assert w.service()["taskDefinition"] == w.family_arns[0]
+    assert outcome.to_dict()["rolled_back"]["action"] == "rollback"

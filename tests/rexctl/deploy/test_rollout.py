@@ -20,6 +20,7 @@ OLD = "arn:aws:ecs:us-east-1:123456789012:task-definition/backend:1"
 NEW = "arn:aws:ecs:us-east-1:123456789012:task-definition/backend:2"
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 PARAMS = {"cluster": "c", "services": ["svc"]}
+STOPPED_PARAMS = {"cluster": "c", "serviceName": "svc", "desiredStatus": "STOPPED"}
 
 
 def dep(
@@ -136,6 +137,9 @@ def test_circuit_breaker_rollback_is_a_failure(ecs: tuple[Any, Stubber]) -> None
                  dep("ACTIVE", OLD, "COMPLETED", 2)], [OLD_EVENT]),
         PARAMS,
     )  # fmt: skip
+    # failedTasks > 0: rexctl reads the stopped tasks (none of them failed to start here: the
+    # tasks were stopped for failing health checks, say), and goes on waiting.
+    stubber.add_response("list_tasks", {"taskArns": []}, STOPPED_PARAMS)
     stubber.add_response(
         "describe_services",
         service([dep("PRIMARY", OLD, "IN_PROGRESS", 2),
@@ -235,3 +239,62 @@ def test_a_rollback_before_the_first_look_is_caught_by_since(ecs: tuple[Any, Stu
     stubber.assert_no_pending_responses()
     assert not result.ok
     assert [e.message for e in result.events] == [rolling["message"]]
+
+
+def stopped_task(n: int, td: str, reason: str, code: str = "TaskFailedToStart") -> dict[str, Any]:
+    return {
+        "taskArn": f"arn:aws:ecs:us-east-1:123456789012:task/c/t{n}",
+        "taskDefinitionArn": td,
+        "lastStatus": "STOPPED",
+        "desiredStatus": "STOPPED",
+        "stoppedReason": reason,
+        "stopCode": code,
+        "group": "service:svc",
+        "startedBy": "ecs-svc/2PRIMARY",
+    }
+
+
+def test_tasks_that_cannot_start_end_the_wait_with_their_stopped_reason(
+    ecs: tuple[Any, Stubber],
+) -> None:
+    """AWS: ECS resolves a container's `secrets` when each task starts; when the execution role
+    may not read the secret the task stops with ResourceInitializationError (stopCode
+    TaskFailedToStart) and, without a circuit breaker, the rollout stays IN_PROGRESS forever.
+    The deployment's failedTasks counts them. rexctl ends the wait at once with the reason,
+    instead of running out its 15-minute timeout."""
+    client, stubber = ecs
+    reason = (
+        "ResourceInitializationError: unable to pull secrets or registry auth: execution "
+        "resource retrieval failed: unable to retrieve secret from asm: AccessDeniedException"
+    )
+    stubber.add_response(
+        "describe_services",
+        service([dep("PRIMARY", NEW, "IN_PROGRESS", 0, failed=1),
+                 dep("ACTIVE", OLD, "COMPLETED", 2)], [OLD_EVENT]),
+        PARAMS,
+    )  # fmt: skip
+    arns = [stopped_task(1, NEW, reason)["taskArn"]]
+    stubber.add_response("list_tasks", {"taskArns": arns}, STOPPED_PARAMS)
+    stubber.add_response(
+        "describe_tasks", {"tasks": [stopped_task(1, NEW, reason)]}, {"cluster": "c", "tasks": arns}
+    )
+    stubber.add_response(
+        "describe_services",
+        service([dep("PRIMARY", NEW, "IN_PROGRESS", 0, failed=2),
+                 dep("ACTIVE", OLD, "COMPLETED", 2)], [OLD_EVENT]),
+        PARAMS,
+    )  # fmt: skip
+    scaled = stopped_task(3, OLD, "Scaling activity initiated", "ServiceSchedulerInitiated")
+    tasks = [stopped_task(1, NEW, reason), stopped_task(2, NEW, reason), scaled]
+    arns = [t["taskArn"] for t in tasks]
+    stubber.add_response("list_tasks", {"taskArns": arns}, STOPPED_PARAMS)
+    stubber.add_response("describe_tasks", {"tasks": tasks}, {"cluster": "c", "tasks": arns})
+    fake = FakeTime()
+    result, _ = run(client, fake)
+    stubber.assert_no_pending_responses()
+    assert not result.ok
+    assert result.reason == (
+        "The tasks of backend:2 cannot start: 2 stopped before starting (stopCode "
+        f"TaskFailedToStart): {reason} (2 tasks)."
+    )
+    assert len(fake.sleeps) == 1  # the second look ended it, long before the timeout
