@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from rexctl.aws.errors import answered, aws_errors, unless_missing
+from rexctl.aws.errors import answered, aws_errors, eventually, unless_missing
 from rexctl.errors import RexctlError
 
 if TYPE_CHECKING:
@@ -415,10 +416,15 @@ def authorize_from_group(
     source_group: str,
     description: str,
     tags: dict[str, str],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> str:
-    """Allow TCP `port` into `group_id` from members of `source_group`; returns the rule id."""
-    with aws_errors(f"allow port {port} into {group_id} from {source_group}"):
-        resp = ec2.authorize_security_group_ingress(
+    """Allow TCP `port` into `group_id` from members of `source_group`; returns the rule id.
+    A group created a moment ago may not be found yet (EC2's eventual consistency): retried."""
+    resp = eventually(
+        "InvalidGroup.NotFound",
+        f"allow port {port} into {group_id} from {source_group}",
+        lambda: ec2.authorize_security_group_ingress(
             GroupId=group_id,
             IpPermissions=[
                 {
@@ -429,7 +435,9 @@ def authorize_from_group(
                 }
             ],
             TagSpecifications=tag_specs("security-group-rule", tags),
-        )
+        ),
+        sleep=sleep,
+    )
     rules = resp.get("SecurityGroupRules", [])
     return str(rules[0]["SecurityGroupRuleId"]) if rules else ""
 

@@ -18,10 +18,15 @@ botocore exception that escaped through `translate`, so the user never sees a tr
 - Undoing something that is already undone is not an error: revoking a rule or deleting an ACL
   entry that is gone goes through `unless_missing` too (and re-authorizing a rule that is back
   checks `answered(exc, "InvalidPermission.Duplicate")`).
+
+"Not found *yet*" is another answer: a resource just created may not be visible at once (EC2's
+eventual consistency: `InvalidGroup.NotFound` right after CreateSecurityGroup). `eventually(...)`
+retries such a call with exponential backoff, as AWS says to, for a bounded time.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -152,3 +157,26 @@ def unless_missing(codes: str | Collection[str], doing: str, call: Callable[[], 
         if answered(exc, codes):
             return None
         raise
+
+
+def eventually(
+    codes: str | Collection[str],
+    doing: str,
+    call: Callable[[], T],
+    *,
+    timeout: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """`call()` like `aws_errors(doing)`, retried while AWS answers one of `codes` for something
+    just created (EC2 API reference, "Eventual consistency": retry with exponential backoff,
+    here 0.2 s doubling to 5 s, for at most `timeout` seconds of sleeping)."""
+    delay, slept = 0.2, 0.0
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if not answered(exc, codes) or slept >= timeout:
+                raise translate(exc, doing) from None
+        sleep(delay)
+        slept += delay
+        delay = min(delay * 2, 5.0)

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from rexctl.sandbox import guard, network
+from rexctl.sandbox.consistency import Consistency
 from rexctl.sandbox.logship import LogShipper
-from rexctl.sandbox.moto_state import Moto, keep_tasks_running
+from rexctl.sandbox.moto_state import CacheTime, Moto, keep_tasks_running
 from rexctl.sandbox.proxy import Gate, Link, LoadBalancer, Verdict
 from rexctl.sandbox.seed import seed
 from rexctl.sandbox.state import (
@@ -42,9 +43,10 @@ from rexctl.sandbox.state import (
     TaskInfo,
     write_json,
 )
-from rexctl.sandbox.tasks import ServiceRunner, free_port
+from rexctl.sandbox.tasks import DATABASE, ServiceRunner, free_port
 
 READY_TIMEOUT = 60.0
+CACHE_TICK = 0.1  # how often ElastiCache's time advances (CacheTime)
 
 
 def decider(moto: Moto) -> Any:
@@ -129,12 +131,12 @@ def _clients(endpoint: str) -> dict[str, Any]:
     session = boto3.Session(
         aws_access_key_id="sandbox", aws_secret_access_key="sandbox", region_name=REGION
     )
-    names = ("ec2", "ecs", "logs", "secretsmanager")
+    names = ("ec2", "ecs", "logs", "secretsmanager", "iam")
     return {n: session.client(n, endpoint_url=endpoint) for n in names}  # type: ignore[call-overload]
 
 
 async def serve(directory: Path) -> None:
-    from moto.server import ThreadedMotoServer
+    from rexctl.sandbox.refusals import start_server
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -142,8 +144,8 @@ async def serve(directory: Path) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call is noise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
+    server = start_server()  # moto behind AWS's documented request rules (refusals.py)
+    consistency = Consistency.install(server, armed=False)  # EC2's eventual consistency
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     redis = RedisProcess(directory)
@@ -151,14 +153,25 @@ async def serve(directory: Path) -> None:
     gate: Gate | None = None
     runner: ServiceRunner | None = None
     lb: LoadBalancer | None = None
+    ticker: asyncio.Task[None] | None = None
     try:
         keep_tasks_running()
+        moto = Moto(REGION)
+        moto.provide_ecs_task_execution_policy()
+        cache_time = CacheTime(REGION)
+        cache_time.install()
+        ticker = asyncio.create_task(_advance(cache_time, stop))
         clients = _clients(endpoint)
-        await asyncio.to_thread(seed, clients["ec2"], clients["ecs"], clients["logs"], REGION)
+        await asyncio.to_thread(
+            seed, clients["ec2"], clients["ecs"], clients["logs"], REGION, clients["iam"]
+        )
+        consistency.armed = True  # the seeded world exists long before step 1
         print(f"sandbox: moto at {endpoint}, seeded", flush=True)
         await redis.start()
         print(f"sandbox: redis-server on 127.0.0.1:{redis.port}", flush=True)
-        moto = Moto(REGION)
+        for leftover in (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm"):  # a fresh database
+            with contextlib.suppress(FileNotFoundError):
+                (directory / leftover).unlink()
         shipper = LogShipper(clients["logs"])
         shipper.start()
         gate = Gate(redis.port, decider(moto))
@@ -199,6 +212,10 @@ async def serve(directory: Path) -> None:
         await scheduler
     finally:
         print("sandbox: stopping", flush=True)
+        if ticker is not None:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
         with contextlib.suppress(FileNotFoundError):
             (directory / "state.json").unlink()
         if runner is not None:
@@ -214,6 +231,17 @@ async def serve(directory: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             (directory / "runtime.json").unlink()
         print("sandbox: stopped", flush=True)
+
+
+async def _advance(cache_time: CacheTime, stop: asyncio.Event) -> None:
+    """ElastiCache's time: `creating` -> `available`, `modifying`, `deleting` -> gone."""
+    while not stop.is_set():
+        try:
+            cache_time.advance()
+        except Exception as exc:  # keep the sandbox alive; the daemon log says what happened
+            print(f"sandbox: ElastiCache clock error: {exc!r}", flush=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), CACHE_TICK)
 
 
 def detach(directory: Path) -> None:

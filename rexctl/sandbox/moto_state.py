@@ -4,20 +4,73 @@ The daemon runs moto in its own process, so it can read and fix up what moto kee
 never runs a task, keeps `deployments[0]` on the first task definition and records no events.
 The sandbox runs the tasks itself and writes here what ECS would show: tasks and their states,
 the deployments of a rolling update, running/pending counts and service events. It also reads
-the security groups and network ACLs the gate applies. Everything else goes through boto3.
-Attribute names are those of moto 5.2.x.
+the security groups and network ACLs the gate applies, the execution role's policies (may a task
+read its secrets?), and gives ElastiCache its time (`CacheTime`: `creating`, `modifying`,
+`deleting`, then gone). Everything else goes through boto3. Attribute names are those of moto
+5.2.x.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from rexctl.sandbox import network
+from rexctl.sandbox import iam, network
 
 ACCOUNT = "123456789012"  # moto's default account: any access key maps to it
+
+# ElastiCache's time, shortened from minutes to seconds (AWS: 5-10 minutes to create, minutes to
+# modify or delete). A modify answers `available` and still shows it for MODIFY_STARTS_AFTER
+# seconds before the group turns `modifying`, as AWS may.
+CREATE_SECONDS = 2.0
+MODIFY_STARTS_AFTER = 0.3
+MODIFY_SECONDS = 1.5
+DELETE_SECONDS = 1.5
+SERVING = ("available", "modifying")  # the node answers on its endpoint
+_HIDDEN = "_sandbox_hidden_endpoints"  # node-group endpoint keys held back while `creating`
+_ENDPOINT_KEYS = (
+    "primary_endpoint",
+    "primary_endpoint_address",
+    "reader_endpoint",
+    "reader_endpoint_address",
+)
+
+# The AWS managed policy the guide attaches to the execution role, as AWS publishes it (moto
+# loads AWS managed policies only with MOTO_IAM_LOAD_MANAGED_POLICIES=true: 1,500 of them, most
+# of a second at every start).
+ECS_TASK_EXECUTION_POLICY = "AmazonECSTaskExecutionRolePolicy"
+ECS_TASK_EXECUTION_POLICY_ARN = f"arn:aws:iam::aws:policy/service-role/{ECS_TASK_EXECUTION_POLICY}"
+ECS_TASK_EXECUTION_DOCUMENT: dict[str, Any] = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "ecr:GetAuthorizationToken",
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:GetDownloadUrlForLayer",
+                "ecr:BatchGetImage",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+            ],
+            "Resource": "*",
+        }
+    ],
+}
+_AWS_MANAGED_SECRETS_KEY = ("", "alias/aws/secretsmanager")
+
+# What ECS gives a service created without a deploymentConfiguration (moto keeps none).
+DEFAULT_DEPLOYMENT_CONFIGURATION: dict[str, Any] = {
+    "deploymentCircuitBreaker": {"enable": False, "rollback": False},
+    "maximumPercent": 200,
+    "minimumHealthyPercent": 100,
+}
 
 
 def _now() -> datetime:
@@ -29,6 +82,13 @@ def _backend(name: str, region: str) -> Any:
 
     getter: Any = get_backend  # typed per service name; the sandbox reads a few attributes only
     return getter(name)[ACCOUNT][region]
+
+
+def _iam_backend() -> Any:
+    from moto.backends import get_backend
+
+    getter: Any = get_backend
+    return getter("iam")[ACCOUNT]["aws"]  # IAM is global: one backend per partition
 
 
 def keep_tasks_running() -> None:
@@ -48,6 +108,18 @@ class ContainerSpec:
     secrets: dict[str, str]  # name -> valueFrom
     log_group: str
     log_prefix: str
+    execution_role: str = ""  # the task definition's executionRoleArn
+
+
+@dataclass(frozen=True)
+class DeploymentConfig:
+    """A service's deploymentConfiguration, with ECS's defaults for what it leaves out."""
+
+    minimum_healthy_percent: int = 100
+    maximum_percent: int = 200
+    circuit_breaker: bool = False
+    rollback: bool = False
+    reset_on_healthy_task: bool = True
 
 
 @dataclass(frozen=True)
@@ -98,7 +170,34 @@ class Moto:
             secrets={s["name"]: s.get("valueFrom", "") for s in c.get("secrets") or []},
             log_group=options.get("awslogs-group", ""),
             log_prefix=options.get("awslogs-stream-prefix", ""),
+            execution_role=str(getattr(td, "execution_role_arn", None) or ""),
         )
+
+    @staticmethod
+    def deployment_configuration(svc: Any) -> DeploymentConfig:
+        """The service's deploymentConfiguration; ECS's defaults where it has none (they are
+        written into moto too, so `describe-services` shows them as ECS does)."""
+        raw = dict(getattr(svc, "deployment_configuration", None) or {})
+        full = {**DEFAULT_DEPLOYMENT_CONFIGURATION, **raw}
+        breaker = {
+            **DEFAULT_DEPLOYMENT_CONFIGURATION["deploymentCircuitBreaker"],
+            **(full.get("deploymentCircuitBreaker") or {}),
+        }
+        full["deploymentCircuitBreaker"] = breaker
+        if raw != full:
+            svc.deployment_configuration = full
+        return DeploymentConfig(
+            minimum_healthy_percent=int(full.get("minimumHealthyPercent", 100)),
+            maximum_percent=int(full.get("maximumPercent", 200)),
+            circuit_breaker=bool(breaker.get("enable")),
+            rollback=bool(breaker.get("rollback")),
+            reset_on_healthy_task=bool(breaker.get("resetOnHealthyTask", True)),
+        )
+
+    @staticmethod
+    def set_task_definition(svc: Any, arn: str) -> None:
+        """What a rollback does to the service: it runs the earlier task definition again."""
+        svc.task_definition = arn
 
     def new_task(self, svc: Any, td_arn: str, subnet: str, deployment_id: str) -> Any:
         """A PROVISIONING task of the service in moto, with its network interface in `subnet`."""
@@ -164,21 +263,25 @@ class Moto:
     # ElastiCache and the VPC -------------------------------------------------------------------
 
     def cache_endpoints(self) -> dict[str, CacheEndpoint]:
-        """Primary and reader endpoint names of every replication group."""
+        """Primary and reader endpoint names of every replication group (also those of a group
+        still `creating`, which describe calls do not show yet: the gate holds a task's
+        connections to it until the group is `available`)."""
         found: dict[str, CacheEndpoint] = {}
         for rg in list(self.elasticache.replication_groups.values()):
-            for ng in rg.node_groups:
+            hidden = list(getattr(rg, _HIDDEN, None) or [])
+            for ng in [*rg.node_groups, *hidden]:
                 for key in ("primary_endpoint_address", "reader_endpoint_address"):
                     if ng.get(key):
                         found[ng[key]] = CacheEndpoint(rg.replication_group_id, int(rg.port))
         return found
 
     def path(self, group_id: str, subnet_id: str, task_groups: list[str]) -> network.Path:
-        """The rules between a task (subnet, groups) and a replication group, as they are now."""
+        """The rules between a task (subnet, groups) and a replication group, as they are now.
+        A group that is not serving (`creating`, `deleting`, gone) has no path (`exists`)."""
         rg = self.elasticache.replication_groups.get(group_id)
         task_subnet = self._subnet(subnet_id)
         groups = tuple(g for g in (self._group(i) for i in task_groups) if g)
-        if rg is None or rg.status == "deleting":
+        if rg is None or rg.status not in SERVING:
             return network.Path(task_subnet, groups, (), (), 0, exists=False)
         subnet_group = self.elasticache.cache_subnet_groups.get(rg.cache_subnet_group_name or "")
         subnet_ids = list(subnet_group.subnet_ids) if subnet_group else []
@@ -190,6 +293,100 @@ class Moto:
             cache_groups=tuple(g for g in (self._group(i) for i in self._cache_sg_ids(rg)) if g),
             port=int(rg.port),
         )
+
+    # IAM and Secrets Manager: may a task's execution role read its secrets? -------------------
+
+    @property
+    def iam(self) -> Any:
+        return _iam_backend()
+
+    def provide_ecs_task_execution_policy(self) -> None:
+        """Make the AWS managed policy AmazonECSTaskExecutionRolePolicy attachable, with the
+        document AWS publishes for it."""
+        from moto.iam.models import AWSManagedPolicy
+
+        backend = self.iam
+        if ECS_TASK_EXECUTION_POLICY_ARN in backend.managed_policies:
+            return
+        data = {
+            "DefaultVersionId": "v1",
+            "Path": "/service-role/",
+            "Document": ECS_TASK_EXECUTION_DOCUMENT,
+            "CreateDate": "2017-11-16T18:48:22+00:00",
+            "UpdateDate": "2017-11-16T18:48:22+00:00",
+        }
+        policy = AWSManagedPolicy.from_data(ECS_TASK_EXECUTION_POLICY, ACCOUNT, self.region, data)
+        backend.managed_policies[policy.arn] = policy
+
+    def role_documents(self, role_arn: str) -> tuple[Any, list[str]] | None:
+        """(trust policy, identity policies: inline + default versions of the attached ones) of
+        the role `role_arn` names, or None when no such role exists."""
+        name = role_arn.rsplit("/", 1)[-1]
+        if not role_arn.startswith("arn:aws:iam::") or ":role/" not in role_arn or not name:
+            return None
+        try:
+            role = self.iam.get_role(name)
+        except Exception:
+            return None
+        if str(role.arn) != role_arn:  # same name under another path or account
+            return None
+        documents = [str(d) for d in dict(role.policies).values()]
+        for policy in list(dict(role.managed_policies).values()):
+            documents.extend(str(v.document) for v in policy.versions if v.is_default)
+        return role.assume_role_policy_document, documents
+
+    def secret_problem(self, role_arn: str, value_from: str, task_id: str) -> str:
+        """Why ECS, with execution role `role_arn`, could not fetch the secret `value_from` for
+        task `task_id`, in the words of the error AWS reports ('' when it could)."""
+        arn = secret_arn(value_from)
+        if not arn:
+            return (
+                f"invalid secret reference {value_from}: the sandbox reads Secrets Manager "
+                "secrets by ARN (arn:aws:secretsmanager:...) only"
+            )
+        if not role_arn:
+            return "the task definition has no executionRoleArn to fetch secrets with"
+        documents = self.role_documents(role_arn)
+        if documents is None or not iam.trusts(documents[0]):
+            return (
+                f"ECS was unable to assume the role '{role_arn}' that was provided for this task. "
+                "Please verify that the role being passed has the proper trust relationship and "
+                "permissions and that your IAM user has permissions to pass this role."
+            )
+        caller = _assumed_role(role_arn, task_id)
+        action = "secretsmanager:GetSecretValue"
+        decision = iam.evaluate(documents[1], action, arn)
+        if decision is not iam.Decision.ALLOWED:
+            return (
+                f"AccessDeniedException: User: {caller} is not authorized to perform: {action} "
+                f"on resource: {arn} {_because(decision, action)}"
+            )
+        key = self._secret_key(arn)
+        if key and iam.evaluate(documents[1], "kms:Decrypt", key) is not iam.Decision.ALLOWED:
+            return "AccessDeniedException: Access to KMS is not allowed"
+        return ""
+
+    def _secret_key(self, arn: str) -> str:
+        """The ARN of the customer managed KMS key that encrypts the secret ('' for the AWS
+        managed key aws/secretsmanager, which needs no kms:Decrypt in the role's policy)."""
+        try:
+            secret = _backend("secretsmanager", self.region).secrets.get(arn)
+        except Exception:
+            return ""
+        key = str(getattr(secret, "kms_key_id", None) or "") if secret is not None else ""
+        if key in _AWS_MANAGED_SECRETS_KEY or key.endswith(":alias/aws/secretsmanager"):
+            return ""
+        if key.startswith("arn:aws:kms:") and ":key/" in key:
+            return key
+        if "alias/" in key:
+            try:
+                key_id = _backend("kms", self.region).get_key_id_from_alias(key.split(":")[-1])
+            except Exception:
+                key_id = None
+            if not key_id:
+                return f"arn:aws:kms:{self.region}:{ACCOUNT}:{key.split(':')[-1]}"
+            key = str(key_id)
+        return f"arn:aws:kms:{self.region}:{ACCOUNT}:key/{key.rsplit('/', 1)[-1]}"
 
     def _cache_sg_ids(self, rg: Any) -> list[str]:
         if rg.security_group_ids:
@@ -226,6 +423,26 @@ class Moto:
         return network.Subnet(subnet_id, subnet.cidr_block, entries)
 
 
+def secret_arn(value_from: str) -> str:
+    """The secret's ARN in a container's `valueFrom` (which may append
+    `:json-key:version-stage:version-id`); '' when it is not a Secrets Manager ARN."""
+    parts = value_from.split(":")
+    if len(parts) < 7 or parts[:3] != ["arn", "aws", "secretsmanager"] or parts[5] != "secret":
+        return ""
+    return ":".join(parts[:7])
+
+
+def _assumed_role(role_arn: str, session: str) -> str:
+    account = role_arn.split(":")[4] if role_arn.count(":") >= 5 else ACCOUNT
+    return f"arn:aws:sts::{account}:assumed-role/{role_arn.rsplit('/', 1)[-1]}/{session}"
+
+
+def _because(decision: iam.Decision, action: str) -> str:
+    if decision is iam.Decision.EXPLICIT_DENY:
+        return "with an explicit deny in an identity-based policy"
+    return f"because no identity-based policy allows the {action} action"
+
+
 def _port(value: Any) -> int | None:
     return None if value in (None, "") else int(value)
 
@@ -252,3 +469,157 @@ def _acl_entry(entry: Any) -> network.AclEntry:
         from_port=_port(entry.port_range_from),
         to_port=_port(entry.port_range_to),
     )
+
+
+# ElastiCache's time ----------------------------------------------------------------------------
+
+
+@cache
+def _state_fault() -> type[Exception]:
+    from moto.elasticache.exceptions import ElastiCacheException
+
+    class InvalidReplicationGroupStateFault(ElastiCacheException):
+        code = "InvalidReplicationGroupState"
+
+    return InvalidReplicationGroupStateFault
+
+
+def _group_id(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    return str(kwargs.get("replication_group_id") or (args[0] if args else ""))
+
+
+class CacheTime:
+    """Replication groups go through ElastiCache's states over time instead of being `available`
+    at once and `deleting` forever (moto):
+
+    - CreateReplicationGroup answers `creating`, with no endpoint in the node group (the endpoint
+      appears, and the gate lets a task through, once it is `available`) for CREATE_SECONDS;
+    - ModifyReplicationGroup answers, and still shows, `available` for MODIFY_STARTS_AFTER
+      seconds, then `modifying` for MODIFY_SECONDS, then `available` again; it is refused with
+      InvalidReplicationGroupState unless the group is `available`, as ElastiCache does;
+    - DeleteReplicationGroup answers `deleting`; DELETE_SECONDS later the group is gone (its id
+      can be used again). Deleting a group that is already `deleting` is refused.
+
+    `install()` wraps the three calls of moto's ElastiCache backend (again whenever moto made a
+    new backend, after a reset); `advance()` (the daemon calls it every 0.1 s) applies what is
+    due. Requests run in moto's server threads, `advance` in the daemon's loop: one lock.
+    """
+
+    def __init__(self, region: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.region = region
+        self.clock = clock
+        self._due: dict[str, list[tuple[float, str]]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def backend(self) -> Any:
+        return _backend("elasticache", self.region)
+
+    def install(self) -> None:
+        backend = self.backend
+        if backend.__dict__.get("_sandbox_time") is self:
+            return
+        create, modify, delete = (
+            backend.create_replication_group,
+            backend.modify_replication_group,
+            backend.delete_replication_group,
+        )
+
+        def on_create(*args: Any, **kwargs: Any) -> Any:
+            rg = create(*args, **kwargs)
+            with self._lock:
+                rg.status = "creating"
+                hidden = []
+                for ng in rg.node_groups:
+                    keys = {k: ng.pop(k) for k in _ENDPOINT_KEYS if k in ng}
+                    keys["node_group_members"] = [
+                        m.pop("read_endpoint", None) for m in ng.get("node_group_members", [])
+                    ]
+                    hidden.append(keys)
+                    ng["status"] = "creating"
+                setattr(rg, _HIDDEN, hidden)
+                self._due[rg.replication_group_id] = [(self.clock() + CREATE_SECONDS, "available")]
+            return rg
+
+        def on_modify(*args: Any, **kwargs: Any) -> Any:
+            group_id = _group_id(args, kwargs)
+            with self._lock:
+                rg = backend.replication_groups.get(group_id)
+                if rg is not None and rg.status != "available":
+                    raise _state_fault()(
+                        f"Replication group {group_id} is not in the available state "
+                        f"(it is {rg.status})."
+                    )
+            rg = modify(*args, **kwargs)
+            with self._lock:
+                start = self.clock() + MODIFY_STARTS_AFTER
+                self._due[group_id] = [(start, "modifying"), (start + MODIFY_SECONDS, "available")]
+            return rg
+
+        def on_delete(*args: Any, **kwargs: Any) -> Any:
+            group_id = _group_id(args, kwargs)
+            with self._lock:
+                rg = backend.replication_groups.get(group_id)
+                if rg is not None and rg.status == "deleting":
+                    raise _state_fault()(
+                        f"Replication group {group_id} has status deleting which is not valid "
+                        "for deletion."
+                    )
+            rg = delete(*args, **kwargs)
+            with self._lock:
+                self._due[group_id] = [(self.clock() + DELETE_SECONDS, "gone")]
+            return rg
+
+        backend.create_replication_group = on_create
+        backend.modify_replication_group = on_modify
+        backend.delete_replication_group = on_delete
+        backend._sandbox_time = self
+
+    def advance(self, now: float | None = None) -> None:
+        """Apply every transition that is due by `now` (default: the clock)."""
+        self.install()
+        now = self.clock() if now is None else now
+        backend = self.backend
+        with self._lock:
+            for group_id, steps in list(self._due.items()):
+                rg = backend.replication_groups.get(group_id)
+                while rg is not None and steps and steps[0][0] <= now:
+                    _, what = steps.pop(0)
+                    if what == "gone":
+                        backend.replication_groups.pop(group_id, None)
+                        tagging = getattr(backend, "tagging_service", None)
+                        if tagging is not None:
+                            tagging.delete_all_tags_for_resource(rg.arn)
+                        rg = None
+                    else:
+                        _become(rg, what)
+                if rg is None or not steps:
+                    del self._due[group_id]
+
+    def pending(self, group_id: str) -> list[str]:
+        """The states still to come for a group (for tests and the daemon log)."""
+        with self._lock:
+            return [what for _, what in self._due.get(group_id, [])]
+
+
+def _become(rg: Any, status: str) -> None:
+    """Set the group's status; on `available`, show the endpoints held back while `creating`.
+    New node-group dicts replace the old ones, so that a describe being answered in another
+    thread never sees one change under it."""
+    rg.status = status
+    if status != "available":
+        return
+    hidden = list(getattr(rg, _HIDDEN, None) or [])
+    groups = []
+    for i, ng in enumerate(list(rg.node_groups)):
+        keys = dict(hidden[i]) if i < len(hidden) else {}
+        endpoints = keys.pop("node_group_members", [])
+        members = [
+            {**m, "read_endpoint": endpoints[j]}
+            if j < len(endpoints) and endpoints[j] is not None
+            else dict(m)
+            for j, m in enumerate(ng.get("node_group_members", []))
+        ]
+        groups.append({**ng, **keys, "node_group_members": members, "status": "available"})
+    rg.node_groups = groups
+    setattr(rg, _HIDDEN, None)

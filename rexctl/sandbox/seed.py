@@ -3,15 +3,30 @@
 A VPC with DNS hostnames; two private subnets (two AZs, a route table without an internet route)
 where the cache will go, and two public subnets (0.0.0.0/0 to an internet gateway) where the
 backend's Fargate tasks run with public IPs, as many tutorial setups do. The ECS cluster
-`rexpress`, the service `backend` (awsvpc, its own security group, FARGATE, 2 tasks) running the
-bundled service's task definition with an awslogs configuration, and its log group.
+`rexpress`, the service `backend` (awsvpc, its own security group, FARGATE, 2 tasks, ECS's
+default deployment configuration: circuit breaker off, 100 %/200 %) running the bundled service's
+task definition with an awslogs configuration, and its log group.
+
+The task execution role `ecsTaskExecutionRole`, as the ECS guide has you create it: trusted by
+`ecs-tasks.amazonaws.com`, with the AWS managed policy AmazonECSTaskExecutionRolePolicy attached
+(ECR pulls, log streams; a customer managed copy of it where moto does not offer the AWS one) and
+an inline policy `rexctl-secrets` that lets it read the secrets named `rexctl/*` (what a user
+following docs/deploy.md adds so that ECS can hand the AUTH token to the tasks). Every request
+here is one AWS accepts (tests check them against `rexctl.aws.rules`).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
+from rexctl.sandbox.moto_state import (
+    DEFAULT_DEPLOYMENT_CONFIGURATION,
+    ECS_TASK_EXECUTION_DOCUMENT,
+    ECS_TASK_EXECUTION_POLICY,
+    ECS_TASK_EXECUTION_POLICY_ARN,
+)
 from rexctl.sandbox.state import CLUSTER, SERVICE
 
 VPC_CIDR = "10.0.0.0/16"
@@ -24,6 +39,18 @@ CONTAINER_PORT = 8080
 DESIRED = 2
 # The guide's DB stands in at 1.5 s; the sandbox uses 300 ms so a rehearsal stays short.
 ENVIRONMENT = {"DB_DELAY_MS": "300", "REDIS_ENABLED": "false", "LOG_FORMAT": "text"}
+EXECUTION_ROLE = "ecsTaskExecutionRole"
+SECRETS_POLICY = "rexctl-secrets"
+TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
 
 
 @dataclass(frozen=True)
@@ -33,13 +60,53 @@ class Seeded:
     public_subnets: list[str]
     service_sg: str
     task_definition: str
+    execution_role: str
 
 
 def _tags(name: str) -> list[dict[str, Any]]:
     return [{"Key": "Name", "Value": name}, {"Key": "sandbox", "Value": "rexctl"}]
 
 
-def seed(ec2: Any, ecs: Any, logs: Any, region: str) -> Seeded:
+def execution_role(iam: Any, region: str) -> str:
+    """The task execution role (see the module's docstring); returns its ARN."""
+    arn = str(
+        iam.create_role(
+            RoleName=EXECUTION_ROLE,
+            AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
+            Description="ECS task execution role of the rexpress backend",
+            Tags=[{"Key": "sandbox", "Value": "rexctl"}],
+        )["Role"]["Arn"]
+    )
+    try:
+        iam.attach_role_policy(RoleName=EXECUTION_ROLE, PolicyArn=ECS_TASK_EXECUTION_POLICY_ARN)
+    except iam.exceptions.NoSuchEntityException:  # moto without its AWS managed policies
+        copy = iam.create_policy(
+            PolicyName=ECS_TASK_EXECUTION_POLICY,
+            PolicyDocument=json.dumps(ECS_TASK_EXECUTION_DOCUMENT),
+            Description="A copy of the AWS managed policy of the same name",
+        )["Policy"]["Arn"]
+        iam.attach_role_policy(RoleName=EXECUTION_ROLE, PolicyArn=copy)
+    account = arn.split(":")[4]
+    iam.put_role_policy(
+        RoleName=EXECUTION_ROLE,
+        PolicyName=SECRETS_POLICY,
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "secretsmanager:GetSecretValue",
+                        "Resource": f"arn:aws:secretsmanager:{region}:{account}:secret:rexctl/*",
+                    }
+                ],
+            }
+        ),
+    )
+    return arn
+
+
+def seed(ec2: Any, ecs: Any, logs: Any, region: str, iam: Any) -> Seeded:
     vpc = ec2.create_vpc(
         CidrBlock=VPC_CIDR,
         TagSpecifications=[{"ResourceType": "vpc", "Tags": _tags("rexpress")}],
@@ -87,6 +154,7 @@ def seed(ec2: Any, ecs: Any, logs: Any, region: str) -> Seeded:
         ],
     )
     logs.create_log_group(logGroupName=LOG_GROUP)
+    role = execution_role(iam, region)
     ecs.create_cluster(clusterName=CLUSTER)
     td = ecs.register_task_definition(
         family=FAMILY,
@@ -94,7 +162,7 @@ def seed(ec2: Any, ecs: Any, logs: Any, region: str) -> Seeded:
         requiresCompatibilities=["FARGATE"],
         cpu="256",
         memory="512",
-        executionRoleArn="arn:aws:iam::123456789012:role/ecsTaskExecutionRole",
+        executionRoleArn=role,
         containerDefinitions=[
             {
                 "name": CONTAINER,
@@ -120,6 +188,7 @@ def seed(ec2: Any, ecs: Any, logs: Any, region: str) -> Seeded:
         taskDefinition=td,
         desiredCount=DESIRED,
         launchType="FARGATE",
+        deploymentConfiguration=DEFAULT_DEPLOYMENT_CONFIGURATION,
         networkConfiguration={
             "awsvpcConfiguration": {
                 "subnets": public,
@@ -128,4 +197,4 @@ def seed(ec2: Any, ecs: Any, logs: Any, region: str) -> Seeded:
             }
         },
     )
-    return Seeded(vpc, private, public, sg, td)
+    return Seeded(vpc, private, public, sg, td, role)

@@ -1,22 +1,37 @@
 """Run an ECS service's tasks as local processes and keep moto's picture of them honest.
 
 Each tick (a quarter second) the runner compares what moto's service asks for (task definition,
-desired count) with the processes it runs, the way ECS's scheduler does with minimum healthy 100 %
-and maximum 200 %:
+desired count, deploymentConfiguration) with the processes it runs, the way ECS's scheduler does:
 - a changed task definition (or a forced new deployment) makes a new PRIMARY deployment; the
-  previous one turns ACTIVE; new tasks start one at a time, each old task stops once a new one
-  answers `/health` (a rolling update); the rollout is COMPLETED when the new deployment runs the
-  desired count and no old task is left; three tasks that fail to start mark it FAILED;
+  previous one turns ACTIVE. New tasks start while the service has fewer than `maximumPercent`
+  of the desired count (default 200 %: a whole new set at once); an old task stops once the
+  tasks RUNNING without it still reach `minimumHealthyPercent` (default 100 %: only after a new
+  one answers `/health`; below 100 % old tasks stop before new ones are healthy). The rollout is
+  COMPLETED when the new deployment runs the desired count and no old task is left;
+- ECS resolves a container's `secrets` with the execution role when it starts a task: a role
+  whose policies do not allow `secretsmanager:GetSecretValue` on the secret (or `kms:Decrypt`
+  on its customer managed key) stops the task with ResourceInitializationError, stop code
+  TaskFailedToStart;
+- tasks that fail to start count against the deployment circuit breaker (threshold: 0.5 x the
+  desired count rounded up, at least 3, at most 200, as ECS computes it). With the breaker on,
+  reaching it marks the rollout FAILED and stops launching; with rollback too, the service goes
+  back to the last COMPLETED deployment's task definition in a new deployment. With the breaker
+  off the rollout stays IN_PROGRESS and keeps retrying (with backoff), as ECS does;
 - a task whose process exits, or that fails three load-balancer health checks in a row, is stopped
   with ECS's reason and replaced by a new task (a restart, as the drills must see it); a task
   stopped through `ecs:StopTask` is stopped here too;
 - running/pending counts, deployments and service events are written back into moto.
+
+Every task uses the one products database of the sandbox (`products.sqlite3` in the sandbox
+directory), as the guide's tasks share one RDS: a write through any task is read by all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import math
 import os
 import signal
 import socket
@@ -31,7 +46,7 @@ from typing import Any
 
 from rexctl.sandbox import guard
 from rexctl.sandbox.logship import LogShipper
-from rexctl.sandbox.moto_state import ContainerSpec, Moto
+from rexctl.sandbox.moto_state import ContainerSpec, DeploymentConfig, Moto, secret_arn
 from rexctl.sandbox.proxy import Gate, Link
 from rexctl.sandbox.state import TaskInfo
 
@@ -40,7 +55,11 @@ HEALTH_EVERY = 8  # ticks between load-balancer health checks of running tasks
 UNHEALTHY_AFTER = 3  # failed checks in a row before ECS replaces a task
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 5.0
-FAILED_AFTER = 3  # tasks that fail to start before a rollout is FAILED
+# ECS's deployment circuit breaker: 0.5 x desired count, rounded up, within these bounds.
+BREAKER_MIN = 3
+BREAKER_MAX = 200
+THROTTLED_AFTER = 3  # failed starts before ECS says it cannot consistently start tasks
+DATABASE = "products.sqlite3"  # in the sandbox directory, shared by every task
 _BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
 
@@ -54,6 +73,45 @@ def service_module() -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def breaker_threshold(desired: int) -> int:
+    """How many failed tasks trip ECS's deployment circuit breaker."""
+    return min(BREAKER_MAX, max(BREAKER_MIN, math.ceil(0.5 * desired)))
+
+
+class SecretsUnavailable(Exception):
+    """ECS could not fetch a container's secret with the execution role."""
+
+
+def _asm_failure(value_from: str, problem: str) -> str:
+    arn = secret_arn(value_from) or value_from
+    return (
+        "execution resource retrieval failed: unable to retrieve secret from asm: service call "
+        f"has been retried 1 time(s): failed to fetch secret {arn} from secrets manager: {problem}"
+    )
+
+
+def _aws_error(exc: Exception) -> str:
+    error = getattr(exc, "response", {}).get("Error", {}) if hasattr(exc, "response") else {}
+    if error.get("Code"):
+        return f"{error['Code']}: {error.get('Message', '')}".rstrip(": ")
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _secret_value(value_from: str, text: str) -> str:
+    """The value ECS hands the container: the whole secret, or one key of its JSON
+    (`arn:...:secret:name-AbCdEf:json-key::`; version stage and id are not applied)."""
+    parts = value_from.split(":")
+    key = parts[7] if len(parts) > 7 else ""
+    if not key:
+        return text
+    try:
+        value = json.loads(text)[key]
+    except (ValueError, KeyError, TypeError):
+        problem = f"retrieved secret from Secrets Manager did not contain json key {key}"
+        raise SecretsUnavailable(_asm_failure(value_from, problem)) from None
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def free_port() -> int:
@@ -93,7 +151,9 @@ class Deployment:
     status: str = "PRIMARY"
     rollout: str = "IN_PROGRESS"
     reason: str = ""
-    failed: int = 0
+    failed: int = 0  # failedTasks
+    breaker_failures: int = 0  # what the circuit breaker counts (reset by a healthy task)
+    throttled: bool = False  # "unable to consistently start tasks" said
     created: datetime = field(default_factory=_now)
     updated: datetime = field(default_factory=_now)
 
@@ -166,6 +226,8 @@ class ServiceRunner:
         self._started = 0
         self._failures = 0
         self._last_failure = 0.0
+        self._last_completed: Deployment | None = None  # what a rollback goes back to
+        self.database = workdir / DATABASE
         self._background: set[asyncio.Task[None]] = set()
         self._last_snapshot: list[TaskInfo] = []
         (workdir / "tasks").mkdir(parents=True, exist_ok=True)
@@ -198,11 +260,12 @@ class ServiceRunner:
                 self._stop(t, "Service was deleted", "ServiceSchedulerInitiated")
             self._snapshot()
             return
+        cfg = self.moto.deployment_configuration(svc)
         self._track_deployment(svc)
         self._reap(svc)
-        await self._health(svc)
-        await self._schedule(svc)
-        self._settle(svc)
+        await self._health(svc, cfg)
+        await self._schedule(svc, cfg)
+        self._settle(svc, cfg)
         self._snapshot()
 
     def _alive(self) -> list[LocalTask]:
@@ -215,19 +278,19 @@ class ServiceRunner:
         moto_id = self.moto.moto_deployment_id(svc)
         primary = self.deployments[0] if self.deployments else None
         if primary is None:
-            self.deployments = [Deployment(moto_id or _deployment_id(), spec.arn)]
+            self.deployments = [_new_deployment(moto_id or _deployment_id(), spec.arn)]
         elif spec.arn != primary.task_definition or (moto_id and moto_id != primary.id):
             primary.status = "ACTIVE"
             primary.updated = _now()
             new_id = moto_id if moto_id and moto_id != primary.id else _deployment_id()
-            self.deployments.insert(0, Deployment(new_id, spec.arn))
+            self.deployments.insert(0, _new_deployment(new_id, spec.arn))
 
     def _reap(self, svc: Any) -> None:
         for t in self._alive():
             code = t.proc.returncode if t.proc else None
             if code is not None:
                 if t.status == "PENDING":
-                    t.deployment.failed += 1
+                    self._failed_task(t.deployment)
                 self._failures += 1
                 self._last_failure = time.monotonic()
                 self._finished(t, "Essential container in task exited", "EssentialContainerExited")
@@ -236,7 +299,13 @@ class ServiceRunner:
             elif self.moto.stop_requested(t.moto):
                 self._stop(t, "Task stopped by user", "UserInitiated")
 
-    async def _health(self, svc: Any) -> None:
+    def _failed_task(self, deployment: Deployment) -> None:
+        """A task of `deployment` failed to start (or failed its health checks)."""
+        deployment.failed += 1
+        if deployment.rollout == "IN_PROGRESS":
+            deployment.breaker_failures += 1
+
+    async def _health(self, svc: Any, cfg: DeploymentConfig) -> None:
         pending = [t for t in self._alive() if t.status == "PENDING"]
         checked = pending + (
             [t for t in self._alive() if t.status == "RUNNING"]
@@ -251,73 +320,105 @@ class ServiceRunner:
                 t.status = "RUNNING"
                 self.moto.task_running(t.moto)
                 self._failures = 0
+                if cfg.reset_on_healthy_task:
+                    t.deployment.breaker_failures = 0
             elif t.status == "PENDING" and time.monotonic() - t.started > START_TIMEOUT:
-                t.deployment.failed += 1
+                self._failed_task(t.deployment)
                 self._stop(t, "Task failed to start: health check timed out", "TaskFailedToStart")
             elif t.status == "RUNNING":
                 t.failed_checks = 0 if ok else t.failed_checks + 1
                 if t.failed_checks >= UNHEALTHY_AFTER:
+                    self._failed_task(t.deployment)
                     self._stop(t, "Task failed ELB health checks", "ServiceSchedulerInitiated")
                     self.moto.add_event(svc, f"(service {self.name}) (task {t.id}) failed "
                                         "load balancer health checks.")  # fmt: skip
 
-    async def _schedule(self, svc: Any) -> None:
+    async def _schedule(self, svc: Any, cfg: DeploymentConfig) -> None:
         if not self.deployments:
             return
         primary = self.deployments[0]
         desired = int(svc.desired_count or 0)
-        alive = self._alive()
-        new = [t for t in alive if t.deployment is primary]
-        old = [t for t in alive if t.deployment is not primary]
-        for t in old:
-            if t.status == "PENDING":  # a superseded deployment's task that never came up
-                self._stop(t, f"Scaling activity initiated by (deployment {primary.id})",
-                           "ServiceSchedulerInitiated")  # fmt: skip
-        in_flight = [t for t in new if t.status == "PENDING"]
-        max_in_flight = 1 if old else max(desired, 1)
+        most = desired * cfg.maximum_percent // 100  # ECS rounds maximumPercent down
+        least = math.ceil(desired * cfg.minimum_healthy_percent / 100)  # and this one up
+        why = f"Scaling activity initiated by (deployment {primary.id})"
+        for t in self._alive():
+            if t.deployment is not primary and t.status == "PENDING":
+                self._stop(t, why, "ServiceSchedulerInitiated")  # superseded, never came up
+        new = [t for t in self._alive() if t.deployment is primary]
+        # Fewer desired than the primary runs (scale in): pending first, then the newest.
+        surplus = sorted(new, key=lambda t: (t.status == "RUNNING", -t.started))
+        for t in surplus[: max(len(new) - desired, 0)]:
+            self._stop_running(svc, t, why)
+        new = [t for t in new if t.alive]
+        # The circuit breaker stops a FAILED deployment's launches; failures back off.
         backoff = min(0.5 * 2 ** max(self._failures - 1, 0), 10.0) if self._failures else 0.0
-        if (
-            len(new) < desired
-            and len(in_flight) < max_in_flight
-            and time.monotonic() - self._last_failure >= backoff
-        ):
+        may_start = primary.rollout != "FAILED" and time.monotonic() - self._last_failure >= backoff
+
+        def room() -> int:  # new tasks to start now
+            if not may_start:
+                return 0
+            return max(min(desired - len(new), most - len(self._alive())), 0)
+
+        # Old tasks go, oldest first, while the tasks running without them stay at the minimum
+        # healthy count, when the service has (or is about to have) more than desired, or the
+        # primary needs the room: below 100 % they stop before the new tasks are even started.
+        old = sorted(
+            (t for t in self._alive() if t.deployment is not primary), key=lambda t: t.started
+        )
+        running = sum(t.status == "RUNNING" for t in self._alive())
+        for t in old:
+            alive = len(self._alive())
+            if not (alive + room() > desired or (len(new) < desired and alive >= most)):
+                break
+            if running - 1 < least:
+                break
+            self._stop_running(svc, t, why)
+            running -= 1
+        for _ in range(room()):
             await self._start(svc, primary)
-        running = [t for t in self._alive() if t.status == "RUNNING"]
-        surplus = len(running) - desired
-        # Old deployments' tasks go first, the primary's newest last.
-        for t in sorted(running, key=lambda t: (t.deployment is primary, -t.started))[:surplus]:
-            self._stop(t, f"Scaling activity initiated by (deployment {primary.id})",
-                       "ServiceSchedulerInitiated")  # fmt: skip
+
+    def _stop_running(self, svc: Any, t: LocalTask, why: str) -> None:
+        was_running = t.status == "RUNNING"
+        self._stop(t, why, "ServiceSchedulerInitiated")
+        if was_running:
             self.moto.add_event(svc, f"(service {self.name}) has stopped 1 running tasks: "
                                 f"(task {t.id}).")  # fmt: skip
 
-    def _settle(self, svc: Any) -> None:
-        primary = self.deployments[0] if self.deployments else None
+    def _settle(self, svc: Any, cfg: DeploymentConfig) -> None:
         desired = int(svc.desired_count or 0)
         busy = [t for t in self.tasks if t.status in ("PENDING", "RUNNING", "STOPPING")]
-        if primary is not None:
-            mine = [t for t in busy if t.deployment is primary and t.status == "RUNNING"]
+        primary = self.deployments[0] if self.deployments else None
+        if primary is not None and primary.rollout == "IN_PROGRESS":
+            mine = [t for t in busy if t.deployment is primary]
             others = [t for t in busy if t.deployment is not primary]
-            if primary.rollout == "IN_PROGRESS":
-                if (
-                    len(mine) >= desired
-                    and not others
-                    and len(mine) == len([t for t in busy if t.deployment is primary])
-                ):
-                    primary.rollout = "COMPLETED"
-                    primary.reason = f"ECS deployment {primary.id} completed."
-                    primary.updated = _now()
-                    self.moto.add_event(svc, f"(service {self.name}) (deployment {primary.id}) "
-                                        "deployment completed.")  # fmt: skip
-                    self.moto.add_event(svc, f"(service {self.name}) has reached a steady state.")
-                elif primary.failed >= FAILED_AFTER:
-                    primary.rollout = "FAILED"
-                    primary.reason = f"ECS deployment {primary.id} failed: tasks failed to start."
-                    primary.updated = _now()
-                    self.moto.add_event(svc, f"(service {self.name}) (deployment {primary.id}) "
-                                        "deployment failed: tasks failed to start.")  # fmt: skip
-            self.deployments = [primary] + [
-                d for d in self.deployments[1:] if any(t.deployment is d for t in busy)
+            if (
+                sum(t.status == "RUNNING" for t in mine) >= desired
+                and not others
+                and all(t.status == "RUNNING" for t in mine)
+            ):
+                primary.rollout = "COMPLETED"
+                primary.reason = f"ECS deployment {primary.id} completed."
+                primary.updated = _now()
+                self._last_completed = primary
+                self.moto.add_event(svc, f"(service {self.name}) (deployment {primary.id}) "
+                                    "deployment completed.")  # fmt: skip
+                self.moto.add_event(svc, f"(service {self.name}) has reached a steady state.")
+            elif cfg.circuit_breaker and primary.breaker_failures >= breaker_threshold(desired):
+                self._trip(svc, primary, cfg)
+            elif not primary.throttled and primary.failed >= THROTTLED_AFTER:
+                primary.throttled = True
+                self.moto.add_event(svc, f"(service {self.name}) is unable to consistently start "
+                                    "tasks successfully. For more information, see the "
+                                    "Troubleshooting section of the Amazon ECS Developer "
+                                    "Guide.")  # fmt: skip
+        if self.deployments:
+            # A deployment stays listed while it has tasks; a FAILED one also until the rollback
+            # that replaced it is over.
+            rolling_back = self.deployments[0].rollout == "IN_PROGRESS"
+            self.deployments = [self.deployments[0]] + [
+                d
+                for d in self.deployments[1:]
+                if any(t.deployment is d for t in busy) or (d.rollout == "FAILED" and rolling_back)
             ]
         deployments = [self._deployment_dict(svc, d, busy, desired) for d in self.deployments]
         self.moto.write_service(
@@ -326,6 +427,25 @@ class ServiceRunner:
             pending=sum(t.status == "PENDING" for t in busy),
             deployments=deployments,
         )
+
+    def _trip(self, svc: Any, failed: Deployment, cfg: DeploymentConfig) -> None:
+        """The circuit breaker: the rollout FAILED; with rollback, back to the last deployment
+        that COMPLETED, in a new deployment."""
+        failed.rollout = "FAILED"
+        failed.reason = "ECS deployment circuit breaker: tasks failed to start."
+        failed.updated = _now()
+        self.moto.add_event(svc, f"(service {self.name}) (deployment {failed.id}) deployment "
+                            "failed: tasks failed to start.")  # fmt: skip
+        back = self._last_completed
+        if not cfg.rollback or back is None or back is failed:
+            return
+        failed.status = "ACTIVE"
+        self.moto.set_task_definition(svc, back.task_definition)
+        rollback = _new_deployment(_deployment_id(), back.task_definition)
+        rollback.reason = f"ECS deployment circuit breaker: rolling back to deploymentId {back.id}."
+        self.deployments.insert(0, rollback)
+        self._failures = 0
+        self.moto.add_event(svc, f"(service {self.name}) rolling back to deployment {back.id}.")
 
     def _deployment_dict(
         self, svc: Any, d: Deployment, busy: list[LocalTask], desired: int
@@ -371,14 +491,15 @@ class ServiceRunner:
             port=free_port(),
         )
         self.tasks.append(task)
+        self.moto.add_event(svc, f"(service {self.name}) has started 1 tasks: (task {task.id}).")
         try:
             env = await self._environment(svc, task)
-        except Exception as exc:
-            deployment.failed += 1
+        except SecretsUnavailable as exc:
+            self._failed_task(deployment)
             self._failures += 1
             self._last_failure = time.monotonic()
-            self._finished(task, f"ResourceInitializationError: unable to pull secrets: {exc}",
-                           "TaskFailedToStart")  # fmt: skip
+            self._finished(task, "ResourceInitializationError: unable to pull secrets or registry "
+                           f"auth: {exc}", "TaskFailedToStart")  # fmt: skip
             return
         log = open(self.workdir / "tasks" / f"{task.id}.log", "ab")  # noqa: SIM115 - closed by _output
         task.proc = await asyncio.create_subprocess_exec(
@@ -391,13 +512,19 @@ class ServiceRunner:
             limit=2**20,
         )
         task.output = asyncio.create_task(self._output(task, log))
-        self.moto.add_event(svc, f"(service {self.name}) has started 1 tasks: (task {task.id}).")
 
     async def _environment(self, svc: Any, task: LocalTask) -> dict[str, str]:
         env = {k: os.environ[k] for k in _BASE_ENV if k in os.environ}
         env.update(task.spec.environment)
         for name, value_from in task.spec.secrets.items():
-            env[name] = await self.read_secret(value_from)
+            problem = self.moto.secret_problem(task.spec.execution_role, value_from, task.id)
+            if problem:
+                raise SecretsUnavailable(_asm_failure(value_from, problem))
+            try:
+                text = await self.read_secret(secret_arn(value_from))
+            except Exception as exc:
+                raise SecretsUnavailable(_asm_failure(value_from, _aws_error(exc))) from None
+            env[name] = _secret_value(value_from, text)
         host = env.get("REDIS_HOST", "")
         task.redis_host = host
         if host:
@@ -418,7 +545,7 @@ class ServiceRunner:
                 env["REDIS_HOST"] = "127.0.0.1"
                 env["REDIS_PORT"] = str(task.gate_port)
         env["PORT"] = str(task.port)
-        env["DATABASE_PATH"] = str(self.workdir / "tasks" / f"{task.id}.sqlite3")
+        env["DATABASE_PATH"] = str(self.database)
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
@@ -474,8 +601,6 @@ class ServiceRunner:
         job = asyncio.create_task(self.gate.close(task.id))
         self._background.add(job)
         job.add_done_callback(self._background.discard)
-        with contextlib.suppress(OSError):
-            (self.workdir / "tasks" / f"{task.id}.sqlite3").unlink(missing_ok=True)
 
     def _snapshot(self) -> None:
         tasks = [t.info() for t in self.tasks if t.status != "STOPPED"]
@@ -499,3 +624,9 @@ class ServiceRunner:
 
 def _deployment_id() -> str:
     return f"ecs-svc/{uuid.uuid4().int % 10**19:019d}"
+
+
+def _new_deployment(deployment_id: str, task_definition: str) -> Deployment:
+    return Deployment(
+        deployment_id, task_definition, reason=f"ECS deployment {deployment_id} in progress."
+    )

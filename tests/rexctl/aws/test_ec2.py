@@ -101,3 +101,41 @@ def test_rule_journal_form_is_what_journals_hold() -> None:
     again = ec2_api.Rule("sgr-2", "sg-cache", False, "tcp", 6379, 6379, source_group="sg-ecs")
     assert again.same_permission(rule)
     assert not again.same_permission(ec2_api.Rule("sgr-3", "sg-cache", False, "tcp", 6379, 6380))
+
+
+def test_authorize_retries_a_group_ec2_does_not_see_yet() -> None:
+    """AWS (EC2 API reference, "Eventual consistency"): right after CreateSecurityGroup, a call
+    naming the new group can answer InvalidGroup.NotFound; retry with backoff. moto never does."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from rexctl.aws.ec2 import authorize_from_group
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    params = {
+        "GroupId": "sg-new",
+        "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 6379, "ToPort": 6379,
+                           "UserIdGroupPairs": [{"GroupId": "sg-ecs", "Description": "d"}]}],
+        "TagSpecifications": [{"ResourceType": "security-group-rule",
+                               "Tags": [{"Key": "managed-by", "Value": "rexctl"}]}],
+    }  # fmt: skip
+    slept: list[float] = []
+    with Stubber(ec2) as stubber:
+        for _ in range(2):
+            stubber.add_client_error(
+                "authorize_security_group_ingress",
+                "InvalidGroup.NotFound",
+                "The security group 'sg-new' does not exist",
+                expected_params=params,
+            )
+        stubber.add_response(
+            "authorize_security_group_ingress",
+            {"Return": True, "SecurityGroupRules": [{"SecurityGroupRuleId": "sgr-1"}]},
+            params,
+        )
+        rule = authorize_from_group(
+            ec2, "sg-new", 6379, "sg-ecs", "d", {"managed-by": "rexctl"}, sleep=slept.append
+        )
+        stubber.assert_no_pending_responses()
+    assert rule == "sgr-1"
+    assert slept == [0.2, 0.4]

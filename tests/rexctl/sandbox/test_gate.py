@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.rexctl.sandbox.conftest import Sandbox, steady, wait_for
 
@@ -60,10 +61,20 @@ def cache(sandbox: Sandbox) -> Iterator[Cache]:
         )["Subnets"]
     ]  # fmt: skip
     assert len(private) == 2
+    created = time.monotonic()
     sg = ec2.create_security_group(GroupName="gate-sg", Description="cache", VpcId=vpc)["GroupId"]
     rule = {"IpProtocol": "tcp", "FromPort": 6379, "ToPort": 6379,
             "UserIdGroupPairs": [{"GroupId": service_sg}]}  # fmt: skip
-    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[rule])
+    refused = []
+    while True:  # EC2 is eventually consistent: a new group may not be found at once; retry
+        try:
+            ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[rule])
+            break
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "InvalidGroup.NotFound", exc
+            refused.append(time.monotonic() - created)
+            time.sleep(0.1)
+    assert refused or time.monotonic() - created > 0.4, "a new group was found at once"
     ec.create_cache_subnet_group(
         CacheSubnetGroupName="gate", CacheSubnetGroupDescription="cache", SubnetIds=private
     )
@@ -72,7 +83,16 @@ def cache(sandbox: Sandbox) -> Iterator[Cache]:
         CacheNodeType="cache.t4g.micro", NumCacheClusters=1, CacheSubnetGroupName="gate",
         SecurityGroupIds=[sg],
     )["ReplicationGroup"]  # fmt: skip
-    endpoint = group["NodeGroups"][0]["PrimaryEndpoint"]["Address"]
+    assert group["Status"] == "creating"
+    assert "PrimaryEndpoint" not in group["NodeGroups"][0], "no endpoint before `available`"
+
+    def available() -> dict[str, Any] | None:
+        found = ec.describe_replication_groups(ReplicationGroupId="gate")["ReplicationGroups"][0]
+        return found if found["Status"] == "available" else None
+
+    endpoint = wait_for(available, timeout=10, what="the cache to be available")["NodeGroups"][0][
+        "PrimaryEndpoint"
+    ]["Address"]
     td = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
     container = dict(td["containerDefinitions"][0])
     container["environment"] = [
@@ -81,7 +101,8 @@ def cache(sandbox: Sandbox) -> Iterator[Cache]:
          {"name": "REDIS_PORT", "value": "6379"}]  # fmt: skip
     new_td = ecs.register_task_definition(
         family=td["family"], networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
-        cpu="256", memory="512", containerDefinitions=[container],
+        cpu="256", memory="512", executionRoleArn=td["executionRoleArn"],
+        containerDefinitions=[container],
     )["taskDefinition"]["taskDefinitionArn"]  # fmt: skip
     ecs.update_service(cluster="rexpress", service="backend", taskDefinition=new_td)
     wait_for(lambda: steady(sandbox, new_td), what="the rollout onto the cache")
