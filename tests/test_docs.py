@@ -64,3 +64,18 @@ def option_envvars() -> set[str]:
 @pytest.mark.parametrize("envvar", sorted(option_envvars()))
 def test_option_envvar_is_documented(envvar: str) -> None:
     assert f"`{envvar}`" in (DOCS / "configuration.md").read_text(encoding="utf-8")
+
+
+def test_every_aws_rule_is_listed_with_its_source() -> None:
+    """docs/aws-rules.md lists every rule rexctl checks, where AWS documents it and its code."""
+    from rexctl.aws import rules
+
+    text = (DOCS / "aws-rules.md").read_text(encoding="utf-8")
+    rows = {
+        tuple(cell.strip().replace("\\|", "|").strip("`") for cell in line.strip("|").split(" | "))
+        for line in text.splitlines()
+        if line.startswith("| ") and not line.startswith("| rule ")
+    }
+    assert {(r.requirement, r.source, r.code) for r in rules.RULES} <= rows
+    for service, operation in rules.COVERED:
+        assert f"{service} {operation}" in text
