@@ -22,8 +22,8 @@ from rexctl.drills import runner
 from rexctl.drills.faults import make_fault
 from rexctl.drills.observe import Sensors, build_sensors
 from rexctl.errors import ConfigError, ExitCode, UsageError
-from tests.rexctl.drills import world as w
 from tests.helpers import FakeTime
+from tests.rexctl.drills import world as w
 from tests.rexctl.drills.conftest import Aws
 from tests.rexctl.drills.test_faults import full_acl, full_sg, journal_for, normalized_service
 
