@@ -56,6 +56,16 @@ def _node_type(value: str) -> str | None:
     return None
 
 
+ENGINES = ("redis", "valkey")
+
+
+def _engine(value: str) -> str | None:
+    # ElastiCache's node-based engines with Redis's protocol (CreateReplicationGroup.Engine).
+    if value not in ENGINES:
+        return "must be redis or valkey"
+    return None
+
+
 def _between(lo: int, hi: int) -> Callable[[int], str | None]:
     def check(value: int) -> str | None:
         return None if lo <= value <= hi else f"must be between {lo} and {hi}"
@@ -100,7 +110,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "cache.auth", bool, False, "Generate an AUTH token in Secrets Manager (step 9; needs tls)."
     ),
-    Setting("cache.engine_version", str, "7.1", "Redis engine version."),
+    Setting(
+        "cache.engine",
+        str,
+        "redis",
+        "Engine: redis (Redis OSS) or valkey; redis -> valkey is an in-place upgrade (step 5).",
+        _engine,
+    ),
+    Setting(
+        "cache.engine_version",
+        str,
+        "7.1",
+        "Version of cache.engine; checked against what ElastiCache offers (step 5).",
+    ),
     Setting(
         "cache.security_group",
         str,
@@ -146,6 +168,7 @@ class CacheConfig:
     subnet_group: str
     subnets: list[str]
     wait_timeout: int
+    engine: str = "redis"
 
 
 @dataclass(frozen=True)
@@ -308,6 +331,7 @@ def load(
         subnet_group=values["cache.subnet_group"] or f"{cache_id}-subnets",
         subnets=list(values["cache.subnets"]),
         wait_timeout=values["cache.wait_timeout"],
+        engine=values["cache.engine"],
     )
     if cache.auth and not cache.tls:
         raise ConfigError(

@@ -536,3 +536,81 @@ def security_group_snapshot(ec2: EC2Client, group_id: str) -> dict[str, Any]:
         "Egress": perms(group.get("IpPermissionsEgress", [])),
         "RuleTags": [[name, tags] for name, tags in rule_tags],
     }
+
+
+# Provisioning's requests (step 8): built once, checked against AWS's rules at plan time
+# (`rexctl.aws.rules`), and sent as built.
+
+
+def security_group_request(
+    name: str, vpc_id: str, description: str, tags: dict[str, str]
+) -> dict[str, Any]:
+    """The CreateSecurityGroup request, tagged in the creating call."""
+    return {
+        "GroupName": name,
+        "Description": description,
+        "VpcId": vpc_id,
+        "TagSpecifications": tag_specs("security-group", tags),
+    }
+
+
+def send_create_security_group(ec2: EC2Client, request: dict[str, Any]) -> str:
+    """CreateSecurityGroup as built by `security_group_request`; returns the new group's id."""
+    with aws_errors(f"create security group {request['GroupName']} in {request['VpcId']}"):
+        resp = ec2.create_security_group(**request)
+    return str(resp["GroupId"])
+
+
+def ingress_from_group_request(
+    group_id: Any, port: int, source_group: str, description: str, tags: dict[str, str]
+) -> dict[str, Any]:
+    """The AuthorizeSecurityGroupIngress request that lets TCP `port` into `group_id` from the
+    members of `source_group` (`group_id` may be a plan's placeholder for a group to create)."""
+    return {
+        "GroupId": group_id,
+        "IpPermissions": [
+            {
+                "IpProtocol": "tcp",
+                "FromPort": port,
+                "ToPort": port,
+                "UserIdGroupPairs": [{"GroupId": source_group, "Description": description}],
+            }
+        ],
+        "TagSpecifications": tag_specs("security-group-rule", tags),
+    }
+
+
+def send_authorize_ingress(
+    ec2: EC2Client,
+    request: dict[str, Any],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    timeout: float = 30.0,
+) -> str:
+    """AuthorizeSecurityGroupIngress as built by `ingress_from_group_request`; returns the rule
+    id. A group created a moment ago may not be found yet (EC2 answers InvalidGroup.NotFound, its
+    eventual consistency): retried with exponential backoff for at most `timeout` seconds."""
+    perm = request["IpPermissions"][0]
+    source = perm["UserIdGroupPairs"][0]["GroupId"]
+    resp = eventually(
+        "InvalidGroup.NotFound",
+        f"allow port {perm['FromPort']} into {request['GroupId']} from {source}",
+        lambda: ec2.authorize_security_group_ingress(**request),
+        sleep=sleep,
+        timeout=timeout,
+    )
+    rules = resp.get("SecurityGroupRules", [])
+    return str(rules[0]["SecurityGroupRuleId"]) if rules else ""
+
+
+def authorize_egress_command(
+    group_id: str, port: int, *, to_group: str = "", cidrs: Sequence[str] = ()
+) -> str:
+    """The AWS CLI command that lets `group_id` send TCP `port` to `to_group` (or to `cidrs`)."""
+    perm: dict[str, Any] = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port}
+    if to_group:
+        perm["UserIdGroupPairs"] = [{"GroupId": to_group}]
+    else:
+        perm["IpRanges"] = [{"CidrIp": c} for c in cidrs]
+    text = shlex.quote(json.dumps([perm], separators=(",", ":")))
+    return f"aws ec2 authorize-security-group-egress --group-id {group_id} --ip-permissions {text}"

@@ -2,6 +2,13 @@
 
 Everything rexctl creates here is tagged in the creating call, so a failure half way never leaves an
 untagged resource behind.
+
+Each write has a request builder (`*_request`: the exact kwargs of the boto3 call) and a sender
+(`send_*`) that sends what it is given: provisioning checks the built request against AWS's
+documented rules (`rexctl.aws.rules`) at plan time, and the executor sends that same request.
+
+ElastiCache stores replication group ids and cache subnet group names in lower case (it converts
+what it is sent); every lookup here asks for the lower-cased name (`aws_name`), as AWS has it.
 """
 
 from __future__ import annotations
@@ -9,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rexctl.aws.errors import aws_errors, unless_missing
+from rexctl.aws.errors import aws_errors, error_code, translate, unless_missing
 
 if TYPE_CHECKING:
     from mypy_boto3_elasticache import ElastiCacheClient
@@ -32,6 +39,7 @@ class CacheView:
     cluster_mode: str
     engine: str = ""
     description: str = ""
+    pending_modified: dict[str, Any] = field(default_factory=dict)  # PendingModifiedValues
 
     @property
     def replicas(self) -> int:
@@ -58,11 +66,27 @@ def _view(raw: dict[str, Any]) -> CacheView:
         cluster_mode="enabled" if raw.get("ClusterEnabled") else "disabled",
         engine=raw.get("Engine", ""),
         description=raw.get("Description", ""),
+        pending_modified={
+            k: v for k, v in dict(raw.get("PendingModifiedValues") or {}).items() if v
+        },
     )
+
+
+def aws_name(name: str) -> str:
+    """The name as ElastiCache stores it: replication group ids and cache subnet group names are
+    converted to lower case (ElastiCache API reference, CreateReplicationGroup.ReplicationGroupId
+    and CreateCacheSubnetGroup.CacheSubnetGroupName: "stored as a lowercase string")."""
+    return name.lower()
+
+
+def same_name(a: str, b: str) -> bool:
+    """Whether two replication group ids (or subnet group names) are the same for ElastiCache."""
+    return aws_name(a) == aws_name(b)
 
 
 def get_replication_group(client: ElastiCacheClient, group_id: str) -> CacheView | None:
     """The replication group, or None when it does not exist."""
+    group_id = aws_name(group_id)
     resp = unless_missing(
         "ReplicationGroupNotFoundFault",
         f"describe ElastiCache replication group {group_id}",
@@ -94,6 +118,7 @@ class SubnetGroupView:
 
 def get_subnet_group(client: ElastiCacheClient, name: str) -> SubnetGroupView | None:
     """The cache subnet group, or None when it does not exist."""
+    name = aws_name(name)
     resp = unless_missing(
         "CacheSubnetGroupNotFoundFault",
         f"describe cache subnet group {name}",
@@ -117,6 +142,24 @@ def cache_subnet_ids(client: ElastiCacheClient, name: str) -> list[str]:
     return list(group.subnet_ids) if group else []
 
 
+def subnet_group_request(
+    name: str, description: str, subnet_ids: list[str], tags: dict[str, str]
+) -> dict[str, Any]:
+    """The CreateCacheSubnetGroup request."""
+    return {
+        "CacheSubnetGroupName": name,
+        "CacheSubnetGroupDescription": description,
+        "SubnetIds": list(subnet_ids),
+        "Tags": _tag_list(tags),
+    }
+
+
+def send_create_subnet_group(client: ElastiCacheClient, request: dict[str, Any]) -> str:
+    with aws_errors(f"create cache subnet group {request['CacheSubnetGroupName']}"):
+        resp = client.create_cache_subnet_group(**request)
+    return str(resp["CacheSubnetGroup"].get("ARN", ""))
+
+
 def create_subnet_group(
     client: ElastiCacheClient,
     name: str,
@@ -124,17 +167,12 @@ def create_subnet_group(
     subnet_ids: list[str],
     tags: dict[str, str],
 ) -> str:
-    with aws_errors(f"create cache subnet group {name}"):
-        resp = client.create_cache_subnet_group(
-            CacheSubnetGroupName=name,
-            CacheSubnetGroupDescription=description,
-            SubnetIds=subnet_ids,
-            Tags=_tag_list(tags),
-        )
-    return str(resp["CacheSubnetGroup"].get("ARN", ""))
+    request = subnet_group_request(name, description, subnet_ids, tags)
+    return send_create_subnet_group(client, request)
 
 
 def delete_subnet_group(client: ElastiCacheClient, name: str) -> None:
+    name = aws_name(name)
     with aws_errors(f"delete cache subnet group {name}"):
         client.delete_cache_subnet_group(CacheSubnetGroupName=name)
 
@@ -168,12 +206,25 @@ def member_network(client: ElastiCacheClient, cluster_id: str) -> NodeNetwork | 
     )
 
 
+def replication_group_request(params: dict[str, Any]) -> dict[str, Any]:
+    """The CreateReplicationGroup request from complete parameters whose `Tags` is a dict."""
+    return {**params, "Tags": _tag_list(params.get("Tags", {}))}
+
+
+def send_create_replication_group(client: ElastiCacheClient, request: dict[str, Any]) -> CacheView:
+    with aws_errors(f"create ElastiCache replication group {request['ReplicationGroupId']}"):
+        resp = client.create_replication_group(**request)
+    return _view(dict(resp["ReplicationGroup"]))
+
+
 def create_replication_group(client: ElastiCacheClient, params: dict[str, Any]) -> CacheView:
     """Create the replication group from complete parameters; `Tags` is a dict."""
-    params = {**params, "Tags": _tag_list(params.get("Tags", {}))}
-    with aws_errors(f"create ElastiCache replication group {params['ReplicationGroupId']}"):
-        resp = client.create_replication_group(**params)
-    return _view(dict(resp["ReplicationGroup"]))
+    return send_create_replication_group(client, replication_group_request(params))
+
+
+def modify_request(params: dict[str, Any]) -> dict[str, Any]:
+    """The ModifyReplicationGroup request (the parameters are the request)."""
+    return dict(params)
 
 
 def modify_replication_group(client: ElastiCacheClient, params: dict[str, Any]) -> CacheView:
@@ -182,6 +233,86 @@ def modify_replication_group(client: ElastiCacheClient, params: dict[str, Any]) 
     return _view(dict(resp["ReplicationGroup"]))
 
 
+_ON_OFF = {True: "enabled", False: "disabled"}
+
+
+def not_yet_shown(
+    view: CacheView, params: dict[str, Any], node: NodeNetwork | None = None
+) -> list[str]:
+    """What of a ModifyReplicationGroup request the described group does not show yet ([]: all of
+    it). Right after the call AWS may still show `available` with the old values, before the
+    change starts; the change is done when the values asked for show and nothing is pending.
+    `node` (the primary's `describe_cache_clusters`, when readable) shows the security groups and
+    the engine version; without it those two cannot be told and count as shown."""
+    missing: list[str] = []
+    if view.status != "available":
+        missing.append(view.status or "no status")
+    if "CacheNodeType" in params and view.node_type != params["CacheNodeType"]:
+        missing.append(f"node type is still {view.node_type}")
+    for key, shown, what in (
+        ("MultiAZEnabled", view.multi_az, "multi-AZ"),
+        ("AutomaticFailoverEnabled", view.automatic_failover, "automatic failover"),
+    ):
+        if key in params and shown != _ON_OFF[bool(params[key])]:
+            missing.append(f"{what} is still {shown or 'unknown'}")
+    if "Engine" in params and view.engine and view.engine.lower() != str(params["Engine"]).lower():
+        missing.append(f"engine is still {view.engine}")
+    if node is not None:
+        want_sgs = params.get("SecurityGroupIds")
+        if want_sgs is not None and sorted(node.security_groups) != sorted(want_sgs):
+            missing.append(f"security groups are still {', '.join(node.security_groups)}")
+        version = str(params.get("EngineVersion", ""))
+        have = node.engine_version
+        if version and have and not (have == version or have.startswith(version + ".")):
+            missing.append(f"engine version is still {have}")
+    if view.pending_modified:
+        missing.append("pending: " + ", ".join(sorted(view.pending_modified)))
+    return missing
+
+
+@dataclass(frozen=True)
+class EngineVersions:
+    """What ElastiCache answers for an engine and version (DescribeCacheEngineVersions)."""
+
+    engine: str
+    version: str
+    answered: bool  # False: the endpoint does not implement the call (moto, the sandbox)
+    offered: bool = False  # AWS lists this engine and version
+    versions: list[str] = field(default_factory=list)  # what AWS lists for the engine otherwise
+
+
+def _version_key(version: str) -> tuple[tuple[int, int, str], ...]:
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in version.split("."))
+
+
+def engine_versions(client: ElastiCacheClient, engine: str, version: str) -> EngineVersions:
+    """Whether ElastiCache offers `engine` `version` in this region, and if not, which versions of
+    the engine it does offer. An endpoint that does not implement DescribeCacheEngineVersions
+    (moto answers NotImplementedError in process, HTTP 500 as a server) gives `answered=False`."""
+    import botocore.exceptions as bce
+    import botocore.parsers
+
+    doing = f"list the {engine} versions ElastiCache offers"
+    try:
+        try:
+            resp = client.describe_cache_engine_versions(Engine=engine, EngineVersion=version)
+            if resp.get("CacheEngineVersions"):
+                return EngineVersions(engine, version, answered=True, offered=True)
+        except bce.ClientError as exc:
+            # An engine version AWS does not know may be refused rather than listed as nothing.
+            if error_code(exc) not in ("InvalidParameterValue", "InvalidParameterCombination"):
+                raise
+        found: set[str] = set()
+        for page in client.get_paginator("describe_cache_engine_versions").paginate(Engine=engine):
+            found.update(v["EngineVersion"] for v in page.get("CacheEngineVersions", []))
+    except (NotImplementedError, botocore.parsers.ResponseParserError):
+        return EngineVersions(engine, version, answered=False)
+    except (bce.BotoCoreError, bce.ClientError) as exc:
+        raise translate(exc, doing) from exc
+    return EngineVersions(engine, version, answered=True, versions=sorted(found, key=_version_key))
+
+
 def delete_replication_group(client: ElastiCacheClient, group_id: str) -> None:
+    group_id = aws_name(group_id)
     with aws_errors(f"delete ElastiCache replication group {group_id}"):
         client.delete_replication_group(ReplicationGroupId=group_id)

@@ -4,6 +4,11 @@ ElastiCache accepts an AUTH token of 16 to 128 printable characters whose only s
 are `! & # $ ^ < > -`; anything else fails with "Invalid AuthToken". rexctl generates one with the
 `secrets` module, checks it against those rules itself (moto checks nothing), keeps it only in
 Secrets Manager, and never prints it.
+
+Secrets Manager deletes asynchronously, even with ForceDeleteWithoutRecovery: for a while after
+the delete call the name is still taken, and CreateSecret with it answers InvalidRequestException
+"You can't create this secret because a secret with this name is already scheduled for deletion."
+`send_create_secret` waits and retries (bounded) while that lasts.
 """
 
 from __future__ import annotations
@@ -11,10 +16,14 @@ from __future__ import annotations
 import re
 import secrets as _random
 import string
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from rexctl.aws.errors import aws_errors, unless_missing
+from rexctl.aws.errors import answered, aws_errors, unless_missing
+from rexctl.errors import RexctlError
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -58,6 +67,20 @@ class SecretView:
     arn: str
     tags: dict[str, str] = field(default_factory=dict)
     scheduled_for_deletion: bool = False
+    # True when its deletion date has passed: it was deleted without a recovery window (or the
+    # window is over) and Secrets Manager is removing it; the name is free again shortly.
+    being_deleted: bool = False
+
+    def refers_to_me(self, value_from: str) -> bool:
+        """Whether an ECS container `secrets[].valueFrom` names this secret: its ARN, its partial
+        ARN (without the 6 random characters) or its name, each optionally followed by
+        `:json-key:version-stage:version-id` (ECS developer guide, "Pass Secrets Manager secrets
+        through Amazon ECS environment variables")."""
+        bases = [self.arn, self.name]
+        head, sep, _ = self.arn.partition(":secret:")
+        if sep:
+            bases.append(f"{head}:secret:{self.name}")
+        return any(b and (value_from == b or value_from.startswith(b + ":")) for b in bases)
 
 
 def find_secret(client: SecretsManagerClient, name: str) -> SecretView | None:
@@ -69,25 +92,90 @@ def find_secret(client: SecretsManagerClient, name: str) -> SecretView | None:
     )
     if resp is None:
         return None
+    deleted = resp.get("DeletedDate")
     return SecretView(
         name=resp.get("Name", name),
         arn=resp.get("ARN", ""),
         tags={t["Key"]: t.get("Value", "") for t in resp.get("Tags", [])},
-        scheduled_for_deletion="DeletedDate" in resp,
+        scheduled_for_deletion=deleted is not None,
+        being_deleted=isinstance(deleted, datetime) and _aware(deleted) <= datetime.now(UTC),
     )
 
 
-def create_secret(
-    client: SecretsManagerClient, name: str, value: str, description: str, tags: dict[str, str]
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def secret_request(name: str, value: Any, description: str, tags: dict[str, str]) -> dict[str, Any]:
+    """The CreateSecret request (`value` is the token, or a plan's placeholder for it)."""
+    return {
+        "Name": name,
+        "Description": description,
+        "SecretString": value,
+        "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+    }
+
+
+# How long rexctl waits for Secrets Manager to finish deleting a secret of the same name.
+DELETION_WAIT_SECONDS = 60.0
+_DELETION_INTERVALS = (1.0, 2.0, 4.0, 8.0)
+_DELETION_MAX_INTERVAL = 10.0
+
+
+def _still_being_deleted(exc: BaseException) -> bool:
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    message = str(getattr(cause, "response", {}).get("Error", {}).get("Message", ""))
+    return answered(exc, "InvalidRequestException") and "scheduled for deletion" in message
+
+
+def send_create_secret(
+    client: SecretsManagerClient,
+    request: dict[str, Any],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    timeout: float = DELETION_WAIT_SECONDS,
 ) -> str:
-    with aws_errors(f"create secret {name}"):
-        resp = client.create_secret(
-            Name=name,
-            Description=description,
-            SecretString=value,
-            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+    """CreateSecret; while a secret of that name is still being deleted, wait and try again (at
+    most `timeout` seconds of waiting, backing off from 1 s to 10 s)."""
+    name = request["Name"]
+    waited = 0.0
+    attempt = 0
+    while True:
+        try:
+            with aws_errors(f"create secret {name}"):
+                resp = client.create_secret(**request)
+            return str(resp["ARN"])
+        except RexctlError as exc:
+            if not _still_being_deleted(exc):
+                raise
+            if waited >= timeout:
+                raise type(exc)(
+                    f"Secret {name} was still being deleted after {int(waited)} s, so it cannot "
+                    "be created again yet.",
+                    hint="Secrets Manager deletes asynchronously; wait a minute and run "
+                    "`rexctl provision` again.",
+                ) from exc
+        pause = (
+            _DELETION_INTERVALS[attempt]
+            if attempt < len(_DELETION_INTERVALS)
+            else _DELETION_MAX_INTERVAL
         )
-    return str(resp["ARN"])
+        pause = min(pause, timeout - waited)
+        attempt += 1
+        waited += pause
+        sleep(pause)
+
+
+def create_secret(
+    client: SecretsManagerClient,
+    name: str,
+    value: str,
+    description: str,
+    tags: dict[str, str],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    return send_create_secret(client, secret_request(name, value, description, tags), sleep=sleep)
 
 
 def read_secret(client: SecretsManagerClient, arn: str) -> str:

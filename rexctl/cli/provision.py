@@ -176,9 +176,15 @@ def teardown(
         doomed = plan_teardown(f.aws, cfg)
     _show_teardown_plan(doomed, json=f.json)
     if not doomed.doomed:
-        ui.info("Nothing to delete: no resource of this cache carries managed-by=rexctl.")
+        if doomed.refused:
+            ui.info("Nothing else to delete.")
+        else:
+            ui.info("Nothing to delete: no resource of this cache carries managed-by=rexctl.")
         if f.json:
             ui.print_json(TeardownResult(plan=doomed).to_dict())
+        refused = doomed.error()
+        if refused is not None:
+            raise refused
         return
     if not _confirmed(doomed, yes=f.yes, json=f.json):
         return

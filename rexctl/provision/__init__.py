@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rexctl.aws.elasticache import CacheView
+from rexctl.aws.elasticache import CacheView, member_network, not_yet_shown
 from rexctl.aws.secrets import generate_auth_token
 from rexctl.aws.session import Clients
 from rexctl.config import Config
@@ -143,23 +143,35 @@ def provision(
         if not plan.changes:
             reporter.success("Nothing to do: steps 1-11 already match rexctl.toml.")
         return result
-    executor = Executor(clients, reporter, token_factory=token_factory)
-    executor.apply(actions)
-    result.applied = executor.done
-    if not plan.changes:
-        reporter.success("Nothing to do: steps 1-11 already match rexctl.toml.")
     limit = float(timeout if timeout is not None else cfg.cache.wait_timeout)
-    try:
-        result.cache = wait_for_cache(
+    deadline: list[float] = []  # one budget for every wait of this run, from the first one
+
+    def wait(params: dict[str, Any] | None) -> CacheView | None:
+        if not deadline:
+            deadline.append(clock() + limit)
+        return wait_for_cache(
             clients.elasticache,
             cfg.cache.id,
-            timeout=limit,
+            timeout=max(deadline[0] - clock(), 0.0),
             reporter=reporter,
             clock=clock,
             sleep=sleep,
+            until=None if params is None else _shows(clients, params),
         )
+
+    executor = Executor(clients, reporter, token_factory=token_factory, sleep=sleep, settle=wait)
+    try:
+        executor.apply(actions)
+        result.applied = executor.done
+        if not plan.changes:
+            reporter.success("Nothing to do: steps 1-11 already match rexctl.toml.")
+        result.cache = wait(executor.unconfirmed)
     except RexctlError as exc:
-        if executor.done:
+        if (
+            executor.done
+            and "Already done:" not in (exc.hint or "")
+            and ("Done before this failed:" not in (exc.hint or ""))
+        ):
             done = "; ".join(executor.done)
             raise type(exc)(exc.message, hint=f"{exc.hint}\nAlready done: {done}.") from None
         raise
@@ -169,3 +181,16 @@ def provision(
             "(REDIS_HOST / REDIS_PORT for step 12: `rexctl deploy`)."
         )
     return result
+
+
+def _shows(clients: Clients, params: dict[str, Any]) -> Callable[[CacheView], list[str]]:
+    """What of a modify the group does not show yet (the primary node tells the security groups
+    and the engine version; moto shows no node, and then only the group's own values count)."""
+
+    def missing(view: CacheView) -> list[str]:
+        node = None
+        if view.member_clusters and ("SecurityGroupIds" in params or "EngineVersion" in params):
+            node = member_network(clients.elasticache, view.member_clusters[0])
+        return not_yet_shown(view, params, node)
+
+    return missing

@@ -3,11 +3,13 @@
 The executor keeps what it created, so a failure half way can say exactly what exists now; every
 resource was tagged in the call that created it, and re-running `rexctl provision` continues from
 there because the plan treats what exists as done. The AUTH token lives only inside the executor
-and is scrubbed from any error message.
+and is scrubbed from any error message. What is sent is what the plan checked: both take their
+requests from `rexctl.provision.requests`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,8 +17,9 @@ from rexctl.aws import ec2 as ec2_api
 from rexctl.aws import elasticache as ec_api
 from rexctl.aws import secrets as sm_api
 from rexctl.aws.session import Clients
-from rexctl.errors import Interrupted, RexctlError
-from rexctl.provision.model import Action, Ref, Reporter
+from rexctl.errors import AwsError, Interrupted, RexctlError
+from rexctl.provision.model import Action, Reporter
+from rexctl.provision.requests import Request, requests, resolve, violations
 from rexctl.redact import redact_text
 
 
@@ -34,18 +37,32 @@ class DisplayOnlyExecutor:
 
 
 class Executor:
+    """Sends each action's requests (`rexctl.provision.requests`: the same ones the plan
+    checked), resolving the values only known while applying.
+
+    `settle(params)` waits until the replication group shows the change a ModifyReplicationGroup
+    asked for (ElastiCache refuses a modify while the group is still modifying, and may still
+    show `available` with the old values right after the call): it runs before the next modify,
+    and the last one is left in `unconfirmed` for the caller's final wait.
+    """
+
     def __init__(
         self,
         clients: Clients,
         reporter: Reporter,
         *,
         token_factory: Callable[[], str] = sm_api.generate_auth_token,
+        sleep: Callable[[float], None] = time.sleep,
+        settle: Callable[[dict[str, Any]], object] | None = None,
     ) -> None:
         self.clients = clients
         self.reporter = reporter
         self.token_factory = token_factory
+        self.sleep = sleep
+        self.settle = settle
         self.outputs: dict[str, Any] = {}
         self.done: list[str] = []
+        self.unconfirmed: dict[str, Any] | None = None  # the last modify, not yet seen applied
         self._secrets: list[str] = []
 
     def apply(self, actions: list[Action]) -> None:
@@ -75,13 +92,7 @@ class Executor:
         return "\n".join(parts)
 
     def resolve(self, value: Any) -> Any:
-        if isinstance(value, Ref):
-            return self.outputs[value.name]
-        if isinstance(value, dict):
-            return {k: self.resolve(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.resolve(v) for v in value]
-        return value
+        return resolve(value, self.outputs)
 
     def _token(self, token: str, secret: str = "") -> str:
         self._secrets.append(token)  # redacted from any later message, usable or not
@@ -98,44 +109,41 @@ class Executor:
         return token
 
     def execute(self, action: Action) -> None:
-        p = self.resolve(action.params)
+        if action.kind == "create_auth_secret":
+            self._token(self.token_factory())
+        for planned in requests(action):
+            request = Request(planned.service, planned.operation, self.resolve(planned.params))
+            refused = violations(request)
+            if refused:  # a value only known now breaks a rule the plan could not check
+                raise AwsError(
+                    "AWS would refuse this request, so rexctl did not send it: "
+                    + " ".join(v.message() for v in refused)
+                )
+            self.send(request)
+
+    def send(self, request: Request) -> None:
         c = self.clients
-        match action.kind:
-            case "create_subnet_group":
-                ec_api.create_subnet_group(
-                    c.elasticache,
-                    p["CacheSubnetGroupName"],
-                    p["CacheSubnetGroupDescription"],
-                    p["SubnetIds"],
-                    p["Tags"],
+        p = request.params
+        match request.operation:
+            case "CreateCacheSubnetGroup":
+                ec_api.send_create_subnet_group(c.elasticache, p)
+            case "CreateSecurityGroup":
+                self.outputs["cache_sg_id"] = ec2_api.send_create_security_group(c.ec2, p)
+            case "AuthorizeSecurityGroupIngress":
+                # A group created a moment ago may not be found yet: retried with backoff.
+                ec2_api.send_authorize_ingress(c.ec2, p, sleep=self.sleep)
+            case "CreateSecret":
+                self.outputs["auth_secret_arn"] = sm_api.send_create_secret(
+                    c.secretsmanager, p, sleep=self.sleep
                 )
-            case "create_security_group":
-                self.outputs["cache_sg_id"] = ec2_api.create_security_group(
-                    c.ec2, p["GroupName"], p["VpcId"], p["Description"], p["Tags"]
-                )
-            case "authorize_ingress":
-                ec2_api.authorize_from_group(
-                    c.ec2,
-                    p["GroupId"],
-                    p["Port"],
-                    p["SourceGroup"],
-                    "rexctl: from the ECS service tasks",  # EC2's character set: no apostrophe
-                    p["Tags"],
-                )
-            case "create_auth_secret":
-                token = self._token(self.token_factory())
-                self.outputs["auth_secret_arn"] = sm_api.create_secret(
-                    c.secretsmanager,
-                    p["Name"],
-                    token,
-                    "rexctl: AUTH token of the ElastiCache replication group",
-                    p["Tags"],
-                )
-            case "read_auth_secret":
+            case "GetSecretValue":
                 self._token(sm_api.read_secret(c.secretsmanager, p["SecretId"]), p["SecretId"])
-            case "create_replication_group":
-                ec_api.create_replication_group(c.elasticache, p)
-            case "modify_replication_group":
+            case "CreateReplicationGroup":
+                ec_api.send_create_replication_group(c.elasticache, p)
+            case "ModifyReplicationGroup":
+                if self.unconfirmed is not None and self.settle is not None:
+                    self.settle(self.unconfirmed)
                 ec_api.modify_replication_group(c.elasticache, p)
-            case _:  # pragma: no cover - the plan only builds the kinds above
-                raise RexctlError(f"Unknown action {action.kind}.")
+                self.unconfirmed = p
+            case _:  # pragma: no cover - `requests` only builds the operations above
+                raise RexctlError(f"Unknown request {request.operation}.")

@@ -30,6 +30,9 @@ class Discovery:
     secret: sm_api.SecretView | None
     task_definition: TaskDefinition | None = None
     task_definition_error: str = ""
+    # What ElastiCache offers for cache.engine / cache.engine_version; looked up only when a
+    # request will carry them (a create, or the in-place upgrade to Valkey). None: not looked up.
+    engine_versions: ec_api.EngineVersions | None = None
     drift: list[str] = field(default_factory=list)  # rexctl.toml's ecs.* vs the live service
 
     def subnet(self, subnet_id: str) -> ec2_api.Subnet | None:
@@ -69,6 +72,11 @@ def discover(clients: Clients, cfg: Config, *, task_definition: bool = False) ->
     node = None
     if cache and cache.member_clusters:
         node = ec_api.member_network(clients.elasticache, cache.member_clusters[0])
+    versions = None
+    if cache is None or (cache.engine == "redis" and cfg.cache.engine == "valkey"):
+        versions = ec_api.engine_versions(
+            clients.elasticache, cfg.cache.engine, cfg.cache.engine_version
+        )
     td: TaskDefinition | None = None
     td_error = ""
     if task_definition and service.task_definition:
@@ -101,4 +109,5 @@ def discover(clients: Clients, cfg: Config, *, task_definition: bool = False) ->
         task_definition=td,
         task_definition_error=td_error,
         drift=drift,
+        engine_versions=versions,
     )

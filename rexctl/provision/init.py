@@ -79,6 +79,7 @@ def init_config(
             "cache.port": cc.port,
             "cache.tls": cc.tls,
             "cache.auth": cc.auth,
+            "cache.engine": cc.engine,
             "cache.engine_version": cc.engine_version,
             "cache.security_group": cc.security_group,
             "cache.subnet_group": cc.subnet_group,

@@ -1,9 +1,13 @@
 """Steps 7 and 8: the cache's subnets (private only) and its security group (one inbound rule,
-from the ECS service's group, never from a CIDR)."""
+from the ECS service's group, never from a CIDR), and the way out of the service's security
+groups: an outbound rule that lets the tasks reach the cache's port."""
 
 from __future__ import annotations
 
-from rexctl.aws.ec2 import Rule, Subnet, revoke_command
+import ipaddress
+
+from rexctl.aws.ec2 import Rule, SecurityGroup, Subnet, authorize_egress_command, revoke_command
+from rexctl.aws.elasticache import same_name
 from rexctl.config import BY_KEY, Config
 from rexctl.errors import ExitCode
 from rexctl.provision.discover import Discovery
@@ -12,6 +16,8 @@ from rexctl.provision.tags import managed_tags
 
 STEP7 = "Networking: VPC, private subnets, no public access"
 STEP8 = "Security group"
+# EC2's character set for a rule description (UserIdGroupPair.Description): no apostrophe.
+INGRESS_DESCRIPTION = "rexctl: from the ECS service tasks"
 NO_PUBLIC = "ElastiCache nodes only get private addresses: no public access."
 
 
@@ -80,7 +86,7 @@ def step7(d: Discovery, cfg: Config, plan: Plan) -> Step:
     name = cfg.cache.subnet_group
     existing = d.subnet_group
     in_use = d.node.subnet_group if d.cache is not None and d.node else ""
-    if in_use and in_use != name:
+    if in_use and not same_name(in_use, name):  # ElastiCache answers in lower case
         return plan.manual_step(
             7,
             STEP7,
@@ -167,7 +173,12 @@ def step8(d: Discovery, cfg: Config, plan: Plan) -> Step:
     source = d.ecs_groups[0].id
     service_groups = {g.id for g in d.ecs_groups}
     want = f"{name}: one inbound rule, TCP {port} from {source} (the ECS service's group)"
-    authorize = {"Port": port, "SourceGroup": source, "Tags": tags}
+    authorize = {
+        "Port": port,
+        "SourceGroup": source,
+        "Description": INGRESS_DESCRIPTION,
+        "Tags": tags,
+    }
     sg = d.cache_sg
     actions: list[Action] = []
     sg_id: str | Ref
@@ -246,4 +257,78 @@ def step8(d: Discovery, cfg: Config, plan: Plan) -> Step:
         )
         state = State.CHANGE
         detail = f"{d.cache.id} uses {', '.join(node_groups)}; will use {group} ({want})."
+    gap, unsure = egress_gap(d, cfg, sg)
+    if unsure:
+        plan.warnings.append(unsure)
+    if gap:
+        plan.manual.append(f"Step 8: {gap}")
+        return Step(8, STEP8, State.MANUAL, f"{gap} Otherwise: {detail}", actions)
     return Step(8, STEP8, state, detail, actions)
+
+
+def _cache_subnet_cidrs(d: Discovery, cfg: Config) -> list[str]:
+    """The IPv4 ranges the cache's nodes get their addresses from (its subnet group's subnets,
+    else the subnets step 7 chooses)."""
+    if d.subnet_group is not None:
+        ids = list(d.subnet_group.subnet_ids)
+    else:
+        ids = [s.id for s in cache_subnets(d, cfg)[0]]
+    subnets = [d.subnet(i) for i in ids]
+    return sorted({s.cidr for s in subnets if s is not None and s.cidr})
+
+
+def _opens(rule: Rule, port: int) -> bool:
+    return rule.egress and rule.covers(port)
+
+
+def _holds(rule: Rule, cidr: str) -> bool:
+    """Whether an outbound IPv4 rule's range holds all of `cidr` (the nodes have IPv4
+    addresses)."""
+    if not rule.cidr or ":" in rule.cidr:
+        return False
+    inner = ipaddress.IPv4Network(cidr, strict=False)
+    return inner.subnet_of(ipaddress.IPv4Network(rule.cidr, strict=False))
+
+
+def _reaches(outbound: list[Rule], port: int, cache_sg: str, cidrs: list[str]) -> bool:
+    """Whether the outbound rules let TCP `port` reach the cache: to its group, or to every one
+    of its subnets' ranges (each held by some rule)."""
+    rules = [r for r in outbound if _opens(r, port)]
+    if cache_sg and any(r.source_group == cache_sg for r in rules):
+        return True
+    return bool(cidrs) and all(any(_holds(r, c) for r in rules) for c in cidrs)
+
+
+def egress_gap(d: Discovery, cfg: Config, cache_sg: SecurityGroup | None) -> tuple[str, str]:
+    """Why the service's tasks could not open a connection to the cache's port, with the command
+    that fixes it ('' when an outbound rule of one of its groups allows it), and a warning when
+    rexctl cannot tell. Security groups also filter outbound traffic: a group whose egress was
+    locked down blocks the cache although the cache's inbound rule is right."""
+    port = cfg.cache.port
+    cidrs = _cache_subnet_cidrs(d, cfg)
+    if not d.ecs_groups or not cidrs:
+        return "", ""
+    sg_id = cache_sg.id if cache_sg else ""
+    outbound = [r for g in d.ecs_groups for r in g.rules if r.egress]
+    if _reaches(outbound, port, sg_id, cidrs):
+        return "", ""
+    groups = ", ".join(g.id for g in d.ecs_groups)
+    if any(r.prefix_list and r.covers(port) for r in outbound):
+        return "", (
+            f"The ECS service's security group(s) {groups} allow TCP {port} out only to a "
+            "prefix list; rexctl cannot tell whether it holds the cache's subnets "
+            f"({', '.join(cidrs)})."
+        )
+    target = d.ecs_groups[0].id
+    if sg_id:
+        command = authorize_egress_command(target, port, to_group=sg_id)
+        to = f"{cfg.cache.security_group} ({sg_id})"
+    else:
+        command = authorize_egress_command(target, port, cidrs=cidrs)
+        to = f"the cache's subnets ({', '.join(cidrs)})"
+    return (
+        f"The ECS service's security group(s) {groups} allow no outbound TCP {port} to the cache "
+        f"(to {cfg.cache.security_group}, to its subnets {', '.join(cidrs)}, or to 0.0.0.0/0): "
+        f"its tasks could not connect. Allow it to {to}: `{command}`, then run `rexctl "
+        "provision` again."
+    ), ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from rexctl.aws.elasticache import aws_name
 from rexctl.aws.secrets import secret_name
 from rexctl.config import Config
 from rexctl.errors import ExitCode, RexctlError
@@ -25,6 +26,7 @@ from rexctl.provision.model import (
     Step,
 )
 from rexctl.provision.network import step7, step8, where_set
+from rexctl.provision.requests import requests, setting_of, violations
 from rexctl.provision.tags import is_managed, managed_tags
 
 __all__ = [
@@ -106,46 +108,73 @@ def build_plan(d: Discovery, cfg: Config) -> Plan:
                 15,
                 "Mandatory failure test",
                 State.INFO,
-                "`rexctl chaos` removes the inbound rule (and cuts existing connections), "
-                "checks the API keeps working and tasks do not restart, then restores.",
+                "`rexctl chaos` checks the API keeps working and tasks do not restart, then "
+                "restores: `break-sg` revokes the inbound rule (new connections only: tracked "
+                'connections keep flowing, so it may be "fault not observed"), `break-nacl` '
+                "denies the port in the cache subnets' network ACLs (cuts existing connections), "
+                "`wrong-host` deploys an unreachable REDIS_HOST.",
             ),
         ]
     )
     _add_create(plan, d, cfg)
+    _check_requests(plan, cfg)
     return plan
 
 
+def _check_requests(plan: Plan, cfg: Config) -> None:
+    """Build the exact AWS requests of every planned action and block the steps whose requests
+    AWS documents it refuses (`rexctl.aws.rules`), naming the parameter and the rule: provision
+    then stops before its first change, where AWS would have refused half way."""
+    for s in plan.steps:
+        if s.state == State.BLOCKED:
+            continue
+        messages: list[str] = []
+        for action in s.actions:
+            for request in requests(action):
+                for v in violations(request):
+                    key = setting_of(v)
+                    message = f"AWS would refuse {v.message()}"
+                    if key:
+                        value = _value(cfg, key)
+                        message += f" The value comes from `{key}` ({value!r})."
+                        hint = f"Fix `{key}` in {where_set(cfg, key)}."
+                    else:
+                        hint = "Change the setting that produces this value in rexctl.toml."
+                    messages.append(message)
+                    plan.blockers.append(Blocker(s.number, message, hint, ExitCode.BAD_INPUT))
+        if messages:
+            s.state = State.BLOCKED
+            s.detail = " ".join(messages)
+    plan.blockers.sort(key=lambda b: b.step)  # the earliest step decides the exit code
+
+
+def _value(cfg: Config, key: str) -> Any:
+    section, _, name = key.partition(".")
+    return getattr(getattr(cfg, section), name)
+
+
 def _check_inputs(cfg: Config, plan: Plan) -> None:
-    """What ElastiCache and EC2 would refuse (moto accepts anything, so rexctl checks itself)."""
+    """What AWS would take differently from what rexctl.toml says, and what no request rule
+    covers. The requests themselves are checked against AWS's rules in `_check_requests`."""
     cc = cfg.cache
     problems: list[tuple[str, str]] = []  # (setting, what is wrong with it)
-    if not re.fullmatch(r"\d+(\.\d+){0,2}", cc.engine_version):
-        problems.append(
-            (
-                "cache.engine_version",
-                f"`cache.engine_version` {cc.engine_version!r} is not a Redis version such as 7.1",
+    # ElastiCache stores these names in lower case: refuse capitals rather than have rexctl.toml,
+    # the console, the commands rexctl prints and the secret's name disagree about the name.
+    names = (
+        ("cache.id", cc.id, "replication group ids"),
+        ("cache.subnet_group", cc.subnet_group, "cache subnet group names"),
+    )
+    for key, value, what in names:
+        derived = key == "cache.subnet_group" and cfg.sources.get(key) == "default"
+        if value != aws_name(value) and not derived:  # a derived name follows cache.id
+            problems.append(
+                (
+                    key,
+                    f"`{key}` {value!r} has capital letters, but ElastiCache stores {what} in "
+                    f"lower case ({aws_name(value)!r}): write it as `{key} = "
+                    f'"{aws_name(value)}"`',
+                )
             )
-        )
-    if not re.fullmatch(r"[A-Za-z0-9-]{1,255}", cc.subnet_group):
-        problems.append(
-            (
-                "cache.subnet_group",
-                f"`cache.subnet_group` {cc.subnet_group!r} may only use letters, digits "
-                "and hyphens (at most 255)",
-            )
-        )
-    if (
-        len(cc.security_group) > 255
-        or cc.security_group.lower().startswith("sg-")
-        or not (re.fullmatch(r"[A-Za-z0-9 ._\-:/()#,@\[\]+=&;{}!$*]+", cc.security_group))
-    ):
-        problems.append(
-            (
-                "cache.security_group",
-                f"`cache.security_group` {cc.security_group!r} is not a valid security "
-                "group name (at most 255 characters, not starting with sg-)",
-            )
-        )
     if cc.replicas > 0 and cc.node_type.startswith("cache.t1."):
         problems.append(("cache.node_type", f"{cc.node_type} does not support replicas"))
     for subnet in cc.subnets:
@@ -159,27 +188,92 @@ def _check_inputs(cfg: Config, plan: Plan) -> None:
         )
 
 
+ENGINE_NAMES = {"redis": "Redis OSS", "valkey": "Valkey"}
+SECRET_DESCRIPTION = "rexctl: AUTH token of the ElastiCache replication group"
+
+
+def _version_blocker(d: Discovery, cfg: Config, plan: Plan, title: str) -> Step | None:
+    """Step 5 blocked when ElastiCache does not offer cache.engine_version (checked against
+    DescribeCacheEngineVersions, only when a request will carry the version)."""
+    v = d.engine_versions
+    cc = cfg.cache
+    if v is None:
+        return None
+    if not v.answered:
+        plan.warnings.append(
+            f"This endpoint does not answer DescribeCacheEngineVersions (moto and the local "
+            f"sandbox do not implement it): `cache.engine_version` {cc.engine_version!r} was not "
+            f"checked against the {cc.engine} versions ElastiCache offers."
+        )
+        return None
+    if v.offered:
+        return None
+    offered = ", ".join(v.versions) or "none"
+    return plan.block(
+        5,
+        title,
+        f"`cache.engine_version` {cc.engine_version!r} is not a {cc.engine} version ElastiCache "
+        f"offers in {d.region} (DescribeCacheEngineVersions lists: {offered}).",
+        f"Set `cache.engine_version` to one of them in {where_set(cfg, 'cache.engine_version')}.",
+        ExitCode.BAD_INPUT,
+    )
+
+
 def _step5(d: Discovery, cfg: Config, plan: Plan) -> Step:
     title = "Engine and mode"
+    cc = cfg.cache
     c = d.cache
+    want = f"{ENGINE_NAMES[cc.engine]} {cc.engine_version}, cluster mode disabled."
     if c is None:
-        return Step(
-            5, title, State.TODO, f"Redis {cfg.cache.engine_version}, cluster mode disabled."
-        )
+        return _version_blocker(d, cfg, plan, title) or Step(5, title, State.TODO, want)
+    engine = (c.engine or "redis").lower()
     problems = []
-    if c.engine and c.engine != "redis":
-        problems.append(f"its engine is {c.engine}, not redis")
+    if engine not in ENGINE_NAMES:
+        problems.append(f"its engine is {c.engine}, not {cc.engine}")
     if c.cluster_mode != "disabled":
         problems.append("cluster mode is enabled")
     if problems:
         return plan.manual_step(
             5,
             title,
-            f"{cfg.cache.id}: {' and '.join(problems)}. This cannot be "
+            f"{c.id}: {' and '.join(problems)}. This cannot be "
             "changed in place and rexctl never deletes a cache: choose another "
             "`cache.id`, or delete the group yourself and run `rexctl provision`.",
         )
-    return Step(5, title, State.DONE, "Redis, cluster mode disabled.")
+    if engine == cc.engine:
+        return Step(5, title, State.DONE, f"{ENGINE_NAMES[engine]}, cluster mode disabled.")
+    if engine == "valkey":  # cc.engine == "redis"
+        return plan.manual_step(
+            5,
+            title,
+            f"{c.id} runs Valkey and rexctl.toml asks for Redis OSS; ElastiCache upgrades Redis "
+            'OSS to Valkey in place but offers no way back. Set `cache.engine = "valkey"` '
+            f"in {where_set(cfg, 'cache.engine')}, or create a new cache under another "
+            "`cache.id`.",
+        )
+    # Redis OSS -> Valkey: an in-place upgrade (ModifyReplicationGroup Engine + EngineVersion).
+    blocked = _version_blocker(d, cfg, plan, title)
+    if blocked is not None:
+        return blocked
+    action = Action(
+        5,
+        "modify_replication_group",
+        f"upgrade {c.id} in place from Redis OSS to Valkey {cc.engine_version}",
+        {
+            "ReplicationGroupId": c.id,
+            "Engine": "valkey",
+            "EngineVersion": cc.engine_version,
+            "ApplyImmediately": True,
+        },
+    )
+    return Step(
+        5,
+        title,
+        State.CHANGE,
+        f"Redis OSS → Valkey {cc.engine_version}, in place (applied immediately; the nodes are "
+        "replaced one by one, which takes minutes). Cluster mode disabled.",
+        [action],
+    )
 
 
 def _step6(d: Discovery, cfg: Config, plan: Plan) -> Step:
@@ -195,13 +289,39 @@ def _step6(d: Discovery, cfg: Config, plan: Plan) -> Step:
         return Step(6, title, State.TODO, want + ".")
     if c.replicas != cc.replicas:
         command = "increase-replica-count" if cc.replicas > c.replicas else "decrease-replica-count"
+        run = (
+            f"`aws elasticache {command} --replication-group-id {c.id} "
+            f"--new-replica-count {cc.replicas} --apply-immediately`"
+        )
+        failover_on = c.automatic_failover in ("enabled", "enabling")
+        if cc.replicas == 0 and (failover_on or c.multi_az == "enabled"):
+            # AWS refuses to remove the last replica while Multi-AZ or automatic failover is on:
+            # turn them off first (in place), then the replica count can go to 0.
+            off: dict[str, Any] = {"ReplicationGroupId": c.id}
+            changes = []
+            if c.multi_az == "enabled":
+                off["MultiAZEnabled"] = False
+                changes.append("multi-AZ enabled → disabled")
+            if failover_on:
+                off["AutomaticFailoverEnabled"] = False
+                changes.append(f"automatic failover {c.automatic_failover} → disabled")
+            off["ApplyImmediately"] = True
+            why = (
+                f"{c.id} has {c.replicas} replica(s), rexctl.toml asks for 0. AWS refuses to "
+                "remove the last replica while multi-AZ or automatic failover is on, so rexctl "
+                f"turns them off first ({'; '.join(changes)}, in place). Once that is done, "
+                f"run {run}, then `rexctl provision` again."
+            )
+            action = Action(
+                6, "modify_replication_group", f"modify {c.id}: " + "; ".join(changes), off
+            )
+            plan.manual.append(f"Step 6: {why}")
+            return Step(6, title, State.MANUAL, why, [action])
         return plan.manual_step(
             6,
             title,
             f"{c.id} has {c.replicas} replica(s), rexctl.toml asks "
-            f"for {cc.replicas}. rexctl does not change the node count; run `aws "
-            f"elasticache {command} --replication-group-id {c.id} "
-            f"--new-replica-count {cc.replicas} --apply-immediately`, then "
+            f"for {cc.replicas}. rexctl does not change the node count; run {run}, then "
             "`rexctl provision` again (multi-AZ and failover follow).",
         )
     params: dict[str, Any] = {}
@@ -249,9 +369,14 @@ def _step9(d: Discovery, cfg: Config, plan: Plan) -> Step:
     )
     c = d.cache
     actions: list[Action] = []
+    secret = d.secret
+    if secret is not None and secret.being_deleted:
+        # Deleted without a recovery window: Secrets Manager is removing it (asynchronously);
+        # the name is free again shortly, and creating it again waits for that.
+        secret = None
     if c is None:
-        if cc.auth and d.secret is not None and d.secret.scheduled_for_deletion:
-            name = d.secret.name
+        if cc.auth and secret is not None and secret.scheduled_for_deletion:
+            name = secret.name
             return plan.block(
                 9,
                 title,
@@ -263,13 +388,17 @@ def _step9(d: Discovery, cfg: Config, plan: Plan) -> Step:
                 ExitCode.AWS_ERROR,
             )
         if cc.auth:
-            if d.secret is None:
+            if secret is None:
                 actions.append(
                     Action(
                         9,
                         "create_auth_secret",
                         f"generate an AUTH token and store it in secret {secret_name(cc.id)}",
-                        {"Name": secret_name(cc.id), "Tags": managed_tags(cc.id)},
+                        {
+                            "Name": secret_name(cc.id),
+                            "Description": SECRET_DESCRIPTION,
+                            "Tags": managed_tags(cc.id),
+                        },
                     )
                 )
             else:
@@ -277,8 +406,8 @@ def _step9(d: Discovery, cfg: Config, plan: Plan) -> Step:
                     Action(
                         9,
                         "read_auth_secret",
-                        f"use the AUTH token stored in {d.secret.name}",
-                        {"SecretId": d.secret.arn},
+                        f"use the AUTH token stored in {secret.name}",
+                        {"SecretId": secret.arn},
                     )
                 )
         return Step(9, title, State.TODO, want + ".", actions)
@@ -298,8 +427,8 @@ def _step9(d: Discovery, cfg: Config, plan: Plan) -> Step:
             "a staged migration and new client settings): create a new cache under "
             "another `cache.id`, or change it in the console.",
         )
-    if cc.auth and (d.secret is None or d.secret.scheduled_for_deletion):
-        gone = "does not exist" if d.secret is None else "is scheduled for deletion"
+    if cc.auth and (secret is None or secret.scheduled_for_deletion):
+        gone = "does not exist" if secret is None else "is scheduled for deletion"
         plan.warnings.append(
             f"{c.id} has AUTH on, but secret {secret_name(cc.id)} {gone}: rexctl cannot "
             "recover the token."
@@ -319,13 +448,26 @@ def _step10(d: Discovery, cfg: Config, plan: Plan) -> Step:
         )
     if c.status == "available":
         return Step(10, title, State.DONE, f"{c.id} is available.")
-    if c.status in ("deleting", "create-failed"):
+    if c.status == "deleting":
         return plan.block(
             10,
             title,
-            f"Replication group {c.id} is {c.status}.",
+            f"Replication group {c.id} is deleting.",
             "Wait until it is gone (`rexctl status`), then run `rexctl provision` again, or "
             "choose another `cache.id`.",
+            ExitCode.AWS_ERROR,
+        )
+    if c.status == "create-failed":
+        return plan.block(
+            10,
+            title,
+            f"Replication group {c.id} is create-failed: it failed to create, and it will "
+            "neither recover nor go away by itself.",
+            "Read why in its events (`aws elasticache describe-events --source-type "
+            f"replication-group --source-identifier {c.id} --duration 1440`), delete it "
+            f"(`aws elasticache delete-replication-group --replication-group-id {c.id}`, or "
+            "`rexctl teardown` when rexctl created it), wait until it is gone, then run "
+            "`rexctl provision` again.",
             ExitCode.AWS_ERROR,
         )
     return Step(10, title, State.TODO, f"{c.id} is {c.status}; wait for `available`.")
@@ -398,8 +540,11 @@ def _add_create(plan: Plan, d: Discovery, cfg: Config) -> None:
         sg_id = Ref("cache_sg_id")
     params: dict[str, Any] = {
         "ReplicationGroupId": cc.id,
-        "ReplicationGroupDescription": f"rexctl: Redis cache for ECS service {d.service.name}",
-        "Engine": "redis",
+        "ReplicationGroupDescription": (
+            f"rexctl: {'Valkey' if cc.engine == 'valkey' else 'Redis'} cache for ECS service "
+            f"{d.service.name}"
+        ),
+        "Engine": cc.engine,
         "EngineVersion": cc.engine_version,
         "ClusterMode": "disabled",
         "CacheNodeType": cc.node_type,

@@ -3,6 +3,11 @@
 The replication group goes first (its nodes hold the subnet group and the security group), then
 rexctl waits until it is gone, then the subnet group, the security group and the AUTH secret.
 Anything without the tag, or tagged for another cache id, is listed as kept and never touched.
+
+The AUTH token's secret is kept while a task definition of the service still names it in a
+container's `secrets` (the service's current one, or any ACTIVE revision of its family): ECS
+resolves secrets each time a task starts, so every task started after the deletion would fail.
+Teardown then says what to do first and exits with CHECK_FAILED (1).
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ from typing import Any
 from rexctl.aws import ec2 as ec2_api
 from rexctl.aws import elasticache as ec_api
 from rexctl.aws import secrets as sm_api
-from rexctl.aws.ecs import describe_task_definition
+from rexctl.aws.ecs import TaskDefinition, describe_task_definition, short_arn
+from rexctl.aws.errors import aws_errors
 from rexctl.aws.session import Clients
 from rexctl.config import Config
-from rexctl.errors import AwsError, RexctlError
+from rexctl.errors import AwsError, CheckFailed, RexctlError
 from rexctl.provision.discover import service_network
 from rexctl.provision.model import Reporter
 from rexctl.provision.tags import CACHE_ID_TAG, is_managed
@@ -46,6 +52,18 @@ class TeardownPlan:
     cache_id: str
     resources: list[Resource] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Resources rexctl created but refuses to delete now: (why, what to do first).
+    refused: list[tuple[Resource, str]] = field(default_factory=list)
+
+    def error(self) -> RexctlError | None:
+        """Why teardown leaves something it created (None when it does not)."""
+        if not self.refused:
+            return None
+        lines = "\n".join(f"- {r.label()}: {r.why}." for r, _ in self.refused)
+        return CheckFailed(
+            f"rexctl teardown kept what it must not delete yet:\n{lines}",
+            hint="\n".join(todo for _, todo in self.refused),
+        )
 
     @property
     def doomed(self) -> list[Resource]:
@@ -60,6 +78,7 @@ class TeardownPlan:
             "cache_id": self.cache_id,
             "delete": [r.to_dict() for r in self.doomed],
             "kept": [r.to_dict() for r in self.kept],
+            "refused": [{**r.to_dict(), "todo": todo} for r, todo in self.refused],
             "warnings": list(self.warnings),
         }
 
@@ -81,7 +100,7 @@ class TeardownResult:
 
     def error(self) -> RexctlError | None:
         if not self.failed:
-            return None
+            return self.plan.error()
         lines = "\n".join(f"- {r.label()}: {why}" for r, why in self.failed)
         return AwsError(
             f"rexctl teardown could not delete everything:\n{lines}",
@@ -96,6 +115,7 @@ class TeardownResult:
             "deleted": [r.to_dict() for r in self.deleted],
             "kept": [r.to_dict() for r in self.plan.kept],
             "failed": [{**r.to_dict(), "error": why} for r, why in self.failed],
+            "refused": [{**r.to_dict(), "todo": todo} for r, todo in self.plan.refused],
             "warnings": list(self.plan.warnings),
         }
 
@@ -104,7 +124,7 @@ def _ours(tags: dict[str, str], cache_id: str) -> tuple[bool, str]:
     if not is_managed(tags):
         return False, "not managed by rexctl"
     other = tags.get(CACHE_ID_TAG)
-    if other and other != cache_id:
+    if other and not ec_api.same_name(other, cache_id):  # ElastiCache's ids are lower case
         return False, f"managed by rexctl for cache {other}"
     return True, ""
 
@@ -138,8 +158,89 @@ def plan_teardown(clients: Clients, cfg: Config) -> TeardownPlan:
     secret = sm_api.find_secret(clients.secretsmanager, sm_api.secret_name(cc.id))
     if secret is not None and not secret.scheduled_for_deletion:
         ours, why = _ours(secret.tags, cc.id)
-        plan.resources.append(Resource(KINDS[3], secret.name, secret.arn, ours, why))
+        resource = Resource(KINDS[3], secret.name, secret.arn, ours, why)
+        if ours:
+            why, todo = _secret_in_use(clients, cfg, secret)
+            if why:
+                resource = Resource(KINDS[3], secret.name, secret.arn, False, why)
+                plan.refused.append((resource, todo))
+        plan.resources.append(resource)
     return plan
+
+
+def _active_revisions(clients: Clients, family: str) -> list[str]:
+    """The ARNs of the family's ACTIVE revisions (`familyPrefix` also matches longer names)."""
+    with aws_errors(f"list the ACTIVE revisions of task definition family {family}"):
+        pages = clients.ecs.get_paginator("list_task_definitions").paginate(
+            familyPrefix=family, status="ACTIVE"
+        )
+        arns = [a for page in pages for a in page.get("taskDefinitionArns", [])]
+    return [a for a in arns if short_arn(a).rsplit(":", 1)[0] == family]
+
+
+def _names_secret(td: TaskDefinition, secret: sm_api.SecretView) -> bool:
+    return any(
+        secret.refers_to_me(str(s.get("valueFrom", "")))
+        for c in td.raw.get("containerDefinitions", [])
+        for s in c.get("secrets", [])
+    )
+
+
+def _secret_in_use(clients: Clients, cfg: Config, secret: sm_api.SecretView) -> tuple[str, str]:
+    """Why the AUTH secret must be kept, and what to do first ('', '' when it can go): a task
+    definition the service can still start tasks from names it in `secrets`."""
+    keep = (
+        f"`aws secretsmanager delete-secret --secret-id {secret.name} "
+        "--force-delete-without-recovery`"
+    )
+    if not (cfg.ecs.cluster and cfg.ecs.service):
+        return (
+            "rexctl cannot tell whether a task definition still uses it (`ecs.cluster` / "
+            "`ecs.service` are not set)",
+            "Set `ecs.cluster` and `ecs.service` (`rexctl init --force`) and run `rexctl "
+            f"teardown` again; or, if no task definition references it, delete it with {keep}.",
+        )
+    try:
+        service, _ = service_network(clients, cfg)
+        current = describe_task_definition(clients.ecs, service.task_definition)
+        using: list[str] = []
+        if _names_secret(current, secret):
+            using.append(f"{current.family}:{current.revision}")
+        for arn in _active_revisions(clients, current.family):
+            name = short_arn(arn)
+            if name in using or name == f"{current.family}:{current.revision}":
+                continue
+            if _names_secret(describe_task_definition(clients.ecs, arn), secret):
+                using.append(name)
+    except RexctlError as exc:
+        return (
+            f"rexctl could not check which task definitions use it: {exc.message.rstrip('.')}",
+            "Fix that and run `rexctl teardown` again; or, if no task definition references "
+            f"it, delete it with {keep}.",
+        )
+    if not using:
+        return "", ""
+    revisions = ", ".join(using)
+    current_name = f"{current.family}:{current.revision}"
+    steps = []
+    if current_name in using:
+        steps.append(
+            f"put {cfg.ecs.service} on a revision that does not name it (without the "
+            "REDIS_AUTH_TOKEN secret, and with REDIS_ENABLED=false once the cache is gone: "
+            "`rexctl rollback --to <family:revision>` to such a revision, or register one and "
+            "`aws ecs update-service`)"
+        )
+    deregister = " && ".join(
+        f"aws ecs deregister-task-definition --task-definition {r}" for r in using
+    )
+    steps.append(f"deregister the revisions that name it (`{deregister}`)")
+    return (
+        f"still named in `secrets` by task definition revision(s) {revisions} of the service "
+        f"{cfg.ecs.service} (the current one or ACTIVE ones); ECS reads it each time a task "
+        "starts, so deleting it would make every new task (and any rollback to those "
+        "revisions) fail",
+        "Secret kept. First " + ", then ".join(steps) + ", then run `rexctl teardown` again.",
+    )
 
 
 def _redis_host_warning(

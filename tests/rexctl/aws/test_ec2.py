@@ -139,3 +139,63 @@ def test_authorize_retries_a_group_ec2_does_not_see_yet() -> None:
         stubber.assert_no_pending_responses()
     assert rule == "sgr-1"
     assert slept == [0.2, 0.4]
+
+
+def test_a_new_group_not_found_yet_is_retried_with_backoff() -> None:
+    """EC2 is eventually consistent: right after CreateSecurityGroup, a call naming the new group
+    may answer InvalidGroup.NotFound; AWS says to retry with exponential backoff."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from rexctl.provision.tags import managed_tags
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    stub = Stubber(ec2)
+    tags = managed_tags("rexpress-redis")
+    create = ec2_api.security_group_request("rexpress-redis-sg", "vpc-1", "rexctl", tags)
+    authorize = ec2_api.ingress_from_group_request(
+        "sg-0new", 6379, "sg-0ecs", "rexctl: from the ECS service tasks", tags
+    )
+    stub.add_response("create_security_group", {"GroupId": "sg-0new"}, create)
+    for _ in range(2):
+        stub.add_client_error(
+            "authorize_security_group_ingress",
+            "InvalidGroup.NotFound",
+            "The security group 'sg-0new' does not exist",
+            expected_params=authorize,
+        )
+    stub.add_response(
+        "authorize_security_group_ingress",
+        {"Return": True, "SecurityGroupRules": [{"SecurityGroupRuleId": "sgr-1"}]},
+        authorize,
+    )
+    slept: list[float] = []
+    with stub:
+        assert ec2_api.send_create_security_group(ec2, create) == "sg-0new"
+        assert ec2_api.send_authorize_ingress(ec2, authorize, sleep=slept.append) == "sgr-1"
+        stub.assert_no_pending_responses()
+    assert slept == [0.2, 0.4]
+
+
+def test_a_group_that_never_appears_is_an_error_after_the_bound() -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    from rexctl.errors import AwsError
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    stub = Stubber(ec2)
+    authorize = ec2_api.ingress_from_group_request("sg-0new", 6379, "sg-0ecs", "d", {})
+    for _ in range(4):
+        stub.add_client_error(
+            "authorize_security_group_ingress",
+            "InvalidGroup.NotFound",
+            "The security group 'sg-0new' does not exist",
+            expected_params=authorize,
+        )
+    slept: list[float] = []
+    with stub, pytest.raises(AwsError) as info:
+        ec2_api.send_authorize_ingress(ec2, authorize, sleep=slept.append, timeout=1.0)
+    stub.assert_no_pending_responses()
+    assert slept == [0.2, 0.4, 0.8]
+    assert "The security group 'sg-0new' does not exist" in info.value.message

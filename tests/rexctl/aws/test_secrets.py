@@ -45,3 +45,74 @@ def test_secret_lifecycle() -> None:
         assert sm_api.read_secret(sm, arn) == "t" * 32
         sm_api.delete_secret(sm, arn)
         assert sm_api.find_secret(sm, name) is None
+
+
+def test_create_waits_while_a_secret_of_that_name_is_still_being_deleted() -> None:
+    """Secrets Manager deletes asynchronously, even with ForceDeleteWithoutRecovery: CreateSecret
+    right after answers InvalidRequestException until the old secret is gone."""
+    import pytest
+    from botocore.stub import Stubber
+
+    from rexctl.errors import AwsError
+
+    sm = boto3.client("secretsmanager", region_name="us-east-1")
+    stub = Stubber(sm)
+    request = sm_api.secret_request(
+        "rexctl/c/auth-token", "t" * 32, "desc", {"managed-by": "rexctl"}
+    )
+    scheduled = (
+        "You can't create this secret because a secret with this name is already scheduled for "
+        "deletion."
+    )
+    for _ in range(2):
+        stub.add_client_error(
+            "create_secret", "InvalidRequestException", scheduled, expected_params=request
+        )
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rexctl/c/auth-token-AbCdEf"
+    stub.add_response("create_secret", {"ARN": arn, "Name": "rexctl/c/auth-token"}, request)
+    # Another InvalidRequestException is not retried.
+    stub.add_client_error(
+        "create_secret", "InvalidRequestException", "something else", expected_params=request
+    )
+    slept: list[float] = []
+    with stub:
+        assert sm_api.send_create_secret(sm, request, sleep=slept.append) == arn
+        with pytest.raises(AwsError, match="something else"):
+            sm_api.send_create_secret(sm, request, sleep=slept.append)
+        stub.assert_no_pending_responses()
+    assert slept == [1.0, 2.0]
+
+    # Bounded: still being deleted after the wait is an error that says to try again later.
+    stub = Stubber(sm)
+    for _ in range(3):
+        stub.add_client_error(
+            "create_secret", "InvalidRequestException", scheduled, expected_params=request
+        )
+    slept = []
+    with stub, pytest.raises(AwsError) as info:
+        sm_api.send_create_secret(sm, request, sleep=slept.append, timeout=3.0)
+    stub.assert_no_pending_responses()
+    assert slept == [1.0, 2.0]
+    assert info.value.message == (
+        "Secret rexctl/c/auth-token was still being deleted after 3 s, so it cannot be created "
+        "again yet."
+    )
+
+
+def test_a_secret_deleted_without_recovery_shows_as_being_deleted() -> None:
+    with mock_aws():
+        sm = boto3.client("secretsmanager", region_name="us-east-1")
+        arn = sm.create_secret(Name="a", SecretString="x" * 20)["ARN"]
+        sm.delete_secret(SecretId=arn, RecoveryWindowInDays=7)
+        found = sm_api.find_secret(sm, "a")
+        assert found is not None and found.scheduled_for_deletion and not found.being_deleted
+
+
+def test_which_value_from_names_the_secret() -> None:
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rexctl/c/auth-token-AbCdEf"
+    secret = sm_api.SecretView("rexctl/c/auth-token", arn)
+    partial = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rexctl/c/auth-token"
+    for value in (arn, f"{arn}:token::", partial, f"{partial}:token::", "rexctl/c/auth-token"):
+        assert secret.refers_to_me(value), value
+    for value in (f"{arn}x", "rexctl/c/auth-token-2", "arn:aws:ssm:us-east-1:1:parameter/x"):
+        assert not secret.refers_to_me(value), value

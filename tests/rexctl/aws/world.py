@@ -191,3 +191,45 @@ def elasticache_backend() -> Any:
     from moto.backends import get_backend
 
     return get_backend("elasticache")[ACCOUNT_ID][REGION]
+
+
+# DescribeCacheEngineVersions as AWS answers it (us-east-1, node-based engines; each version as
+# the API lists it: EngineVersion "7.1", not the patch level a node runs). moto 5.2 does not
+# implement the call (in process: NotImplementedError; as a server: HTTP 500), so tests that run
+# provisioning on moto give it AWS's answer with `answer_engine_versions`.
+AWS_ENGINE_VERSIONS: dict[str, tuple[str, ...]] = {
+    "redis": ("4.0.10", "5.0.6", "6.0", "6.2", "7.0", "7.1"),
+    "valkey": ("7.2", "8.0", "8.1"),
+}
+
+
+def answer_engine_versions(monkeypatch: Any) -> None:
+    """Make moto (in process, and a ThreadedMotoServer of this process) answer
+    DescribeCacheEngineVersions like AWS: filtered by Engine and EngineVersion, an unknown
+    version answering an empty list."""
+    from moto.core.responses import ActionResult
+    from moto.elasticache.responses import ElastiCacheResponse
+
+    def describe_cache_engine_versions(self: Any) -> Any:
+        engine = self._get_param("Engine")
+        version = self._get_param("EngineVersion")
+        rows = [
+            {
+                "Engine": name,
+                "EngineVersion": v,
+                "CacheParameterGroupFamily": f"{name}{v.split('.')[0]}",
+                "CacheEngineDescription": "Redis OSS" if name == "redis" else "Valkey",
+                "CacheEngineVersionDescription": f"{name} version {v}",
+            }
+            for name, versions in AWS_ENGINE_VERSIONS.items()
+            for v in versions
+            if (not engine or engine == name) and (not version or version == v)
+        ]
+        return ActionResult({"CacheEngineVersions": rows})
+
+    monkeypatch.setattr(
+        ElastiCacheResponse,
+        "describe_cache_engine_versions",
+        describe_cache_engine_versions,
+        raising=False,
+    )

@@ -20,7 +20,15 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from rexctl.cli import app
-from tests.rexctl.aws.world import ACCOUNT_ID, REGION, World, build_world, clients
+from tests.rexctl.aws.world import (
+    ACCOUNT_ID,
+    REGION,
+    World,
+    answer_engine_versions,
+    build_world,
+    clients,
+    snapshot,
+)
 
 runner = CliRunner()
 
@@ -29,6 +37,7 @@ runner = CliRunner()
 def server(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
     httpx.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
     monkeypatch.chdir(tmp_path)
+    answer_engine_versions(monkeypatch)  # DescribeCacheEngineVersions as AWS answers it
     yield moto_server
 
 
@@ -63,7 +72,7 @@ def test_init_writes_rexctl_toml(server: str, world: World, tmp_path: Path) -> N
     assert text == (
         'region = "us-east-1"\n\n[cache]\nid = "rexpress-redis"\nnode_type = "cache.t4g.micro"\n'
         "replicas = 0\nmulti_az = false\nport = 6379\ntls = false\nauth = false\n"
-        'engine_version = "7.1"\nsecurity_group = "rexpress-redis-sg"\n'
+        'engine = "redis"\nengine_version = "7.1"\nsecurity_group = "rexpress-redis-sg"\n'
         'subnet_group = "rexpress-redis-subnets"\nsubnets = []\nwait_timeout = 1800\n\n'
         f'[ecs]\ncluster = "rexpress"\nservice = "backend"\ncontainer = "backend"\n'
         f'vpc_id = "{world.vpc_id}"\nsubnets = [{private}]\n'
@@ -182,6 +191,46 @@ def test_cidr_rule_refusal_exit_code_and_text(server: str, world: World) -> None
         f"aws ec2 revoke-security-group-ingress --group-id {sg} --security-group-rule-ids {rule}"
         in result.stderr
     )
+
+
+def test_a_request_aws_refuses_is_refused_at_plan_time(
+    server: str, world: World, tmp_path: Path
+) -> None:
+    """EC2 refuses a security-group name that starts with `sg-` (EC2 API reference,
+    CreateSecurityGroup.GroupName). moto accepts it; rexctl builds the requests each planned
+    action sends, checks them against AWS's rules, and refuses before its first change: the
+    subnet group (step 7, sent first) is not created either."""
+    assert init(server).exit_code == 0
+    path = tmp_path / "rexctl.toml"
+    path.write_text(
+        path.read_text().replace(
+            'security_group = "rexpress-redis-sg"', 'security_group = "sg-cache"'
+        )
+    )
+    before = snapshot(clients(server))
+    why = (
+        "AWS would refuse CreateSecurityGroup: GroupName can't start with sg- (EC2 API "
+        "reference, CreateSecurityGroup.GroupName). The value comes from "
+        "`cache.security_group` ('sg-cache')."
+    )
+    plan = rexctl(server, "plan", "--json")
+    assert plan.exit_code == 0, plan.output  # plan only reports
+    data = json.loads(plan.stdout)
+    step8 = data["steps"][7]
+    assert (step8["state"], step8["detail"]) == ("blocked", why)
+    assert data["blockers"] == [
+        {"step": 8, "message": why, "hint": "Fix `cache.security_group` in rexctl.toml."}
+    ]
+    dry = rexctl(server, "provision", "--dry-run")
+    assert dry.exit_code == 2, dry.output
+    assert f"- Step 8: {why}" in dry.stderr
+    assert "Would create" not in dry.stderr
+    real = rexctl(server, "provision")
+    assert real.exit_code == 2, real.output
+    assert "Error: rexctl provision refuses to continue; nothing was changed." in real.stderr
+    assert f"- Step 8: {why}" in real.stderr
+    assert "Fix `cache.security_group` in rexctl.toml." in real.stderr
+    assert snapshot(clients(server)) == before
 
 
 def test_teardown_without_yes_is_refused_when_not_interactive(server: str, world: World) -> None:

@@ -179,6 +179,10 @@ PUBLIC = ec2_api.Subnet(
 )
 
 
+# What AWS gives every new security group: all traffic out, to 0.0.0.0/0.
+ALL_OUT = ec2_api.Rule("sgr-0out", ECS_SG, True, "-1", -1, -1, cidr="0.0.0.0/0")
+
+
 def service(security_groups: list[str] | None = None) -> ServiceView:
     return ServiceView(
         cluster="rexpress",
@@ -230,7 +234,7 @@ def discovery(**changes: object) -> Discovery:
         region="us-east-1",
         service=service(),
         vpc_id=VPC,
-        ecs_groups=[ec2_api.SecurityGroup(ECS_SG, "backend-sg", VPC, "d")],
+        ecs_groups=[ec2_api.SecurityGroup(ECS_SG, "backend-sg", VPC, "d", rules=[ALL_OUT])],
         missing_ecs_groups=[],
         subnets=[*PRIVATE, PUBLIC],
         cache_sg=group(CACHE_SG, from_ecs()),
@@ -387,10 +391,10 @@ def test_ipv6_range_is_refused_like_ipv4(tmp_path: Path) -> None:
 
 
 def test_cluster_mode_and_other_engine_are_manual(tmp_path: Path) -> None:
-    d = discovery(cache=cache(cluster_mode="enabled", engine="valkey"))
+    d = discovery(cache=cache(cluster_mode="enabled", engine="memcached"))
     plan = build_plan(d, config(tmp_path))
     assert step(plan, 5).state == State.MANUAL
-    assert "its engine is valkey, not redis and cluster mode is enabled" in plan.manual[0]
+    assert "its engine is memcached, not redis and cluster mode is enabled" in plan.manual[0]
     assert plan.actions() == []
 
 
@@ -436,3 +440,250 @@ def test_port_of_an_existing_cache_cannot_change(tmp_path: Path) -> None:
     )
     assert blocker.hint == f"Set `cache.port = 6379` in {tmp_path / 'rexctl.toml'}."
     assert blocker.exit_code == ExitCode.BAD_INPUT
+
+
+# Issue 10: green here means green on AWS.
+
+
+def test_removing_the_last_replica_turns_multi_az_and_failover_off_first(tmp_path: Path) -> None:
+    """AWS refuses DecreaseReplicaCount to 0 (or removing the last replica) while Multi-AZ or
+    automatic failover is on: rexctl plans the modify that turns them off, and the decrease
+    comes after it, in that order."""
+    d = discovery(
+        cache=cache(
+            member_clusters=["rexpress-redis-001", "rexpress-redis-002"],
+            automatic_failover="enabled",
+            multi_az="enabled",
+        )
+    )
+    plan = build_plan(d, config(tmp_path, replicas=0))
+    s = step(plan, 6)
+    assert s.state == State.MANUAL
+    assert [a.to_dict() for a in s.actions] == [
+        {
+            "step": 6,
+            "kind": "modify_replication_group",
+            "summary": "modify rexpress-redis: multi-AZ enabled → disabled; automatic failover "
+            "enabled → disabled",
+            "params": {
+                "ReplicationGroupId": "rexpress-redis",
+                "MultiAZEnabled": False,
+                "AutomaticFailoverEnabled": False,
+                "ApplyImmediately": True,
+            },
+        }
+    ]
+    assert plan.manual == [
+        "Step 6: rexpress-redis has 1 replica(s), rexctl.toml asks for 0. AWS refuses to remove "
+        "the last replica while multi-AZ or automatic failover is on, so rexctl turns them off "
+        "first (multi-AZ enabled → disabled; automatic failover enabled → disabled, in place). "
+        "Once that is done, run `aws elasticache decrease-replica-count --replication-group-id "
+        "rexpress-redis --new-replica-count 0 --apply-immediately`, then `rexctl provision` "
+        "again."
+    ]
+    # Fewer replicas but not none: no such order needed.
+    d = discovery(
+        cache=cache(
+            member_clusters=["rexpress-redis-001", "rexpress-redis-002", "rexpress-redis-003"],
+            automatic_failover="enabled",
+            multi_az="enabled",
+        )
+    )
+    plan = build_plan(d, config(tmp_path, replicas=1, multi_az=True))
+    assert step(plan, 6).state == State.MANUAL and plan.actions() == []
+
+
+def test_step_texts_match_the_drills_and_what_to_do(tmp_path: Path) -> None:
+    """Revoking a security-group rule does not cut tracked connections (docs/chaos.md); a
+    create-failed group stays until it is deleted."""
+    plan = build_plan(discovery(cache=cache(status="create-failed")), config(tmp_path))
+    text = step(plan, 15).detail
+    assert "`break-sg` revokes the inbound rule (new connections only" in text
+    assert "`break-nacl` denies the port in the cache subnets' network ACLs (cuts existing" in text
+    assert "removes the inbound rule (and cuts existing connections)" not in text
+    assert step(plan, 10).state == State.BLOCKED
+    [blocker] = plan.blockers
+    assert blocker.message == (
+        "Replication group rexpress-redis is create-failed: it failed to create, and it will "
+        "neither recover nor go away by itself."
+    )
+    assert "delete it (`aws elasticache delete-replication-group --replication-group-id "
+    assert (
+        "delete it (`aws elasticache delete-replication-group --replication-group-id "
+        "rexpress-redis`, or `rexctl teardown` when rexctl created it), wait until it is gone"
+        in blocker.hint
+    )
+    assert blocker.exit_code == ExitCode.AWS_ERROR
+
+
+def versions(**kwargs: object) -> ec_api.EngineVersions:
+    values: dict[str, object] = {"engine": "redis", "version": "7.1", "answered": True}
+    values.update(kwargs)
+    return ec_api.EngineVersions(**values)  # type: ignore[arg-type]
+
+
+def test_engine_version_is_checked_against_what_aws_offers(tmp_path: Path) -> None:
+    fresh = {"cache": None, "node": None, "subnet_group": None, "cache_sg": None}
+    d = discovery(**fresh, engine_versions=versions(version="7.3", versions=["7.0", "7.1"]))
+    plan = build_plan(d, config(tmp_path, engine_version="7.3"))
+    assert step(plan, 5).state == State.BLOCKED
+    [blocker] = plan.blockers
+    assert blocker.message == (
+        "`cache.engine_version` '7.3' is not a redis version ElastiCache offers in us-east-1 "
+        "(DescribeCacheEngineVersions lists: 7.0, 7.1)."
+    )
+    assert blocker.exit_code == ExitCode.BAD_INPUT
+    assert blocker.hint == (
+        f"Set `cache.engine_version` to one of them in {tmp_path / 'rexctl.toml'}."
+    )
+    offered = build_plan(
+        discovery(**fresh, engine_versions=versions(offered=True)), config(tmp_path)
+    )
+    assert step(offered, 5).state == State.TODO
+    assert step(offered, 5).detail == "Redis OSS 7.1, cluster mode disabled."
+    # An endpoint that does not implement the call (moto, the sandbox): a warning, not a block.
+    unknown = build_plan(
+        discovery(**fresh, engine_versions=versions(answered=False)), config(tmp_path)
+    )
+    assert step(unknown, 5).state == State.TODO
+    assert (
+        "This endpoint does not answer DescribeCacheEngineVersions (moto and the local sandbox "
+        "do not implement it): `cache.engine_version` '7.1' was not checked against the redis "
+        "versions ElastiCache offers." in unknown.warnings
+    )
+
+
+def test_valkey_create_and_in_place_upgrade(tmp_path: Path) -> None:
+    fresh = {"cache": None, "node": None, "subnet_group": None, "cache_sg": None}
+    d = discovery(**fresh, engine_versions=versions(engine="valkey", version="8.0", offered=True))
+    plan = build_plan(d, config(tmp_path, engine="valkey", engine_version="8.0"))
+    create = plan.actions()[-1]
+    assert (create.params["Engine"], create.params["EngineVersion"]) == ("valkey", "8.0")
+    assert create.params["ReplicationGroupDescription"] == (
+        "rexctl: Valkey cache for ECS service backend"
+    )
+
+    # An existing Redis OSS group: the upgrade to Valkey is an in-place change.
+    d = discovery(engine_versions=versions(engine="valkey", version="8.0", offered=True))
+    plan = build_plan(d, config(tmp_path, engine="valkey", engine_version="8.0"))
+    s = step(plan, 5)
+    assert s.state == State.CHANGE
+    assert [a.params for a in s.actions] == [
+        {
+            "ReplicationGroupId": "rexpress-redis",
+            "Engine": "valkey",
+            "EngineVersion": "8.0",
+            "ApplyImmediately": True,
+        }
+    ]
+    assert plan.blockers == [] and plan.manual == []
+
+    # Valkey -> Redis OSS: AWS offers no such change.
+    plan = build_plan(discovery(cache=cache(engine="valkey")), config(tmp_path))
+    assert step(plan, 5).state == State.MANUAL
+    assert plan.manual[0].startswith(
+        "Step 5: rexpress-redis runs Valkey and rexctl.toml asks for Redis OSS; ElastiCache "
+        "upgrades Redis OSS to Valkey in place but offers no way back. Set "
+        '`cache.engine = "valkey"`'
+    )
+    assert plan.actions() == []
+    # Valkey configured and running: done.
+    plan = build_plan(discovery(cache=cache(engine="valkey")), config(tmp_path, engine="valkey"))
+    assert step(plan, 5).state == State.DONE
+
+
+def test_a_secret_deleted_without_recovery_is_not_a_blocker(tmp_path: Path) -> None:
+    """Secrets Manager deletes asynchronously: a secret force-deleted a moment ago still shows,
+    with a deletion date in the past. It goes away by itself; creating it again waits for that."""
+    from rexctl.aws.secrets import SecretView
+
+    gone = SecretView(
+        "rexctl/rexpress-redis/auth-token",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:rexctl/rexpress-redis/auth-token-a1B2c3",
+        scheduled_for_deletion=True,
+        being_deleted=True,
+    )
+    fresh = {"cache": None, "node": None, "subnet_group": None, "cache_sg": None}
+    plan = build_plan(discovery(**fresh, secret=gone), config(tmp_path, tls=True, auth=True))
+    assert plan.blockers == []
+    assert [a.kind for a in step(plan, 9).actions] == ["create_auth_secret"]
+    # A recovery window that is still running does block (it can be restored, or deleted now).
+    waiting = replace(gone, being_deleted=False)
+    plan = build_plan(discovery(**fresh, secret=waiting), config(tmp_path, tls=True, auth=True))
+    assert step(plan, 9).state == State.BLOCKED
+
+
+def test_names_with_capitals_are_refused(tmp_path: Path) -> None:
+    """ElastiCache stores replication group ids and subnet group names in lower case."""
+    plan = build_plan(discovery(), config(tmp_path, id="Rexpress-Redis"))
+    [blocker] = plan.blockers  # the subnet group's default name follows cache.id
+    assert blocker.step == 0 and blocker.exit_code == ExitCode.BAD_INPUT
+    assert blocker.message == (
+        "`cache.id` 'Rexpress-Redis' has capital letters, but ElastiCache stores replication "
+        "group ids in lower case ('rexpress-redis'): write it as "
+        '`cache.id = "rexpress-redis"`.'
+    )
+    plan = build_plan(discovery(), config(tmp_path, subnet_group="Cache-Subnets"))
+    assert [b.message.split(" has ")[0] for b in plan.blockers] == [
+        "`cache.subnet_group` 'Cache-Subnets'"
+    ]
+
+
+def test_step_7_compares_the_subnet_group_as_elasticache_names_it(tmp_path: Path) -> None:
+    """ElastiCache answers the node's subnet group in lower case."""
+    node = ec_api.NodeNetwork("rexpress-redis-001", "rexpress-redis-subnets", [CACHE_SG], "7.1")
+    d = discovery(node=node)
+    plan = build_plan(d, config(tmp_path, subnet_group="rexpress-redis-subnets"))
+    assert step(plan, 7).state == State.DONE
+
+
+def ecs_group(*rules: ec2_api.Rule) -> ec2_api.SecurityGroup:
+    return ec2_api.SecurityGroup(ECS_SG, "backend-sg", VPC, "d", rules=list(rules))
+
+
+def out(cidr: str = "", group: str = "", protocol: str = "tcp", port: int = 6379) -> ec2_api.Rule:
+    return ec2_api.Rule("sgr-0o", ECS_SG, True, protocol, port, port, cidr=cidr, source_group=group)
+
+
+def test_step_8_checks_the_service_may_send_to_the_cache_port(tmp_path: Path) -> None:
+    """Security groups filter outbound traffic too: an ECS group whose egress was locked down
+    blocks the cache, whatever the cache's inbound rule says."""
+    locked = discovery(
+        ecs_groups=[ecs_group(out(cidr="10.99.0.0/16"), out(port=443, cidr="0.0.0.0/0"))]
+    )
+    plan = build_plan(locked, config(tmp_path))
+    s = step(plan, 8)
+    assert s.state == State.MANUAL
+    command = (
+        f"aws ec2 authorize-security-group-egress --group-id {ECS_SG} --ip-permissions "
+        f'\'[{{"IpProtocol":"tcp","FromPort":6379,"ToPort":6379,"UserIdGroupPairs":'
+        f'[{{"GroupId":"{CACHE_SG}"}}]}}]\''
+    )
+    assert plan.manual == [
+        f"Step 8: The ECS service's security group(s) {ECS_SG} allow no outbound TCP 6379 to the "
+        "cache (to rexpress-redis-sg, to its subnets 10.0.1.0/24, 10.0.2.0/24, or to "
+        f"0.0.0.0/0): its tasks could not connect. Allow it to rexpress-redis-sg ({CACHE_SG}): "
+        f"`{command}`, then run `rexctl provision` again."
+    ]
+    # Before the cache's group exists: the cache subnets' ranges.
+    fresh = discovery(
+        ecs_groups=[ecs_group()], cache=None, node=None, subnet_group=None, cache_sg=None
+    )
+    plan = build_plan(fresh, config(tmp_path))
+    assert step(plan, 8).state == State.MANUAL
+    assert (
+        '\'[{"IpProtocol":"tcp","FromPort":6379,"ToPort":6379,"IpRanges":'
+        '[{"CidrIp":"10.0.1.0/24"},{"CidrIp":"10.0.2.0/24"}]}]\'' in plan.manual[0]
+    )
+    assert [a.kind for a in step(plan, 8).actions] == ["create_security_group", "authorize_ingress"]
+    # What lets it out: the cache's group, a range holding every cache subnet, all traffic.
+    for rule in (
+        out(group=CACHE_SG),
+        out(cidr="10.0.0.0/16"),
+        out(protocol="-1", port=-1, cidr="0.0.0.0/0"),
+    ):
+        plan = build_plan(discovery(ecs_groups=[ecs_group(rule)]), config(tmp_path))
+        assert step(plan, 8).state == State.DONE, rule
+    # A range holding only one of the cache's subnets is not enough.
+    plan = build_plan(discovery(ecs_groups=[ecs_group(out(cidr="10.0.1.0/24"))]), config(tmp_path))
+    assert step(plan, 8).state == State.MANUAL

@@ -189,7 +189,8 @@ def test_a_refused_setting_from_the_environment_names_the_variable(
     error = run(aws, cfg)[0].error()
     assert isinstance(error, ConfigError)
     assert error.hint == (
-        "Fix it in the environment variable REXCTL_CACHE_ENGINE_VERSION.\n"
+        "Set `cache.engine_version` to one of them in the environment variable "
+        "REXCTL_CACHE_ENGINE_VERSION.\n"
         "Fix `cache.subnets` in the environment variable REXCTL_CACHE_SUBNETS, or leave it "
         "empty to use the VPC's private subnets."
     )
@@ -469,11 +470,25 @@ def test_bad_inputs_are_refused_before_aws(aws: ClientSet, world: World, tmp_pat
     cfg = write_config(
         tmp_path / "rexctl.toml", world, engine_version="seven", subnet_group="bad_name!"
     )
-    error = run(aws, cfg)[0].error()
-    assert isinstance(error, ConfigError)
-    assert "`cache.engine_version` 'seven' is not a Redis version such as 7.1." in error.message
-    assert "`cache.subnet_group` 'bad_name!' may only use letters" in error.message
-    assert aws.elasticache.describe_replication_groups()["ReplicationGroups"] == []
+    before = snapshot(aws)
+    result = run(aws, cfg)[0]
+    error = result.error()
+    assert isinstance(error, ConfigError) and error.exit_code == ExitCode.BAD_INPUT
+    # The engine version is checked against what ElastiCache lists (DescribeCacheEngineVersions),
+    # the subnet group's name against the rule AWS documents for CreateCacheSubnetGroup.
+    assert (
+        "Step 5: `cache.engine_version` 'seven' is not a redis version ElastiCache offers in "
+        "us-east-1 (DescribeCacheEngineVersions lists: 4.0.10, 5.0.6, 6.0, 6.2, 7.0, 7.1)."
+        in error.message
+    )
+    assert (
+        "Step 7: AWS would refuse CreateCacheSubnetGroup: CacheSubnetGroupName must be at most "
+        "255 letters, digits or hyphens (it contains '_', '!') (ElastiCache API reference, "
+        "CreateCacheSubnetGroup.CacheSubnetGroupName). The value comes from "
+        "`cache.subnet_group` ('bad_name!')." in error.message
+    )
+    assert result.applied == []
+    assert snapshot(aws) == before
 
 
 def test_existing_cache_is_moved_into_rexctl_group(
@@ -560,19 +575,39 @@ def test_existing_cache_is_moved_into_rexctl_group(
     stub.add_response("list_tags_for_resource", tags, {"ResourceName": rg_arn})
     stub.add_response(
         "modify_replication_group",
-        {"ReplicationGroup": group("modifying")},
+        {"ReplicationGroup": group("available")},
         {
             "ReplicationGroupId": "rexpress-redis",
             "SecurityGroupIds": [sg],
             "ApplyImmediately": True,
         },
     )
+
+    def node(security_group: str) -> dict[str, Any]:
+        return {
+            "CacheClusters": [
+                {
+                    "CacheClusterId": "rexpress-redis-001",
+                    "CacheSubnetGroupName": "rexpress-redis-subnets",
+                    "SecurityGroups": [{"SecurityGroupId": security_group}],
+                }
+            ]
+        }
+
+    member = {"CacheClusterId": "rexpress-redis-001"}
+    # AWS may still show `available`, and the old group, right after the modify call (issue 10,
+    # item 8): the wait goes on until the node shows the new group.
+    stub.add_response(
+        "describe_replication_groups", {"ReplicationGroups": [group("available")]}, name
+    )
+    stub.add_response("describe_cache_clusters", node("sg-0123456789abcdef0"), member)
     stub.add_response(
         "describe_replication_groups", {"ReplicationGroups": [group("modifying")]}, name
     )
     stub.add_response(
         "describe_replication_groups", {"ReplicationGroups": [group("available")]}, name
     )
+    stub.add_response("describe_cache_clusters", node(sg), member)
     mixed = ClientSet(ec2=aws.ec2, ecs=aws.ecs, elasticache=ec, secretsmanager=aws.secretsmanager)
     t = FakeTime(start=1000.0)
     with stub:
@@ -580,4 +615,358 @@ def test_existing_cache_is_moved_into_rexctl_group(
         stub.assert_no_pending_responses()
     assert result.error() is None
     assert result.applied == [f"put rexpress-redis in security group {sg}"]
-    assert reporter.progress_reports == [("modifying", 0.0), ("available", 1.0)]
+    assert reporter.progress_reports == [
+        ("available, not yet changed: security groups are still sg-0123456789abcdef0", 0.0),
+        ("modifying", 1.0),
+        ("available", 3.0),
+    ]
+
+
+# Issue 10: green here means green on AWS.
+
+
+def test_the_executor_retries_a_new_group_ec2_does_not_find_yet(
+    aws: ClientSet, world: World, tmp_path: Path
+) -> None:
+    """EC2 answers InvalidGroup.NotFound for a moment after CreateSecurityGroup (its eventual
+    consistency; the sandbox does the same for 0.5 s): the rule is authorized after retries."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from rexctl.aws import ec2 as ec2_api
+    from rexctl.provision.apply import Executor
+    from rexctl.provision.discover import discover
+    from rexctl.provision.plan import build_plan
+    from tests.rexctl.aws.world import REGION
+
+    cfg = write_config(tmp_path / "rexctl.toml", world)
+    plan = build_plan(discover(aws, cfg), cfg)
+    actions = [a for a in plan.actions() if a.step == 8]
+    assert [a.kind for a in actions] == ["create_security_group", "authorize_ingress"]
+    ec2 = boto3.client("ec2", region_name=REGION)
+    stub = Stubber(ec2)
+    tags = {"managed-by": "rexctl", "rexctl:cache-id": "rexpress-redis"}
+    stub.add_response(
+        "create_security_group",
+        {"GroupId": "sg-0new"},
+        ec2_api.security_group_request(
+            "rexpress-redis-sg",
+            world.vpc_id,
+            "rexctl: Redis rexpress-redis, port 6379 from the ECS service",
+            tags,
+        ),
+    )
+    authorize = ec2_api.ingress_from_group_request(
+        "sg-0new", 6379, world.ecs_sg, "rexctl: from the ECS service tasks", tags
+    )
+    for _ in range(2):
+        stub.add_client_error(
+            "authorize_security_group_ingress",
+            "InvalidGroup.NotFound",
+            "The security group 'sg-0new' does not exist",
+            expected_params=authorize,
+        )
+    stub.add_response(
+        "authorize_security_group_ingress",
+        {"Return": True, "SecurityGroupRules": [{"SecurityGroupRuleId": "sgr-1"}]},
+        authorize,
+    )
+    t = FakeTime()
+    stubbed = ClientSet(
+        ec2=ec2, ecs=aws.ecs, elasticache=aws.elasticache, secretsmanager=aws.secretsmanager
+    )
+    executor = Executor(stubbed, RecordingReporter(), sleep=t.sleep)
+    with stub:
+        executor.apply(actions)
+        stub.assert_no_pending_responses()
+    assert t.sleeps == [0.2, 0.4]
+    assert executor.outputs["cache_sg_id"] == "sg-0new"
+
+
+def test_valkey_from_the_environment_is_created_with_engine_valkey(
+    aws: ClientSet, world: World, tmp_path: Path
+) -> None:
+    from rexctl.config import load
+
+    sent: dict[str, Any] = {}
+    aws.elasticache.meta.events.register(
+        "provide-client-params.elasticache.CreateReplicationGroup",
+        lambda params, **_: sent.update(params),
+    )
+    path = tmp_path / "rexctl.toml"
+    write_config(path, world)
+    cfg = load(
+        path, environ={"REXCTL_CACHE_ENGINE": "valkey", "REXCTL_CACHE_ENGINE_VERSION": "8.0"}
+    )
+    result, _ = run(aws, cfg)
+    assert result.error() is None
+    assert (sent["Engine"], sent["EngineVersion"]) == ("valkey", "8.0")
+    assert elasticache_backend().replication_groups["rexpress-redis"].engine == "valkey"
+    # The default version is a Redis OSS one: Valkey does not offer it, and AWS's list says so.
+    with pytest.raises(ConfigError, match="must be redis or valkey"):
+        load(path, environ={"REXCTL_CACHE_ENGINE": "memcached"})
+
+
+def test_a_locked_down_egress_is_reported_with_the_command(
+    aws: ClientSet, world: World, tmp_path: Path
+) -> None:
+    """A service whose security group allows no outbound TCP 6379 cannot reach the cache: step 8
+    says so with the command that fixes it; the rest is created, and provision exits 1."""
+    aws.ec2.revoke_security_group_egress(
+        GroupId=world.ecs_sg,
+        IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
+    aws.ec2.authorize_security_group_egress(
+        GroupId=world.ecs_sg,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 443,
+                "ToPort": 443,
+                "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+            }
+        ],
+    )
+    cfg = write_config(tmp_path / "rexctl.toml", world)
+    result, _ = run(aws, cfg)
+    error = result.error()
+    assert isinstance(error, CheckFailed) and error.exit_code == ExitCode.CHECK_FAILED
+    assert result.plan.steps[7].state == "manual"
+    assert (
+        f"Step 8: The ECS service's security group(s) {world.ecs_sg} allow no outbound TCP 6379 "
+        "to the cache" in error.message
+    )
+    assert (
+        f"`aws ec2 authorize-security-group-egress --group-id {world.ecs_sg} --ip-permissions "
+        '\'[{"IpProtocol":"tcp","FromPort":6379,"ToPort":6379,"IpRanges":'
+        '[{"CidrIp":"10.20.10.0/24"},{"CidrIp":"10.20.11.0/24"}]}]\'`' in error.message
+    )
+    assert result.cache is not None and result.cache.status == "available"
+    # Fixed by the command's rule: done.
+    aws.ec2.authorize_security_group_egress(
+        GroupId=world.ecs_sg,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 6379,
+                "ToPort": 6379,
+                "IpRanges": [{"CidrIp": "10.20.10.0/24"}, {"CidrIp": "10.20.11.0/24"}],
+            }
+        ],
+    )
+    again, _ = run(aws, cfg)
+    assert again.error() is None and again.plan.steps[7].state == "done"
+
+
+def _stubbed_group(world: World, **changes: Any) -> dict[str, Any]:
+    group = {
+        "ReplicationGroupId": "rexpress-redis",
+        "Status": "available",
+        "ARN": "arn:aws:elasticache:us-east-1:123456789012:replicationgroup:rexpress-redis",
+        "MemberClusters": ["rexpress-redis-001"],
+        "NodeGroups": [
+            {
+                "PrimaryEndpoint": {
+                    "Address": "master.rexpress-redis.abc123.use1.cache.amazonaws.com",
+                    "Port": 6379,
+                }
+            }
+        ],
+        "ClusterEnabled": False,
+        "Engine": "redis",
+        "CacheNodeType": "cache.t4g.micro",
+        "AutomaticFailover": "disabled",
+        "MultiAZ": "disabled",
+        "AtRestEncryptionEnabled": True,
+        "TransitEncryptionEnabled": False,
+        "AuthTokenEnabled": False,
+    }
+    group.update(changes)
+    return group
+
+
+def _existing_cache_stub(world: World, sg: str, ec: Any) -> Any:
+    """ElastiCache answering discover for a cache in rexctl's subnet group and security group."""
+    from botocore.stub import Stubber
+
+    stub = Stubber(ec)
+    rg_arn = "arn:aws:elasticache:us-east-1:123456789012:replicationgroup:rexpress-redis"
+    sng_arn = "arn:aws:elasticache:us-east-1:123456789012:subnetgroup:rexpress-redis-subnets"
+    name = {"ReplicationGroupId": "rexpress-redis"}
+    tags = {"TagList": [{"Key": "managed-by", "Value": "rexctl"}]}
+    stub.add_response(
+        "describe_replication_groups", {"ReplicationGroups": [_stubbed_group(world)]}, name
+    )
+    stub.add_response(
+        "describe_cache_subnet_groups",
+        {
+            "CacheSubnetGroups": [
+                {
+                    "CacheSubnetGroupName": "rexpress-redis-subnets",
+                    "ARN": sng_arn,
+                    "VpcId": world.vpc_id,
+                    "Subnets": [{"SubnetIdentifier": s} for s in world.private_subnets],
+                }
+            ]
+        },
+        {"CacheSubnetGroupName": "rexpress-redis-subnets"},
+    )
+    stub.add_response(
+        "describe_cache_clusters",
+        {
+            "CacheClusters": [
+                {
+                    "CacheClusterId": "rexpress-redis-001",
+                    "CacheSubnetGroupName": "rexpress-redis-subnets",
+                    "EngineVersion": "7.1.0",
+                    "SecurityGroups": [{"SecurityGroupId": sg}],
+                }
+            ]
+        },
+        {"CacheClusterId": "rexpress-redis-001"},
+    )
+    return stub, name, tags, rg_arn, sng_arn
+
+
+def _cache_sg(aws: ClientSet, world: World) -> str:
+    sg: str = aws.ec2.create_security_group(
+        GroupName="rexpress-redis-sg", Description="rexctl", VpcId=world.vpc_id
+    )["GroupId"]
+    aws.ec2.authorize_security_group_ingress(
+        GroupId=sg,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 6379,
+                "ToPort": 6379,
+                "UserIdGroupPairs": [{"GroupId": world.ecs_sg}],
+            }
+        ],
+    )
+    return sg
+
+
+def test_upgrade_to_valkey_then_a_node_type_change_waits_between_the_modifies(
+    aws: ClientSet, world: World, tmp_path: Path
+) -> None:
+    """Redis OSS -> Valkey is an in-place upgrade (ModifyReplicationGroup Engine=valkey and
+    EngineVersion), its version checked against DescribeCacheEngineVersions. ElastiCache refuses
+    a modify while the group is modifying, and may still show `available` with the old values
+    right after the call: the node-type modify waits until the upgrade shows (engine valkey, the
+    node on 8.0.x, nothing pending), and provision waits until the node type shows."""
+    import boto3
+
+    from tests.rexctl.aws.world import REGION
+
+    sg = _cache_sg(aws, world)
+    path = tmp_path / "rexctl.toml"
+    cfg = write_config(
+        path, world, engine="valkey", engine_version="8.0", node_type="cache.t4g.small"
+    )
+    ec = boto3.client("elasticache", region_name=REGION)
+    stub, name, tags, rg_arn, sng_arn = _existing_cache_stub(world, sg, ec)
+    stub.add_response(
+        "describe_cache_engine_versions",
+        {"CacheEngineVersions": [{"Engine": "valkey", "EngineVersion": "8.0"}]},
+        {"Engine": "valkey", "EngineVersion": "8.0"},
+    )
+    stub.add_response("list_tags_for_resource", tags, {"ResourceName": sng_arn})
+    stub.add_response("list_tags_for_resource", tags, {"ResourceName": rg_arn})
+    stub.add_response(
+        "modify_replication_group",
+        {"ReplicationGroup": _stubbed_group(world)},
+        {**name, "Engine": "valkey", "EngineVersion": "8.0", "ApplyImmediately": True},
+    )
+    member = {"CacheClusterId": "rexpress-redis-001"}
+
+    def node(version: str) -> dict[str, Any]:
+        return {
+            "CacheClusters": [{"CacheClusterId": "rexpress-redis-001", "EngineVersion": version}]
+        }
+
+    # Right after the call: still available, still redis.
+    stub.add_response(
+        "describe_replication_groups", {"ReplicationGroups": [_stubbed_group(world)]}, name
+    )
+    stub.add_response("describe_cache_clusters", node("7.1.0"), member)
+    stub.add_response(
+        "describe_replication_groups",
+        {"ReplicationGroups": [_stubbed_group(world, Status="modifying")]},
+        name,
+    )
+    stub.add_response(
+        "describe_replication_groups",
+        {"ReplicationGroups": [_stubbed_group(world, Engine="valkey")]},
+        name,
+    )
+    stub.add_response("describe_cache_clusters", node("8.0.1"), member)
+    stub.add_response(
+        "modify_replication_group",
+        {"ReplicationGroup": _stubbed_group(world, Engine="valkey")},
+        {**name, "CacheNodeType": "cache.t4g.small", "ApplyImmediately": True},
+    )
+    stub.add_response(
+        "describe_replication_groups",
+        {"ReplicationGroups": [_stubbed_group(world, Engine="valkey", Status="modifying")]},
+        name,
+    )
+    stub.add_response(
+        "describe_replication_groups",
+        {
+            "ReplicationGroups": [
+                _stubbed_group(world, Engine="valkey", CacheNodeType="cache.t4g.small")
+            ]
+        },
+        name,
+    )
+    mixed = ClientSet(ec2=aws.ec2, ecs=aws.ecs, elasticache=ec, secretsmanager=aws.secretsmanager)
+    t = FakeTime(start=1000.0)
+    with stub:
+        result, reporter = run(mixed, cfg, time=t)
+        stub.assert_no_pending_responses()
+    assert result.error() is None
+    assert result.applied == [
+        "upgrade rexpress-redis in place from Redis OSS to Valkey 8.0",
+        "modify rexpress-redis: node type cache.t4g.micro → cache.t4g.small",
+    ]
+    assert [s for s, _ in reporter.progress_reports] == [
+        "available, not yet changed: engine is still redis; engine version is still 7.1.0",
+        "modifying",
+        "available",
+        "modifying",
+        "available",
+    ]
+
+
+def test_a_capitalised_id_finds_aws_lower_cased_cache_and_is_refused(
+    aws: ClientSet, world: World, tmp_path: Path
+) -> None:
+    """ElastiCache stores `Rexpress-Redis` as `rexpress-redis` and answers with that (moto keeps
+    the case it was sent). rexctl asks for the lower-cased names, compares with them (step 7 is
+    done, not "manual" forever), and refuses the capitalised setting, saying what to write."""
+    import boto3
+
+    from tests.rexctl.aws.world import REGION
+
+    sg = _cache_sg(aws, world)
+    cfg = write_config(
+        tmp_path / "rexctl.toml", world, id="Rexpress-Redis", security_group="rexpress-redis-sg"
+    )
+    ec = boto3.client("elasticache", region_name=REGION)
+    stub, _, tags, rg_arn, sng_arn = _existing_cache_stub(world, sg, ec)
+    stub.add_response("list_tags_for_resource", tags, {"ResourceName": sng_arn})
+    stub.add_response("list_tags_for_resource", tags, {"ResourceName": rg_arn})
+    mixed = ClientSet(ec2=aws.ec2, ecs=aws.ecs, elasticache=ec, secretsmanager=aws.secretsmanager)
+    with stub:
+        result, _ = run(mixed, cfg)
+        stub.assert_no_pending_responses()
+    assert {s.number: str(s.state) for s in result.plan.steps if 4 <= s.number <= 11} == {
+        n: "done" for n in range(4, 12)
+    }
+    error = result.error()
+    assert isinstance(error, ConfigError)
+    assert (
+        "`cache.id` 'Rexpress-Redis' has capital letters, but ElastiCache stores replication "
+        "group ids in lower case ('rexpress-redis'): write it as `cache.id = \"rexpress-redis\"`."
+        in error.message
+    )

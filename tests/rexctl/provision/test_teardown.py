@@ -334,3 +334,111 @@ def test_resources_tagged_for_another_cache_are_kept(aws: ClientSet, tmp_path: P
         ("security group", sg, True, ""),
         ("secret", plan.resources[1].id, False, "managed by rexctl for cache other-cache"),
     ]
+
+
+def register_with_secret(aws: ClientSet, secret_arn: str) -> str:
+    """A revision of the backend whose container reads REDIS_AUTH_TOKEN from the secret."""
+    from tests.helpers import EXECUTION_ROLE_ARN
+
+    td: str = aws.ecs.register_task_definition(
+        executionRoleArn=EXECUTION_ROLE_ARN,
+        family="backend",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[
+            {
+                "name": "backend",
+                "image": "x",
+                "memory": 512,
+                "secrets": [{"name": "REDIS_AUTH_TOKEN", "valueFrom": secret_arn}],
+            }
+        ],
+    )["taskDefinition"]["taskDefinitionArn"]
+    return td
+
+
+def test_the_auth_secret_is_kept_while_a_task_definition_names_it(
+    aws: ClientSet, tmp_path: Path
+) -> None:
+    """ECS resolves a container's `secrets` each time a task starts: deleting the AUTH secret
+    while the service's task definition (or an ACTIVE revision of its family, a rollback away)
+    still names it makes every new task fail. Teardown keeps it, says what to do first, and
+    exits CHECK_FAILED; the other resources still go."""
+    from moto.backends import get_backend
+
+    from rexctl.errors import CheckFailed
+    from rexctl.provision import provision
+
+    world = build_world(aws)
+    cfg = write_config(tmp_path / "rexctl.toml", world, tls=True, auth=True)
+    provision(aws, cfg, reporter=RecordingReporter(), clock=lambda: 0.0, sleep=lambda s: None)
+    backend = get_backend("elasticache")["123456789012"][REGION]
+    arn = backend.cache_subnet_groups["rexpress-redis-subnets"].arn
+    aws.elasticache.remove_tags_from_resource(ResourceName=arn, TagKeys=["managed-by"])
+    secret = aws.secretsmanager.describe_secret(SecretId="rexctl/rexpress-redis/auth-token")
+    with_secret = register_with_secret(aws, secret["ARN"])  # backend:2, the service's now
+    aws.ecs.update_service(cluster=world.cluster, service=world.service, taskDefinition=with_secret)
+
+    plan = plan_teardown(aws, cfg)
+    [kept] = [r for r in plan.resources if r.kind == "secret"]
+    assert not kept.delete
+    assert kept.why == (
+        "still named in `secrets` by task definition revision(s) backend:2 of the service "
+        "backend (the current one or ACTIVE ones); ECS reads it each time a task starts, so "
+        "deleting it would make every new task (and any rollback to those revisions) fail"
+    )
+    [(_, todo)] = plan.refused
+    assert todo.startswith("Secret kept. First put backend on a revision that does not name it")
+    assert todo.endswith(
+        "then deregister the revisions that name it (`aws ecs deregister-task-definition "
+        "--task-definition backend:2`), then run `rexctl teardown` again."
+    )
+
+    def finish(seconds: float) -> None:
+        backend.replication_groups.pop("rexpress-redis", None)
+
+    result = teardown(
+        aws, cfg, plan, reporter=RecordingReporter(), timeout=60, clock=lambda: 0.0, sleep=finish
+    )
+    assert [r.kind for r in result.deleted] == ["replication group", "security group"]
+    error = result.error()
+    assert isinstance(error, CheckFailed) and error.exit_code == 1
+    assert "- secret rexctl/rexpress-redis/auth-token" in error.message
+    assert error.hint == todo
+    assert aws.secretsmanager.describe_secret(SecretId=secret["ARN"])["Name"]
+
+    # Back on a revision without it, but an ACTIVE older one still names it: still kept.
+    plain = register_with_secret(aws, "arn:aws:secretsmanager:us-east-1:123456789012:secret:x")
+    aws.ecs.update_service(cluster=world.cluster, service=world.service, taskDefinition=plain)
+    plan = plan_teardown(aws, cfg)
+    assert [r.delete for r in plan.resources if r.kind == "secret"] == [False]
+    assert "backend:2" in plan.refused[0][1] and "put backend on" not in plan.refused[0][1]
+    # Once deregistered, it goes.
+    aws.ecs.deregister_task_definition(taskDefinition=with_secret)
+    plan = plan_teardown(aws, cfg)
+    assert [r.delete for r in plan.resources if r.kind == "secret"] == [True]
+    assert plan.error() is None
+
+
+def test_the_cache_id_tag_is_compared_as_elasticache_compares_ids(
+    aws: ClientSet, tmp_path: Path
+) -> None:
+    """An older rexctl tagged with the id as written (`Rexpress-Redis`); ElastiCache's id is
+    `rexpress-redis`: the same cache."""
+    world = build_world(aws)
+    cfg = write_config(tmp_path / "rexctl.toml", world)
+    sg: str = aws.ec2.create_security_group(
+        GroupName="rexpress-redis-sg",
+        Description="rexctl",
+        VpcId=world.vpc_id,
+        TagSpecifications=[
+            {
+                "ResourceType": "security-group",
+                "Tags": [{"Key": k, "Value": v} for k, v in managed_tags("Rexpress-Redis").items()],
+            }
+        ],
+    )["GroupId"]
+    plan = plan_teardown(aws, cfg)
+    assert [(r.id, r.delete) for r in plan.resources] == [(sg, True)]

@@ -46,7 +46,15 @@ def test_a_failed_creation_stops_the_wait_at_once() -> None:
         wait(ec)
     stub.assert_no_pending_responses()
     assert info.value.message == "Replication group rexpress-redis is create-failed."
-    assert info.value.hint == "Its events in the ElastiCache console say why."
+    # A group that failed to create does not go away by itself: the hint says to delete it.
+    assert info.value.hint == (
+        "A group that failed to create stays so; it will not recover or go away by itself. Its "
+        "events: `aws elasticache describe-events --source-type replication-group "
+        "--source-identifier rexpress-redis --duration 1440` (or its events in the ElastiCache "
+        "console) say why. Delete it (`aws elasticache delete-replication-group "
+        "--replication-group-id rexpress-redis`, or `rexctl teardown` when rexctl created it), "
+        "wait until it is gone, then run `rexctl provision` again."
+    )
 
 
 def test_a_group_that_disappears_while_waiting_is_an_error() -> None:
