@@ -155,6 +155,43 @@ BY_KEY: Mapping[str, Setting] = {s.key: s for s in SETTINGS}
 
 
 @dataclass(frozen=True)
+class Variable:
+    """An environment variable that is not a setting of rexctl.toml: a global option's, a
+    command-only option's, or one rexctl itself reads (`option` empty)."""
+
+    env: str
+    option: str  # the option it stands for ("" when there is none)
+    commands: str  # who reads it
+    help: str
+
+
+# Every REXCTL_* variable that is not `Setting.env` of a setting above. The options declare the
+# same names (`envvar=`); tests/test_docs.py checks the two lists agree and docs list them all.
+VARIABLES: tuple[Variable, ...] = (
+    Variable("REXCTL_CONFIG", "--config", "every command", "The configuration file."),
+    Variable(
+        "REXCTL_SANDBOX", "--sandbox", "every command", "Point every AWS call at the sandbox."
+    ),
+    Variable("REXCTL_DEBUG", "", "every command", "1: a traceback for an expected failure."),
+    Variable("REXCTL_SANDBOX_DIR", "", "--sandbox, rexctl sandbox", "Which sandbox to use."),
+    Variable("REXCTL_DEPLOY_TIMEOUT", "--timeout", "deploy, rollback", "Rollout wait, s."),
+    Variable("REXCTL_DEPLOY_POLL", "--poll", "deploy, rollback", "Between rollout checks, s."),
+    Variable(
+        "REXCTL_DEPLOY_ROLLBACK_ON_FAILURE",
+        "--rollback-on-failure",
+        "deploy",
+        "Roll back when the rollout fails.",
+    ),
+    Variable("REXCTL_VERIFY_REQUESTS", "--requests", "verify", "Probe requests."),
+    Variable("REXCTL_VERIFY_SINCE", "--since", "verify", "How far back to read the logs."),
+    Variable("REXCTL_VERIFY_TIMEOUT", "--timeout", "verify", "Per request, s."),
+    Variable("REXCTL_CHAOS_DURATION", "--duration", "the drills", "How long the fault stays, s."),
+    Variable("REXCTL_CHAOS_INTERVAL", "--interval", "the drills", "Between probe requests, s."),
+    Variable("REXCTL_CHAOS_SETTLE", "--settle", "the drills", "Wait for the cache again, s."),
+)
+
+
+@dataclass(frozen=True)
 class CacheConfig:
     id: str
     node_type: str

@@ -79,3 +79,22 @@ def test_every_aws_rule_is_listed_with_its_source() -> None:
     assert {(r.requirement, r.source, r.code) for r in rules.RULES} <= rows
     for service, operation in rules.COVERED:
         assert f"{service} {operation}" in text
+
+
+def test_every_variable_is_in_the_one_table_and_documented() -> None:
+    """Issue 9: every REXCTL_* variable an option declares, or that rexctl reads, is a setting's
+    variable or in config.VARIABLES (and only those); docs/configuration.md lists each."""
+    import re
+
+    from rexctl.config import VARIABLES
+
+    table = {s.env for s in SETTINGS} | {v.env for v in VARIABLES}
+    assert option_envvars() <= table
+    root = Path(__file__).resolve().parent.parent / "rexctl"
+    read = set()
+    for path in root.rglob("*.py"):
+        read |= set(re.findall(r"\bREXCTL_[A-Z][A-Z_]*[A-Z]\b", path.read_text(encoding="utf-8")))
+    assert read <= table, sorted(read - table)
+    assert {v.env for v in VARIABLES} <= option_envvars() | read  # no stale entry
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    assert [v.env for v in VARIABLES if f"`{v.env}`" not in text] == []
