@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from moto import mock_aws
 
 from rexctl.aws import ec2 as ec2_api
 from rexctl.aws.session import ClientSet
-from tests.rexctl.aws.world import build_world, clients
-
-
-@pytest.fixture
-def aws() -> Iterator[ClientSet]:
-    with mock_aws():
-        yield clients()
+from tests.rexctl.aws.world import build_world
 
 
 def test_subnets_are_public_only_with_an_igw_default_route(aws: ClientSet) -> None:

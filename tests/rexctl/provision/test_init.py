@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from moto import mock_aws
 
 from rexctl.aws.session import ClientSet
 from rexctl.config import load
 from rexctl.errors import ConfigError, UsageError
 from rexctl.provision import init_config
 from tests.helpers import EXECUTION_ROLE_ARN
-from tests.rexctl.aws.world import World, build_world, clients
-
-
-@pytest.fixture
-def aws() -> Iterator[ClientSet]:
-    with mock_aws():
-        yield clients()
+from tests.rexctl.aws.world import World, build_world
 
 
 def two_containers(aws: ClientSet, world: World, names: tuple[str, str]) -> None:

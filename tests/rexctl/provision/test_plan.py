@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-
-import pytest
-from moto import mock_aws
 
 from rexctl.aws import ec2 as ec2_api
 from rexctl.aws import elasticache as ec_api
@@ -21,17 +17,10 @@ from rexctl.provision.model import RecordingReporter
 from rexctl.provision.plan import Plan, Ref, State, Step, build_plan
 from tests.rexctl.aws.world import (
     build_world,
-    clients,
     roll_service_with_env,
     snapshot,
     write_config,
 )
-
-
-@pytest.fixture
-def aws() -> Iterator[ClientSet]:
-    with mock_aws():
-        yield clients()
 
 
 def states(plan: object) -> dict[int, str]:

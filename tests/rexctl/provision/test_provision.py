@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from rexctl.aws.secrets import secret_name, token_problem
 from rexctl.aws.session import ClientSet
@@ -18,17 +16,10 @@ from tests.helpers import FakeTime
 from tests.rexctl.aws.world import (
     World,
     build_world,
-    clients,
     elasticache_backend,
     snapshot,
     write_config,
 )
-
-
-@pytest.fixture
-def aws() -> Iterator[ClientSet]:
-    with mock_aws():
-        yield clients()
 
 
 @pytest.fixture

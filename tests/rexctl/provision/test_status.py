@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-from moto import mock_aws
 
 from rexctl.aws.session import ClientSet
 from rexctl.provision import provision
 from rexctl.provision.model import RecordingReporter
 from rexctl.provision.status import gather_status
-from tests.rexctl.aws.world import build_world, clients, roll_service_with_env, write_config
+from tests.rexctl.aws.world import build_world, roll_service_with_env, write_config
 
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rexctl/x-AbCdEf"
-
-
-@pytest.fixture
-def aws() -> Iterator[ClientSet]:
-    with mock_aws():
-        yield clients()
 
 
 def test_status_before_provisioning_says_what_is_missing(aws: ClientSet, tmp_path: Path) -> None:

@@ -7,14 +7,11 @@ ECS and Secrets Manager stay on moto.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from rexctl.aws.session import ClientSet
 from rexctl.errors import AwsError
@@ -22,7 +19,7 @@ from rexctl.provision import plan_teardown, teardown
 from rexctl.provision.model import RecordingReporter
 from rexctl.provision.tags import managed_tags
 from tests.helpers import FakeTime
-from tests.rexctl.aws.world import REGION, World, build_world, clients, write_config
+from tests.rexctl.aws.world import REGION, World, build_world, write_config
 
 RG_ARN = "arn:aws:elasticache:us-east-1:123456789012:replicationgroup:rexpress-redis"
 SNG_ARN = "arn:aws:elasticache:us-east-1:123456789012:subnetgroup:rexpress-redis-subnets"
@@ -31,12 +28,6 @@ TAGS = [
     {"Key": "managed-by", "Value": "rexctl"},
     {"Key": "rexctl:cache-id", "Value": "rexpress-redis"},
 ]
-
-
-@pytest.fixture
-def aws() -> Iterator[ClientSet]:
-    with mock_aws():
-        yield clients()
 
 
 def group(status: str) -> dict[str, Any]:

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from rexctl.aws.session import ClientSet
 from rexctl.errors import AwsError, Interrupted, RexctlError
 from rexctl.provision import provision
 from rexctl.provision.model import RecordingReporter
 from rexctl.provision.wait import wait_for_cache
-from tests.rexctl.aws.world import REGION, build_world, clients, write_config
+from tests.rexctl.aws.world import REGION, build_world, write_config
 
 NAME = {"ReplicationGroupId": "rexpress-redis"}
 
@@ -82,12 +80,6 @@ def test_waiting_for_deletion_ends_when_the_group_is_gone() -> None:
     with stub:
         assert wait(ec, gone=True) is None
         stub.assert_no_pending_responses()
-
-
-@pytest.fixture
-def aws() -> Iterator[ClientSet]:
-    with mock_aws():
-        yield clients()
 
 
 def test_ctrl_c_half_way_says_what_exists(aws: ClientSet, tmp_path: Path) -> None:
