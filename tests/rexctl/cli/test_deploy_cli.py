@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,23 +28,6 @@ def world(tmp_path: Path, moto_server: str, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "1")
     monkeypatch.chdir(tmp_path)
     return make_world(tmp_path, endpoint_url=moto_server, tls=True, auth=True)
-
-
-@pytest.fixture
-def ecs_finishes_rollouts() -> Iterator[None]:
-    """Plays ECS: moto never moves its deployment to the new revision, so a thread in the test
-    process (where the ThreadedMotoServer's backend lives) does it while the command waits."""
-    stop = threading.Event()
-
-    def run() -> None:
-        while not stop.wait(0.02):
-            finish_moto_rollout()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(5)
 
 
 def rexctl(moto_server: str, tmp_path: Path, *args: str) -> Any:

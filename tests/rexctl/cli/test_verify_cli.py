@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from rexctl.cli import app
 from tests.helpers import RedisServer, ServiceProcess
-from tests.rexctl.cli.test_deploy_cli import ecs_finishes_rollouts  # noqa: F401 - a fixture
 from tests.rexctl.deploy.world import World, make_world
 
 runner = CliRunner()
@@ -61,7 +60,7 @@ def test_provisionless_deploy_then_verify_as_a_user_would(
     world: World,
     moto_server: str,
     tmp_path: Path,
-    ecs_finishes_rollouts: None,  # noqa: F811 - the fixture imported above
+    ecs_finishes_rollouts: None,
     request: pytest.FixtureRequest,
 ) -> None:
     deployed = rexctl(moto_server, tmp_path, "deploy", "--poll", "0.05", "--timeout", "20")
