@@ -215,10 +215,29 @@ def vpc_of_subnet(ec2: EC2Client, subnet_id: str) -> str:
 
 
 def subnet_cidrs(ec2: EC2Client, subnet_ids: Sequence[str]) -> dict[str, str]:
-    """The IPv4 CIDR of each subnet, by id."""
+    """The IPv4 CIDR of each subnet, by id (an IPv6-only subnet has none and is left out)."""
     with aws_errors("describe the service's subnets"):
         subnets = ec2.describe_subnets(SubnetIds=list(subnet_ids))["Subnets"]
-    return {s["SubnetId"]: s["CidrBlock"] for s in subnets}
+    return {s["SubnetId"]: s["CidrBlock"] for s in subnets if s.get("CidrBlock")}
+
+
+_GONE_CIDR_STATES = {"disassociating", "disassociated", "failing", "failed"}
+
+
+def subnet_ranges(ec2: EC2Client, subnet_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Every address range of each subnet, by id: its IPv4 CidrBlock (an IPv6-only subnet has
+    none) and the IPv6 blocks of its Ipv6CidrBlockAssociationSet that are not being removed."""
+    with aws_errors("describe the service's subnets"):
+        subnets = ec2.describe_subnets(SubnetIds=list(subnet_ids))["Subnets"]
+    ranges: dict[str, list[str]] = {}
+    for s in subnets:
+        found = [str(s["CidrBlock"])] if s.get("CidrBlock") else []
+        for block in s.get("Ipv6CidrBlockAssociationSet", []):
+            state = (block.get("Ipv6CidrBlockState") or {}).get("State", "")
+            if block.get("Ipv6CidrBlock") and state not in _GONE_CIDR_STATES:
+                found.append(str(block["Ipv6CidrBlock"]))
+        ranges[str(s["SubnetId"])] = found
+    return ranges
 
 
 def vpc_subnets(ec2: EC2Client, vpc_id: str) -> list[Subnet]:
@@ -442,26 +461,67 @@ def authorize_from_group(
     return str(rules[0]["SecurityGroupRuleId"]) if rules else ""
 
 
+def revoke_rule_request(rule: Rule) -> dict[str, Any]:
+    """The RevokeSecurityGroupIngress parameters for exactly this inbound rule: by its rule id
+    (`SecurityGroupRuleIds`) when it has one, else by its permission."""
+    if rule.id:
+        return {"GroupId": rule.group_id, "SecurityGroupRuleIds": [rule.id]}
+    return {"GroupId": rule.group_id, "IpPermissions": [rule.permission()]}
+
+
 def revoke_rule(ec2: EC2Client, rule: Rule) -> None:
-    """Revoke exactly this inbound rule; a rule that is already gone counts as revoked."""
-    unless_missing(
-        "InvalidPermission.NotFound",
+    """Revoke exactly this inbound rule (by id); a rule that is already gone counts as revoked.
+
+    AWS can answer success without revoking: `Return` false, or the rule listed in
+    `UnknownIpPermissions` (EC2 API reference, RevokeSecurityGroupIngress), or, revoking by id,
+    a `RevokedSecurityGroupRules` that does not name it. Each of those raises an AwsError.
+    """
+    from rexctl.errors import AwsError
+
+    resp = unless_missing(
+        ("InvalidSecurityGroupRuleId.NotFound", "InvalidPermission.NotFound"),
         f"revoke {rule.label()}",
-        lambda: ec2.revoke_security_group_ingress(
-            GroupId=rule.group_id,
-            IpPermissions=[rule.permission()],  # type: ignore[list-item]
-        ),
+        lambda: ec2.revoke_security_group_ingress(**revoke_rule_request(rule)),
     )
+    if resp is None:
+        return
+    why = ""
+    revoked = resp.get("RevokedSecurityGroupRules")
+    if resp.get("Return") is False:
+        why = "it answered Return=false"
+    elif resp.get("UnknownIpPermissions"):
+        why = "it lists the rule in UnknownIpPermissions"
+    elif revoked is not None and rule.id not in {r.get("SecurityGroupRuleId") for r in revoked}:
+        why = "RevokedSecurityGroupRules does not name it"
+    if why:
+        raise AwsError(
+            f"AWS answered the revoke of {rule.label()} (rule {rule.id or 'without id'}) but did "
+            f"not revoke it: {why}.",
+            hint=f"Describe the group (`aws ec2 describe-security-group-rules --filters "
+            f"Name=group-id,Values={rule.group_id}`) and revoke it by hand if it is still there.",
+        )
+
+
+def permission_present(ec2: EC2Client, rule: Rule) -> bool:
+    """Whether the group still (or again) lets this rule's traffic in: same protocol, ports and
+    source, whatever its id or description (one describe_security_group_rules)."""
+    return any(_rule(raw, {}, "").same_permission(rule) for raw in _raw_rules(ec2, rule.group_id))
+
+
+def authorize_rule_request(rule: Rule) -> dict[str, Any]:
+    """The AuthorizeSecurityGroupIngress parameters that put this inbound rule back as it was:
+    its permission (description included) and its tags."""
+    kwargs: dict[str, Any] = {"GroupId": rule.group_id, "IpPermissions": [rule.permission()]}
+    if rule.tags:
+        kwargs["TagSpecifications"] = tag_specs("security-group-rule", rule.tags)
+    return kwargs
 
 
 def authorize_rule(ec2: EC2Client, rule: Rule) -> None:
     """Put the inbound rule back with its description and tags; a rule already there is fine."""
-    kwargs: dict[str, Any] = {"GroupId": rule.group_id, "IpPermissions": [rule.permission()]}
-    if rule.tags:
-        kwargs["TagSpecifications"] = tag_specs("security-group-rule", rule.tags)
     try:
         with aws_errors(f"re-authorize {rule.label()}"):
-            ec2.authorize_security_group_ingress(**kwargs)
+            ec2.authorize_security_group_ingress(**authorize_rule_request(rule))
     except RexctlError as exc:
         if not answered(exc, "InvalidPermission.Duplicate"):
             raise

@@ -4,6 +4,10 @@
 an exact, case-sensitive phrase. moto honours only a plain or a single quoted-phrase pattern and
 silently returns every event for anything else, so the events are also filtered here by the
 phrase: the answer is the same against AWS and against moto.
+
+A search reads at most MAX_PAGES pages. One that stops there has not read everything: what it
+found is returned marked `complete=False`, and when it found nothing it raises
+`LogSearchIncomplete` (an AwsError), because "nothing found in what was read" is not "no events".
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ class LogGroupNotFound(AwsError):
     `search_events` raises for it: a search needs its group, see rexctl.aws.errors)."""
 
 
+class LogSearchIncomplete(AwsError):
+    """A search stopped at MAX_PAGES before the end and found nothing in what it read: the
+    answer is not known, which is not "no events"."""
+
+
 @dataclass(frozen=True)
 class AwsLogsConfig:
     group: str
@@ -44,6 +53,13 @@ class LogEvent:
     stream: str
     timestamp: int  # milliseconds since the epoch
     message: str
+
+
+class LogEvents(list[LogEvent]):
+    """The events a search found, in time order; `complete` is False when it stopped at its
+    page limit before the end (what it found is real, but there may be more)."""
+
+    complete: bool = True
 
 
 def awslogs_config(td: TaskDefinition, container: str) -> AwsLogsConfig | None:
@@ -70,11 +86,13 @@ def search_events(
     phrase: str,
     start_ms: int,
     end_ms: int | None = None,
-) -> list[LogEvent]:
+) -> LogEvents:
     """Events of `group` (streams starting with `stream_prefix`, all when '') that contain the
     exact `phrase`, from `start_ms` (inclusive) to `end_ms`, in time order.
 
-    A missing log group raises LogGroupNotFound; other AWS failures raise AwsError.
+    A missing log group raises LogGroupNotFound; a search that stopped at MAX_PAGES with nothing
+    found raises LogSearchIncomplete (with something found: `complete` is False); other AWS
+    failures raise AwsError.
     """
     if not phrase or '"' in phrase:
         raise ValueError(f"phrase must be non-empty text without double quotes: {phrase!r}")
@@ -87,9 +105,10 @@ def search_events(
         kwargs["logStreamNamePrefix"] = stream_prefix
     if end_ms is not None:
         kwargs["endTime"] = end_ms
-    events: list[LogEvent] = []
+    events = LogEvents()
     doing = f"search log group {group} for {phrase!r}"
-    for _ in range(MAX_PAGES):
+    pages = MAX_PAGES  # read when called (tests lower it)
+    for page in range(1, pages + 1):
         resp = unless_missing(
             "ResourceNotFoundException", doing, lambda: logs.filter_log_events(**kwargs)
         )
@@ -110,6 +129,16 @@ def search_events(
         token = resp.get("nextToken")
         if not token:
             break
+        if page == pages:  # more to read, and no page left
+            events.complete = False
+            break
         kwargs["nextToken"] = token
+    if not events.complete and not events:
+        raise LogSearchIncomplete(
+            f"The search of log group {group} for {phrase!r} stopped after {pages} pages, "
+            "before the end of what there is to read: nothing was found in what it read, which "
+            'is not "no events".',
+            hint="Search a shorter time range, or look in CloudWatch Logs Insights.",
+        )
     events.sort(key=lambda e: (e.timestamp, e.stream))
     return events

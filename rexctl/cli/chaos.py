@@ -89,12 +89,20 @@ def _drill(
     if not f.yes and not ui.confirm(f"Run the {name} drill now?"):
         raise UsageError("Nothing was changed.")
     state = LiveState(drill=name, duration=duration)
+
+    def logs_client(region: str) -> Any:
+        """CloudWatch Logs where the container's awslogs-region says (as `rexctl verify`)."""
+        if not region or region == f.aws.region_name:
+            return f.aws.logs
+        return f.aws_for(region=region, profile=cfg.profile, endpoint_url=cfg.endpoint_url).logs
+
     sensors = build_sensors(
         f.aws,
         cluster=cfg.ecs.cluster,
         service=cfg.ecs.service,
         container=cfg.ecs.container,
         url=url,
+        logs_client=logs_client,
     )
     target = {
         "region": cfg.region or f.aws.region_name,

@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rexctl.drills.changes import Change, change_from_dict
+
 PENDING = "pending"  # written before the fault; the fault may or may not be in place
 RESTORED = "restored"  # AWS confirmed the restore
 RESTORE_FAILED = "restore-failed"  # a restore ran and AWS kept rejecting it: manual undo needed
@@ -34,7 +36,7 @@ class Journal:
     drill: str  # break-sg | break-nacl | wrong-host
     created_at: str
     aws: dict[str, str]  # region, profile, endpoint_url: what a later restore must talk to
-    changes: list[dict[str, Any]]  # fault-specific: what changes and how to undo it
+    changes: list[Change]  # fault-specific: what changes and how to undo it (rexctl.drills.changes)
     summary: list[str]  # the plan in words, as shown before confirmation
     before: dict[str, Any]  # normalized describe of what the drill touches, before it
     manual_undo: list[str]  # aws CLI commands that undo the changes by hand
@@ -47,12 +49,17 @@ class Journal:
         self.history.append(f"{now_iso()} {message}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["changes"] = [c.to_dict() for c in self.changes]  # each kind's journal form
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Journal:
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        kwargs = {k: v for k, v in data.items() if k in known}
+        if isinstance(kwargs.get("changes"), list):
+            kwargs["changes"] = [change_from_dict(c) for c in kwargs["changes"]]
+        return cls(**kwargs)
 
 
 def now_iso() -> str:
@@ -135,7 +142,7 @@ def list_journals(state_dir: Path) -> list[Journal]:
     for path in sorted(directory.glob("*.json")):
         try:
             journals.append(load(path))
-        except (OSError, ValueError, TypeError):
+        except (OSError, ValueError, TypeError, AttributeError):
             continue  # a foreign or damaged file is not a drill journal
     return journals
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import httpx
+    from mypy_boto3_logs import CloudWatchLogsClient
 
     from rexctl.aws.session import Clients
 
@@ -71,6 +72,12 @@ class LogLine:
     message: str
 
 
+class LogLines(list[LogLine]):
+    """What one log search found; `complete` is False when it stopped at its page limit."""
+
+    complete: bool = True
+
+
 @dataclass
 class Sensors:
     probe: Callable[[], tuple[int | None, str | None, float, str | None]]  # status, src, ms, err
@@ -89,8 +96,14 @@ def build_sensors(
     url: str,
     timeout: float = 5.0,
     http: httpx.Client | None = None,
+    logs_client: Callable[[str], CloudWatchLogsClient] | None = None,
 ) -> Sensors:
-    """The real sensors for a service and an API URL."""
+    """The real sensors for a service and an API URL.
+
+    The container's log group is searched in the region its `awslogs-region` option names,
+    through `logs_client(region)` (the CLI's client factory, as `rexctl verify` does); without
+    that option, or without a factory, with `clients.logs`.
+    """
     import httpx
 
     from rexctl.aws import ecs as ecs_mod
@@ -148,17 +161,22 @@ def build_sensors(
         )
     else:
         group, prefix = config.group, config.task_stream_prefix(container)
+        logs_api = clients.logs
+        if config.region and logs_client is not None:
+            logs_api = logs_client(config.region)
 
         def logs(start_ms: int, end_ms: int | None) -> list[LogLine]:
             found = search_events(
-                clients.logs,
+                logs_api,
                 group=group,
                 stream_prefix=prefix,
                 phrase=REDIS_ERROR,
                 start_ms=start_ms,
                 end_ms=end_ms,
             )
-            return [LogLine(e.stream, e.timestamp, e.message) for e in found]
+            lines = LogLines(LogLine(e.stream, e.timestamp, e.message) for e in found)
+            lines.complete = found.complete
+            return lines
 
     return Sensors(
         probe=probe,

@@ -20,6 +20,7 @@ and interruption is a `StopFlag`, so tests drive a whole drill with fakes and no
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import signal
 import threading
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from rexctl.aws.session import Clients
 from rexctl.drills import journal as journal_mod
+from rexctl.drills.changes import ServiceRevisionChange, unreadable
 from rexctl.drills.faults import DRILLS, Fault, Plan, make_fault
 from rexctl.drills.journal import Journal
 from rexctl.drills.observe import Answer, LogLine, Sensors, TaskSample
@@ -159,6 +161,12 @@ def diff(before: Any, after: Any, path: str = "") -> list[str]:
     return out[:20]
 
 
+def save_journal(fault: Fault, journal: Journal, state_dir: Path) -> None:
+    """Write the journal with the manual undo of what it says now (`journal.save`: durably)."""
+    journal.manual_undo = fault.manual_undo(journal.changes, journal.aws)
+    journal_mod.save(journal, state_dir)
+
+
 def restore_with_retry(
     fault: Fault,
     journal: Journal,
@@ -171,13 +179,24 @@ def restore_with_retry(
     """Undo the journal's changes until AWS confirms it, or give up and say how to do it by hand.
 
     Each attempt runs the (idempotent) restore and then re-describes: only an empty list of
-    problems marks the journal restored.
+    problems marks the journal restored. A change this rexctl cannot read (`UnreadableChange`)
+    is never taken as undone: the rest is restored, and the journal stays unrestored.
     """
     errors: list[str] = []
+    cannot = unreadable(journal.changes)
+
+    def save() -> None:  # what the restore learns from AWS (new association ids) is journaled
+        save_journal(fault, journal, state_dir)
+
     for attempt in range(1, attempts + 1):
         try:
-            fault.restore(journal.changes)
+            fault.restore(journal.changes, save)
             problems = fault.confirm_restored(journal.changes)
+            if not problems and cannot:  # the rest is undone; retrying cannot read these
+                what = "; ".join(c.label() for c in cannot)
+                errors.append(f"attempt {attempt}: cannot undo {what}")
+                attempts = attempt
+                break
             if not problems:
                 after = fault.snapshot(journal.changes)
                 drift = diff(as_journaled(journal.before), as_journaled(after))
@@ -258,23 +277,236 @@ class Course:
 def run(fault: Fault, plan: Plan, course: Course) -> DrillRecord:
     """Run the drill course for a planned fault; returns the record (it never leaves a fault
     in place: whatever happens after the journal is written, the restore runs)."""
-    c = course
-    record = DrillRecord(
-        drill=fault.name,
-        id=c.drill_id or journal_mod.new_drill_id(fault.name),
-        url=c.url,
-        options=c.options,
-        plan=plan,
-    )
-    obs = record.observations
-    obs.settle_timeout = c.options.settle
-    t0 = c.clock()
+    return DrillRun(fault, plan, course).run()
 
-    def since() -> float:
-        return round(c.clock() - t0, 3)
 
-    def nap(seconds: float) -> None:
+class DrillRun:
+    """One run of the drill course, one method per phase (`run` strings them together):
+
+    `steady_state_before` → `write_journal` → `inject` → `observe` → `restore` (always, once
+    the journal is on disk) → `steady_state_after` → `judge`. The record is filled in as it goes.
+    """
+
+    def __init__(self, fault: Fault, plan: Plan, course: Course) -> None:
+        self.fault = fault
+        self.plan = plan
+        self.c = course
+        self.record = DrillRecord(
+            drill=fault.name,
+            id=course.drill_id or journal_mod.new_drill_id(fault.name),
+            url=course.url,
+            options=course.options,
+            plan=plan,
+        )
+        self.obs = self.record.observations
+        self.obs.settle_timeout = course.options.settle
+        self.t0 = course.clock()
+        self.journal: Journal | None = None
+        self.start_ms = 0  # wall clock when the fault went in: the log search starts there
+        self.interrupted = False
+        self.failure: RexctlError | None = None  # what ended inject/observe early, if anything
+        self._seen_logs: set[tuple[str, int, str]] = set()
+
+    # --- the course ---------------------------------------------------------------------------
+
+    def run(self) -> DrillRecord:
+        c = self.c
+        self.obs.logs_missing_reason = c.sensors.logs_missing_reason
+        with deferred_signals(c.stop, lambda name: c.sink("signal", name)):
+            if not self.steady_state_before():
+                return self.record  # nothing was changed
+            self.write_journal()
+            self.start_ms = int(c.wall() * 1000)
+            try:
+                self.inject()
+                self.observe()
+            except (KeyboardInterrupt, _Stop):
+                self.interrupted = True
+            except RexctlError as exc:
+                self.failure = exc
+            finally:
+                self.restore()  # whatever happened; signals only set the flag meanwhile
+            self.steady_state_after()
+        self.judge()
+        return self.record
+
+    def steady_state_before(self) -> bool:
+        """1. The API answers and the service runs what it wants; False (and the record says
+        why) when not, or when interrupted: nothing has changed yet, so the run just ends."""
+        c, record = self.c, self.record
+        try:
+            c.sink("phase", "steady state before")
+            first = self.answer("before")
+            if not first.ok:
+                raise CheckFailed(
+                    f"Steady state not met before the drill: {c.url} answered "
+                    f"{first.error or first.status}. Nothing was changed.",
+                    hint="Fix the API (or pass the right --url) before breaking anything.",
+                )
+            before = self.sample("before")
+            if before.running != before.desired:
+                raise CheckFailed(
+                    f"Steady state not met before the drill: the service runs {before.running} "
+                    f"of {before.desired} tasks. Nothing was changed.",
+                    hint="Wait for the service to settle (`rexctl verify`), then try again.",
+                )
+            self.obs.baseline = list(before.tasks)
+            # Checked again here: another drill may have started while this one was confirmed.
+            refuse_if_unrestored(c.state_dir)
+            if c.stop.is_set():
+                raise _Stop()
+        except (KeyboardInterrupt, _Stop):
+            record.outcome, record.exit_code = "interrupted", int(ExitCode.INTERRUPTED)
+            record.error = "Interrupted before anything was changed."
+            return False
+        except RexctlError as exc:
+            record.outcome = "failed" if isinstance(exc, CheckFailed) else "error"
+            record.exit_code = int(exc.exit_code)
+            record.error, record.hint = exc.message, exc.hint or ""
+            return False
+        return True
+
+    def write_journal(self) -> Journal:
+        """2. The journal, durably, before the first change."""
+        c = self.c
+        journal = Journal(
+            id=self.record.id,
+            drill=self.fault.name,
+            created_at=journal_mod.now_iso(),
+            aws=dict(c.aws_target),
+            changes=copy.deepcopy(self.plan.changes),  # the journal's own: inject fills them in
+            summary=self.plan.summary,
+            before=self.plan.before,
+            manual_undo=self.fault.manual_undo(self.plan.changes, c.aws_target),
+        )
+        journal.note("journal written before any change")
+        self.journal = self.record.journal = journal
+        self.save()
+        return journal
+
+    def save(self) -> None:
+        save_journal(self.fault, self._journal(), self.c.state_dir)
+
+    def inject(self) -> None:
+        """3. The fault goes in (the fault journals what it creates through `save`)."""
+        c, fault, journal = self.c, self.fault, self._journal()
+        c.sink("phase", "inject")
+        fault.sleep, fault.clock = self.nap, c.clock  # a rollout wait gives up on Ctrl-C
+        fault.inject(journal, self.save)
+        journal.manual_undo = fault.manual_undo(journal.changes, c.aws_target)
+        journal.note("fault injected")
+        self.save()
+        if fault.expect_new_tasks:
+            self.obs.watch_task_definition = next(
+                (ch.bad for ch in journal.changes if isinstance(ch, ServiceRevisionChange)), ""
+            )
+            self.obs.baseline = list(self.sample("injected").tasks)
+
+    def observe(self) -> None:
+        """4. For `duration`, every `interval`: an answer and the tasks; the logs every
+        `log_every` seconds."""
+        c = self.c
+        c.sink("phase", "observe")
+        start = c.clock()
+        deadline = start + c.options.duration
+        next_logs = start + c.options.log_every
+        tick = 0
+        while not c.stop.is_set() and c.clock() < deadline:
+            self.answer("during")
+            self.sample_during()
+            if c.clock() >= next_logs:
+                self.poll_logs(self.start_ms, None)
+                next_logs = c.clock() + c.options.log_every
+            tick += 1
+            self.nap(max(0.0, min(start + tick * c.options.interval, deadline) - c.clock()))
+        if c.stop.is_set():
+            self.interrupted = True
+
+    def restore(self) -> RestoreResult:
+        """5. Undo, retried until AWS confirms it (or the manual undo is all that is left)."""
+        c = self.c
+        self.fault.sleep = c.sleep
+        _emit_quietly(c.sink, "phase", "restore")
+        result = self.record.restore = restore_with_retry(
+            self.fault,
+            self._journal(),
+            c.state_dir,
+            attempts=c.options.restore_attempts,
+            backoff=c.options.restore_backoff,
+            sleep=c.sleep,
+        )
+        _emit_quietly(c.sink, "restored", result)
+        return result
+
+    def steady_state_after(self) -> None:
+        """6. The cache is used again (skipped when interrupted: the user wants out), and the
+        last log search, up to the restore."""
+        c = self.c
+        restored_ms = int(c.wall() * 1000)
+        self.interrupted = self.interrupted or c.stop.is_set()
+        restore = self.record.restore
+        if restore is not None and restore.ok and not self.interrupted and self.failure is None:
+            try:
+                c.sink("phase", "steady state after")
+                self.settle()
+            except (KeyboardInterrupt, _Stop):
+                self.interrupted = True
+        try:
+            self.poll_logs(self.start_ms, restored_ms)
+        except KeyboardInterrupt:
+            self.interrupted = True
+
+    def settle(self) -> None:
+        c = self.c
+        start = c.clock()
+        deadline = start + c.options.settle
+        while True:
+            a = self.answer("after")
+            if a.ok and a.source == "cache":
+                self.obs.cache_again_after = round(c.clock() - start, 3)
+                return
+            if c.clock() + c.options.interval > deadline:
+                return
+            self.nap(c.options.interval)
+
+    def judge(self) -> None:
+        """7. The outcome: a failed restore first, then an interruption, an error, the verdict."""
+        record, fault, failure = self.record, self.fault, self.failure
+        restore = record.restore
+        assert restore is not None
+        if not restore.ok:
+            record.outcome, record.exit_code = "restore failed", int(ExitCode.AWS_ERROR)
+            record.error = (
+                f"The {fault.name} drill could not be undone: AWS kept rejecting the restore "
+                f"({restore.errors[-1] if restore.errors else 'no detail'}). "
+                f"Journal {self._journal().id} stays unrestored."
+            )
+            record.hint = "Undo it by hand:\n  " + "\n  ".join(restore.manual_undo)
+        elif self.interrupted:
+            record.outcome, record.exit_code = "interrupted", int(ExitCode.INTERRUPTED)
+            record.error = f"Interrupted; the {fault.name} drill was undone (AWS confirmed)."
+        elif failure is not None:
+            record.outcome = "failed" if isinstance(failure, CheckFailed) else "error"
+            record.exit_code = int(failure.exit_code)
+            record.error, record.hint = failure.message, failure.hint or ""
+        else:
+            record.verdict = judge(
+                fault.name, self.obs, not_observed_reason=fault.not_observed_reason, restored=True
+            )
+            record.outcome, record.exit_code = record.verdict.outcome, record.verdict.exit_code
+
+    # --- the senses, and waiting ---------------------------------------------------------------
+
+    def _journal(self) -> Journal:
+        assert self.journal is not None, "the journal is written before anything else"
+        return self.journal
+
+    def since(self) -> float:
+        return round(self.c.clock() - self.t0, 3)
+
+    def nap(self, seconds: float) -> None:
         """Sleep that gives up when a stop is requested (checked at least every 0.2 s)."""
+        c = self.c
         end = c.clock() + seconds
         while True:
             if c.stop.is_set():
@@ -284,214 +516,57 @@ def run(fault: Fault, plan: Plan, course: Course) -> DrillRecord:
                 return
             c.sleep(min(left, 0.2))
 
-    def answer(phase: str) -> Answer:
-        status, source, ms, error = c.sensors.probe()
-        a = Answer(since(), phase, status, source, ms, error)
-        obs.answers.append(a)
-        c.sink("answer", a)
+    def answer(self, phase: str) -> Answer:
+        status, source, ms, error = self.c.sensors.probe()
+        a = Answer(self.since(), phase, status, source, ms, error)
+        self.obs.answers.append(a)
+        self.c.sink("answer", a)
         return a
 
-    def sample(phase: str = "during") -> TaskSample:
-        running, desired, tasks, stopped, events = c.sensors.tasks()
-        s = TaskSample(since(), running, desired, tasks, stopped, events, phase)
-        obs.samples.append(s)
-        c.sink("tasks", s)
+    def sample(self, phase: str = "during") -> TaskSample:
+        running, desired, tasks, stopped, events = self.c.sensors.tasks()
+        s = TaskSample(self.since(), running, desired, tasks, stopped, events, phase)
+        self.obs.samples.append(s)
+        self.c.sink("tasks", s)
         return s
 
-    def sample_during() -> None:
+    def sample_during(self) -> None:
         try:
-            sample()
+            self.sample()
         except RexctlError as exc:  # one failed look at the tasks does not end the drill
-            obs.notes.append(f"task sample failed at t={since():.1f}s: {exc.message}")
+            self.obs.notes.append(f"task sample failed at t={self.since():.1f}s: {exc.message}")
 
-    seen_logs: set[tuple[str, int, str]] = set()
-
-    def poll_logs(start_ms: int, end_ms: int | None) -> None:
-        if c.sensors.logs is None:
+    def poll_logs(self, start_ms: int, end_ms: int | None) -> None:
+        logs = self.c.sensors.logs
+        if logs is None:
             return
         try:
-            found = c.sensors.logs(start_ms, end_ms)
-        except RexctlError as exc:
-            obs.notes.append(f"log search failed at t={since():.1f}s: {exc.message}")
+            found = logs(start_ms, end_ms)
+        except RexctlError as exc:  # LogSearchIncomplete too: it stopped at its page limit
+            self.obs.notes.append(f"log search failed at t={self.since():.1f}s: {exc.message}")
+            self.obs.logs_search_error = exc.message
             return
+        # Each search reads from the start of the fault: the last one that finished decides.
+        self.obs.logs_search_error = (
+            ""
+            if getattr(found, "complete", True)
+            else "the log search stopped at its page limit before the end (what it found is kept)"
+        )
         fresh: list[LogLine] = []
         for e in found:
             key = (e.stream, e.timestamp, e.message)
-            if key not in seen_logs:
-                seen_logs.add(key)
+            if key not in self._seen_logs:
+                self._seen_logs.add(key)
                 fresh.append(e)
-        obs.logs.extend(fresh)
-        obs.logs.sort(key=lambda e: (e.timestamp, e.stream))
-        c.sink("logs", fresh)
-
-    obs.logs_missing_reason = c.sensors.logs_missing_reason
-    interrupted = False
-    with deferred_signals(c.stop, lambda name: c.sink("signal", name)):
-        # 1. steady state before: nothing has changed yet, so a failure here just ends the run
-        try:
-            c.sink("phase", "steady state before")
-            first = answer("before")
-            if not first.ok:
-                raise CheckFailed(
-                    f"Steady state not met before the drill: {c.url} answered "
-                    f"{first.error or first.status}. Nothing was changed.",
-                    hint="Fix the API (or pass the right --url) before breaking anything.",
-                )
-            before = sample("before")
-            if before.running != before.desired:
-                raise CheckFailed(
-                    f"Steady state not met before the drill: the service runs {before.running} "
-                    f"of {before.desired} tasks. Nothing was changed.",
-                    hint="Wait for the service to settle (`rexctl verify`), then try again.",
-                )
-            obs.baseline = list(before.tasks)
-            # Checked again here: another drill may have started while this one was confirmed.
-            refuse_if_unrestored(c.state_dir)
-            if c.stop.is_set():
-                raise _Stop()
-        except (KeyboardInterrupt, _Stop):
-            record.outcome, record.exit_code = "interrupted", int(ExitCode.INTERRUPTED)
-            record.error = "Interrupted before anything was changed."
-            return record
-        except RexctlError as exc:
-            record.outcome = "failed" if isinstance(exc, CheckFailed) else "error"
-            record.exit_code = int(exc.exit_code)
-            record.error, record.hint = exc.message, exc.hint or ""
-            return record
-
-        # 2. the journal, durably, before the first change
-        journal = Journal(
-            id=record.id,
-            drill=fault.name,
-            created_at=journal_mod.now_iso(),
-            aws=dict(c.aws_target),
-            changes=plan.changes,
-            summary=plan.summary,
-            before=plan.before,
-            manual_undo=fault.manual_undo(plan.changes, c.aws_target),
-        )
-        journal.note("journal written before any change")
-        record.journal = journal
-
-        def save() -> None:
-            journal_mod.save(journal, c.state_dir)
-
-        save()
-        start_ms = int(c.wall() * 1000)
-        failure: RexctlError | None = None
-        try:
-            # 3. inject
-            c.sink("phase", "inject")
-            fault.sleep, fault.clock = nap, c.clock  # a rollout wait gives up on Ctrl-C
-            fault.inject(journal, save)
-            journal.manual_undo = fault.manual_undo(journal.changes, c.aws_target)
-            journal.note("fault injected")
-            save()
-            if fault.expect_new_tasks:
-                obs.watch_task_definition = str(journal.changes[0].get("bad", ""))
-                obs.baseline = list(sample("injected").tasks)
-            # 4. observe
-            c.sink("phase", "observe")
-            _observe(c, answer, sample_during, poll_logs, nap, start_ms)
-            if c.stop.is_set():
-                interrupted = True
-        except (KeyboardInterrupt, _Stop):
-            interrupted = True
-        except RexctlError as exc:
-            failure = exc
-        finally:
-            # 5. restore, whatever happened; signals only set the flag meanwhile
-            fault.sleep = c.sleep
-            _emit_quietly(c.sink, "phase", "restore")
-            record.restore = restore_with_retry(
-                fault,
-                journal,
-                c.state_dir,
-                attempts=c.options.restore_attempts,
-                backoff=c.options.restore_backoff,
-                sleep=c.sleep,
-            )
-            _emit_quietly(c.sink, "restored", record.restore)
-        restored_ms = int(c.wall() * 1000)
-        interrupted = interrupted or c.stop.is_set()
-
-        # 6. steady state after (skipped when interrupted: the user wants out)
-        if record.restore.ok and not interrupted and failure is None:
-            try:
-                c.sink("phase", "steady state after")
-                _settle(c, answer, nap, obs)
-            except (KeyboardInterrupt, _Stop):
-                interrupted = True
-        try:
-            poll_logs(start_ms, restored_ms)
-        except KeyboardInterrupt:
-            interrupted = True
-
-    # 7. verdict
-    if not record.restore.ok:
-        record.outcome, record.exit_code = "restore failed", int(ExitCode.AWS_ERROR)
-        record.error = (
-            f"The {fault.name} drill could not be undone: AWS kept rejecting the restore "
-            f"({record.restore.errors[-1] if record.restore.errors else 'no detail'}). "
-            f"Journal {journal.id} stays unrestored."
-        )
-        record.hint = "Undo it by hand:\n  " + "\n  ".join(record.restore.manual_undo)
-    elif interrupted:
-        record.outcome, record.exit_code = "interrupted", int(ExitCode.INTERRUPTED)
-        record.error = f"Interrupted; the {fault.name} drill was undone (AWS confirmed)."
-    elif failure is not None:
-        record.outcome = "failed" if isinstance(failure, CheckFailed) else "error"
-        record.exit_code = int(failure.exit_code)
-        record.error, record.hint = failure.message, failure.hint or ""
-    else:
-        record.verdict = judge(
-            fault.name, obs, not_observed_reason=fault.not_observed_reason, restored=True
-        )
-        record.outcome, record.exit_code = record.verdict.outcome, record.verdict.exit_code
-    return record
+        self.obs.logs.extend(fresh)
+        self.obs.logs.sort(key=lambda e: (e.timestamp, e.stream))
+        self.c.sink("logs", fresh)
 
 
 def _emit_quietly(sink: Sink, kind: str, data: Any) -> None:
     """Tell the sink, but let nothing it raises (not even KeyboardInterrupt) stop the restore."""
     with contextlib.suppress(Exception, KeyboardInterrupt):
         sink(kind, data)
-
-
-def _observe(
-    c: Course,
-    answer: Callable[[str], Answer],
-    sample: Callable[[], None],
-    poll_logs: Callable[[int, int | None], None],
-    nap: Callable[[float], None],
-    start_ms: int,
-) -> None:
-    start = c.clock()
-    deadline = start + c.options.duration
-    next_logs = start + c.options.log_every
-    tick = 0
-    while not c.stop.is_set() and c.clock() < deadline:
-        answer("during")
-        sample()
-        if c.clock() >= next_logs:
-            poll_logs(start_ms, None)
-            next_logs = c.clock() + c.options.log_every
-        tick += 1
-        nap(max(0.0, min(start + tick * c.options.interval, deadline) - c.clock()))
-
-
-def _settle(
-    c: Course, answer: Callable[[str], Answer], nap: Callable[[float], None], obs: Observations
-) -> None:
-    start = c.clock()
-    deadline = start + c.options.settle
-    while True:
-        a = answer("after")
-        if a.ok and a.source == "cache":
-            obs.cache_again_after = round(c.clock() - start, 3)
-            return
-        if c.clock() + c.options.interval > deadline:
-            return
-        nap(c.options.interval)
 
 
 def prepare(

@@ -27,6 +27,7 @@ class Observations:
     baseline: list[Task] = field(default_factory=list)  # running tasks the fault must not stop
     logs: list[LogLine] = field(default_factory=list)
     logs_missing_reason: str = ""  # set when the logs cannot be read at all
+    logs_search_error: str = ""  # the last log search did not finish (page limit, AWS error)
     watch_task_definition: str = ""  # wrong-host: only tasks of this revision count
     cache_again_after: float | None = None  # seconds after the restore until a cache answer
     settle_timeout: float = 0.0
@@ -39,6 +40,7 @@ class Observations:
             "baseline_tasks": [asdict(t) for t in self.baseline],
             "log_events": [asdict(e) for e in self.logs],
             "logs_missing_reason": self.logs_missing_reason,
+            "logs_search_error": self.logs_search_error,
             "watch_task_definition": self.watch_task_definition,
             "cache_again_after": self.cache_again_after,
             "notes": list(self.notes),
@@ -67,6 +69,15 @@ def check_logs(obs: Observations) -> Check:
     name = "logs show Redis error"
     if obs.logs_missing_reason:
         return Check(name, FAILED, [obs.logs_missing_reason])
+    if not obs.logs and obs.logs_search_error:  # not read to the end: not "none was logged"
+        return Check(
+            name,
+            FAILED,
+            [
+                "the log search did not finish, so whether a Redis error was logged is not "
+                f"known: {obs.logs_search_error}"
+            ],
+        )
     if not obs.logs:
         return Check(name, FAILED, ['no log event contained "Redis error" during the drill'])
     first = obs.logs[0]

@@ -139,3 +139,51 @@ def test_search_events_paginates_and_filters_what_the_server_did_not() -> None:
         LogEvent("p/backend/t2", T0 + 2, "✅ Redis ready"),
         LogEvent("p/backend/t1", T0 + 5, "Redis ready"),
     ]
+
+
+def test_a_search_that_stops_at_its_page_limit_says_it_is_incomplete(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CloudWatch Logs FilterLogEvents answers a nextToken as long as there is more to search,
+    pages with no events included (it may scan a while before it finds any). A search that stops
+    at MAX_PAGES has not read everything: it never answers "no events"."""
+    from rexctl.aws import logs as logs_mod
+    from rexctl.aws.logs import LogSearchIncomplete
+
+    monkeypatch.setattr(logs_mod, "MAX_PAGES", 2)
+    client = boto3.client("logs", region_name="us-east-1")
+    base = {"logGroupName": "/g", "filterPattern": '"Redis error"', "startTime": T0}
+    noise = {"logStreamName": "s", "timestamp": T0, "message": "hello"}
+    hit = {"logStreamName": "s", "timestamp": T0 + 1, "message": "Redis error (ignored)"}
+
+    def pages(stubber: Stubber, first: list[Any]) -> None:
+        stubber.add_response("filter_log_events", {"events": first, "nextToken": "p2"}, base)
+        stubber.add_response(
+            "filter_log_events", {"events": [noise], "nextToken": "p3"}, {**base, "nextToken": "p2"}
+        )
+
+    stubber = Stubber(client)
+    pages(stubber, [noise])
+    with stubber:
+        with pytest.raises(LogSearchIncomplete) as err:
+            search_events(client, group="/g", stream_prefix="", phrase="Redis error", start_ms=T0)
+        stubber.assert_no_pending_responses()
+    assert err.value.message == (
+        "The search of log group /g for 'Redis error' stopped after 2 pages, before the end of "
+        'what there is to read: nothing was found in what it read, which is not "no events".'
+    )
+    stubber = Stubber(client)
+    pages(stubber, [hit])
+    with stubber:
+        found = search_events(client, group="/g", stream_prefix="", phrase="Redis error",
+                              start_ms=T0)  # fmt: skip
+    assert found == [LogEvent("s", T0 + 1, "Redis error (ignored)")]
+    assert found.complete is False, "what it found is real, and it says it did not read it all"
+    assert search_events_complete(client) is True
+
+
+def search_events_complete(client: Any) -> bool:
+    stubber = Stubber(client)
+    stubber.add_response("filter_log_events", {"events": []})
+    with stubber:
+        return search_events(client, group="/g", stream_prefix="", phrase="x", start_ms=T0).complete

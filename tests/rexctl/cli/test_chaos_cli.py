@@ -48,15 +48,36 @@ class Stack:
     def url(self) -> str:
         return f"{self.service.url}/api/products"
 
+    def cache_acls(self) -> list[dict[str, Any]]:
+        """The network ACLs the cache's subnets use now (break-nacl moves them to a copy)."""
+        return list(
+            self.clients.ec2.describe_network_acls(
+                Filters=[{"Name": "association.subnet-id", "Values": self.world.cache_subnets}]
+            )["NetworkAcls"]
+        )
+
     def acl(self) -> dict[str, Any]:
+        """The cache subnets' ACL (minus association ids, which AWS renews each time a subnet
+        moves), which ACLs the cache's subnets use, and the drill copies that exist."""
         acl = self.clients.ec2.describe_network_acls(NetworkAclIds=[self.world.acl_id])
         raw = acl["NetworkAcls"][0]
         raw["Entries"] = sorted(raw["Entries"], key=lambda e: (e["Egress"], e["RuleNumber"]))
-        return dict(raw)
+        raw["Associations"] = sorted(a["SubnetId"] for a in raw["Associations"])
+        copies = self.clients.ec2.describe_network_acls(
+            Filters=[{"Name": "tag-key", "Values": ["rexctl:drill"]}]
+        )["NetworkAcls"]
+        return {
+            "acl": dict(raw),
+            "cache uses": sorted(a["NetworkAclId"] for a in self.cache_acls()),
+            "copies": sorted(a["NetworkAclId"] for a in copies),
+        }
 
     def denied(self) -> bool:
+        """A DENY entry for the cache port sits in an ACL the cache's subnets use."""
         return any(
-            e["RuleAction"] == "deny" and e["RuleNumber"] < 100 for e in self.acl()["Entries"]
+            e["RuleAction"] == "deny" and e["RuleNumber"] < 100
+            for acl in self.cache_acls()
+            for e in acl["Entries"]
         )
 
     def sg(self) -> dict[str, Any]:
@@ -300,7 +321,7 @@ def sample_journal(stack: Stack) -> journal_mod.Journal:
         manual_undo=fault.manual_undo(plan.changes, {"region": "us-east-1"}),
     )  # fmt: skip
     journal_mod.save(j, stack.state_dir)
-    fault.inject(j, lambda: None)
+    fault.inject(j, lambda: journal_mod.save(j, stack.state_dir))
     return j
 
 
@@ -332,7 +353,10 @@ def test_restore_and_the_warnings_while_a_journal_is_unrestored(stack: Stack) ->
 
     no = stack.invoke("chaos", "restore")
     assert no.exit_code == 2 and "pass --yes" in no.stderr
-    assert f"Drill {j.id} (pending) changed, and restoring undoes:\n  - Add " in no.stderr
+    assert (
+        f"Drill {j.id} (pending) changed, and restoring undoes:\n  - Create a network ACL"
+        in no.stderr
+    )
     assert stack.acl() != before
 
     done = stack.invoke("chaos", "restore", "--yes", "--json")
@@ -427,3 +451,28 @@ def test_sigkill_leaves_a_journal_that_restore_undoes(stack: Stack) -> None:
     assert result.exit_code == 0, result.output
     assert stack.acl() == before
     assert journal_mod.unrestored(stack.state_dir) == []
+
+
+def test_the_drill_searches_logs_in_the_awslogs_region(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI hands the drill a client factory: a log group in another region (the container's
+    `awslogs-region`) is searched there, with the profile and endpoint of the drill."""
+    from rexctl.drills import observe
+
+    seen: dict[str, Any] = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(clients: Any, **kwargs: Any) -> Any:
+        seen["same"] = kwargs["logs_client"]("us-east-1")
+        seen["other"] = kwargs["logs_client"]("eu-west-1")
+        raise Stop()
+
+    monkeypatch.setattr(observe, "build_sensors", capture)
+    result = stack.invoke("chaos", "break-sg", *FAST)
+    assert isinstance(result.exception, Stop), result.output
+    assert seen["same"].meta.region_name == "us-east-1"
+    assert seen["other"].meta.region_name == "eu-west-1"
+    assert seen["other"].meta.endpoint_url == stack.endpoint

@@ -10,7 +10,15 @@ import pytest
 
 from rexctl.aws import ec2 as ec2_api
 from rexctl.aws import nacl
-from rexctl.drills.faults import make_fault
+from rexctl.drills.changes import (
+    AclCloneChange,
+    Change,
+    NaclEntryChange,
+    ServiceRevisionChange,
+    SgRuleChange,
+    change_from_dict,
+)
+from rexctl.drills.faults import Plan, make_fault
 from rexctl.drills.journal import Journal
 from rexctl.errors import ConfigError
 from tests.rexctl.drills import world as w
@@ -51,16 +59,29 @@ def full_sg(aws: Aws) -> dict[str, Any]:
 
 
 def full_acl(aws: Aws) -> dict[str, Any]:
+    """The whole describe of the cache subnets' ACL, minus the association ids: AWS (and moto)
+    gives a subnet a new association id each time it moves to another ACL and back (break-nacl
+    moves the cache's subnets to a copy); which subnets use the ACL must be equal."""
     acl = aws.clients.ec2.describe_network_acls(NetworkAclIds=[aws.world.acl_id])["NetworkAcls"][0]
     acl["Entries"] = sorted(acl["Entries"], key=lambda e: (e["Egress"], e["RuleNumber"]))
+    acl["Associations"] = sorted(a["SubnetId"] for a in acl["Associations"])
     return dict(acl)
+
+
+def old_nacl_entries(aws: Aws) -> list[Change]:
+    """The DENY entries break-nacl of earlier rexctl added in place (journals/break-nacl.json)."""
+    return [
+        NaclEntryChange(nacl.AclEntry(aws.world.acl_id, number, egress, cidr, 6379))
+        for egress in (False, True)
+        for number, cidr in ((1, w.ECS_CIDR), (3, w.ECS_CIDR_2))
+    ]
 
 
 def test_break_sg_revokes_exactly_the_rule_and_restores_it_identically(aws: Aws) -> None:
     before = full_sg(aws)
     fault = make_fault("break-sg", aws.clients)
     plan = fault.plan(aws.config())
-    assert [c["rule"]["description"] for c in plan.changes] == ["Redis from ECS"]
+    assert [c.rule.description for c in plan.changes] == ["Redis from ECS"]
     journal = journal_for(plan)
 
     fault.inject(journal, lambda: None)
@@ -116,42 +137,35 @@ def test_break_sg_refuses_a_missing_group(aws: Aws) -> None:
     assert err.value.message == f"There is no security group named 'nope-sg' in {aws.world.vpc_id}."
 
 
-def test_break_nacl_adds_deny_entries_and_deletes_exactly_them(aws: Aws) -> None:
+def test_an_old_break_nacl_journal_deletes_exactly_its_entries(aws: Aws) -> None:
+    """break-nacl of earlier rexctl added DENY entries in place: their journals still restore
+    by deleting exactly those entries (tests/rexctl/drills/test_nacl_clone.py: today's)."""
     before = full_acl(aws)
-    fault = make_fault("break-nacl", aws.clients)
-    plan = fault.plan(aws.config())
-    entries = [c["entry"] for c in plan.changes]
-    # Both directions, both ECS subnet CIDRs, the lowest free numbers (2 is taken by the UDP rule).
-    assert sorted((e["egress"], e["rule_number"], e["cidr"]) for e in entries) == [
-        (False, 1, w.ECS_CIDR),
-        (False, 3, w.ECS_CIDR_2),
-        (True, 1, w.ECS_CIDR),
-        (True, 3, w.ECS_CIDR_2),
-    ]
-    fault.inject(journal_for(plan), lambda: None)
+    changes = old_nacl_entries(aws)
+    snapshot_before = make_fault("break-nacl", aws.clients).snapshot(changes)
+    for change in changes:
+        assert isinstance(change, NaclEntryChange)
+        nacl.add_entry(aws.clients.ec2, change.entry)
     during = full_acl(aws)
     denies = [e for e in during["Entries"] if e["RuleAction"] == "deny" and e["RuleNumber"] < 100]
     assert len(denies) == 4
-    assert all(
-        e["PortRange"] == {"From": 6379, "To": 6379} and e["Protocol"] == "6" for e in denies
-    )
-    assert len(fault.confirm_restored(plan.changes)) == 4
-
-    fault.restore(plan.changes)
-    assert fault.confirm_restored(plan.changes) == []
-    assert full_acl(aws) == before
-    assert fault.snapshot(plan.changes) == plan.before
-
-
-def test_break_nacl_restore_leaves_a_foreign_entry_at_our_number(aws: Aws) -> None:
     fault = make_fault("break-nacl", aws.clients)
-    plan = fault.plan(aws.config())
+    assert len(fault.confirm_restored(changes)) == 4
+
+    fault.restore(changes)
+    assert fault.confirm_restored(changes) == []
+    assert full_acl(aws) == before
+    assert fault.snapshot(changes) == snapshot_before
+
+
+def test_an_old_break_nacl_restore_leaves_a_foreign_entry_at_its_number(aws: Aws) -> None:
+    fault = make_fault("break-nacl", aws.clients)
     # Someone else's entry sits at a number the journal names: restore must not delete it.
     aws.clients.ec2.create_network_acl_entry(
         NetworkAclId=aws.world.acl_id, RuleNumber=1, Protocol="6", RuleAction="allow",
         Egress=False, CidrBlock="10.7.0.0/16", PortRange={"From": 443, "To": 443},
     )  # fmt: skip
-    fault.restore(plan.changes)
+    fault.restore(old_nacl_entries(aws))
     kept = nacl.entry_at(aws.clients.ec2, aws.world.acl_id, 1, False)
     assert kept is not None and kept.cidr == "10.7.0.0/16"
 
@@ -198,8 +212,8 @@ def test_wrong_host_rolls_a_bad_revision_and_rolls_back(aws: Aws) -> None:
     with w.EcsScheduler(aws.clients.ecs, aws.world) as ecs:
         fault.sleep = __import__("time").sleep
         change = journal.changes[0]
-        fault.inject(journal, lambda: saved.append((change["drill_tag"], change["bad"])))
-        bad = change["bad"]
+        fault.inject(journal, lambda: saved.append((change.drill_tag, change.bad)))
+        bad = change.bad
         # The tag is journaled before registering, the ARN before the service changes.
         assert saved == [("t-1", ""), ("t-1", bad)]
         td = aws.clients.ecs.describe_task_definition(taskDefinition=bad, include=["TAGS"])
@@ -239,13 +253,33 @@ def test_manual_undo_commands(aws: Aws) -> None:
         '--tag-specifications \'[{"ResourceType":"security-group-rule","Tags":'
         '[{"Key":"owner","Value":"rexctl"}]}]\' --region us-east-1'
     ]
-    nacl = make_fault("break-nacl", aws.clients)
-    cmds = nacl.manual_undo(nacl.plan(aws.config()).changes, US_EAST_1)
+    acl = make_fault("break-nacl", aws.clients)
+    cmds = acl.manual_undo(old_nacl_entries(aws), US_EAST_1)
     assert cmds[0] == (
         f"aws ec2 delete-network-acl-entry --network-acl-id {aws.world.acl_id} --rule-number 1 "
         "--ingress --region us-east-1"
     )
     assert len(cmds) == 4
+    journal = journal_for(acl.plan(aws.config()))
+    assert acl.manual_undo(journal.changes, US_EAST_1) == [], "nothing to undo yet"
+    (change,) = journal.changes
+    assert isinstance(change, AclCloneChange)
+    change.drill_tag = "t-1"  # journaled before the copy is created: found by it until its id is
+    assert acl.manual_undo(journal.changes, US_EAST_1) == [
+        "aws ec2 describe-network-acls --filters Name=tag:rexctl:drill,Values=t-1 "
+        "--query 'NetworkAcls[].NetworkAclId' --output text --region us-east-1"
+    ]
+    acl.inject(journal, lambda: None)
+    moves = {m.subnet_id: m.association_id for m in change.subnets}
+    assert acl.manual_undo(journal.changes, US_EAST_1) == [
+        *(
+            f"aws ec2 replace-network-acl-association --association-id {moves[s]} "
+            f"--network-acl-id {aws.world.acl_id} --region us-east-1"
+            for s in sorted(aws.world.cache_subnets)
+        ),
+        f"aws ec2 delete-network-acl --network-acl-id {change.clone_acl_id} --region us-east-1",
+    ]
+    acl.restore(journal.changes)
 
 
 def test_manual_undo_is_one_shell_command_aimed_where_the_drill_ran(aws: Aws) -> None:
@@ -278,7 +312,11 @@ def test_manual_undo_is_one_shell_command_aimed_where_the_drill_ran(aws: Aws) ->
     ]  # fmt: skip
     for name in ("break-nacl", "wrong-host"):
         fault = make_fault(name, aws.clients)
-        args = shlex.split(fault.manual_undo(fault.plan(aws.config()).changes, target)[0])
+        changes = fault.plan(aws.config()).changes
+        if name == "break-nacl":  # nothing to undo before the copy exists
+            fault.inject(journal_for(fault.plan(aws.config())), lambda: None)
+            changes = old_nacl_entries(aws)
+        args = shlex.split(fault.manual_undo(changes, target)[0])
         assert args[-6:] == [
             "--region", "us-east-1", "--profile", "ops team", "--endpoint-url",
             "http://127.0.0.1:5",
@@ -357,7 +395,7 @@ def journal_fixture(aws: Aws, drill: str) -> dict[str, Any]:
     return data
 
 
-@pytest.mark.parametrize("drill", ["break-sg", "break-nacl"])
+@pytest.mark.parametrize("drill", ["break-sg"])
 def test_journals_of_today_still_read_plan_and_restore(aws: Aws, drill: str) -> None:
     """The undo data and the "before" of a journal written by today's rexctl: read back as the
     same dicts, planned again identically, and restored."""
@@ -366,6 +404,8 @@ def test_journals_of_today_still_read_plan_and_restore(aws: Aws, drill: str) -> 
     cls, key = model[drill]
     for change in saved["changes"]:
         assert cls.from_dict(change[key]).to_dict() == change[key]
+        assert change_from_dict(change).to_dict() == change, "the journal form, unchanged"
+    changes = [change_from_dict(c) for c in saved["changes"]]
     fault = make_fault(drill, aws.clients)
     plan = fault.plan(aws.config())
 
@@ -373,9 +413,10 @@ def test_journals_of_today_still_read_plan_and_restore(aws: Aws, drill: str) -> 
         # moto gives the rule a random id; everything else is the world's
         return [{**c, key: {**c[key], "rule_id": ""}} if key == "rule" else c for c in changes]
 
-    assert without_rule_ids(plan.changes) == without_rule_ids(saved["changes"])
+    planned = [c.to_dict() for c in plan.changes]
+    assert without_rule_ids(planned) == without_rule_ids(saved["changes"])
     assert plan.summary == saved["summary"]
-    assert fault.manual_undo(saved["changes"], saved["aws"]) == saved["manual_undo"]
+    assert fault.manual_undo(changes, saved["aws"]) == saved["manual_undo"]
     before = saved["before"]
     if drill == "break-nacl":  # sorted by the real subnet ids, which moto picks at random
         for acl in before["network_acls"].values():
@@ -383,6 +424,218 @@ def test_journals_of_today_still_read_plan_and_restore(aws: Aws, drill: str) -> 
     assert json.loads(json.dumps(plan.before)) == before
 
     fault.inject(journal_for(plan), lambda: None)
-    fault.restore(saved["changes"])
-    assert fault.confirm_restored(saved["changes"]) == []
-    assert json.loads(json.dumps(fault.snapshot(saved["changes"]))) == before
+    fault.restore(changes)
+    assert fault.confirm_restored(changes) == []
+    assert json.loads(json.dumps(fault.snapshot(changes))) == before
+
+
+# --- break-sg against what AWS answers (issue 10) ---------------------------------------------
+
+
+def sg_rule(aws: Aws) -> ec2_api.Rule:
+    (rule,) = ec2_api.describe_security_group(aws.clients.ec2, aws.world.cache_sg).inbound_from(
+        [aws.world.ecs_sg], 6379
+    )
+    return rule
+
+
+def test_break_sg_revokes_by_rule_id_and_refuses_an_answer_that_revoked_nothing() -> None:
+    """AWS can answer RevokeSecurityGroupIngress with `Return: true` and list in
+    `UnknownIpPermissions` what it did not revoke (EC2 API reference): the fault is not in place,
+    and the drill must say so instead of observing a fault that is not there."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from rexctl.aws.session import ClientSet
+    from rexctl.errors import AwsError
+
+    rule = ec2_api.Rule("sgr-0abc", "sg-cache", False, "tcp", 6379, 6379, source_group="sg-ecs")
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    unknown = {"IpProtocol": "tcp", "FromPort": 6379, "ToPort": 6379,
+               "UserIdGroupPairs": [{"GroupId": "sg-ecs"}]}  # fmt: skip
+    with Stubber(ec2) as stub:
+        stub.add_response(
+            "revoke_security_group_ingress",
+            {"Return": True, "UnknownIpPermissions": [unknown]},
+            {"GroupId": "sg-cache", "SecurityGroupRuleIds": ["sgr-0abc"]},
+        )
+        fault = make_fault("break-sg", ClientSet(ec2=ec2))
+        journal = journal_for(
+            Plan("break-sg", [], [SgRuleChange(rule)], {})  # what the plan found
+        )
+        with pytest.raises(AwsError) as err:
+            fault.inject(journal, lambda: None)
+        stub.assert_no_pending_responses()
+    assert err.value.message == (
+        "AWS answered the revoke of sg-cache inbound tcp 6379 from sg-ecs (rule sgr-0abc) but did "
+        "not revoke it: it lists the rule in UnknownIpPermissions."
+    )
+
+
+def test_break_sg_checks_the_rule_is_gone_before_claiming_the_fault(aws: Aws) -> None:
+    """An answer that says success is not enough: the group is described again, and a rule still
+    there is an error (here an endpoint that answers `Return: true` and revokes nothing)."""
+    from rexctl.aws.session import ClientSet
+    from rexctl.errors import AwsError
+
+    inner = aws.clients.ec2
+
+    class Ec2:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(inner, name)
+
+        def revoke_security_group_ingress(self, **kwargs: Any) -> Any:
+            return {"Return": True}
+
+    sleeps: list[float] = []
+    clients = ClientSet(ec2=Ec2(), ecs=aws.clients.ecs, elasticache=aws.clients.elasticache)
+    fault = make_fault("break-sg", clients, sleep=sleeps.append)
+    journal = journal_for(fault.plan(aws.config()))
+    with pytest.raises(AwsError) as err:
+        fault.inject(journal, lambda: None)
+    assert err.value.message == (
+        f"{aws.world.cache_sg} inbound tcp 6379 from {aws.world.ecs_sg} is still there after AWS "
+        "answered its revoke: the fault is not in place."
+    )
+    assert sleeps == [1.0, 2.0], "EC2 is eventually consistent: it is asked again first"
+
+
+def test_break_sg_warns_before_confirmation_about_a_rule_rexctl_did_not_create(aws: Aws) -> None:
+    """Putting a rule back gives it a new rule id (AWS, and moto): a tool that manages the rule
+    by its id (a Terraform aws_vpc_security_group_ingress_rule, CloudFormation) then sees it
+    gone. rexctl tags what it creates managed-by=rexctl; any other rule gets a warning."""
+    rule = sg_rule(aws)
+    plan = make_fault("break-sg", aws.clients).plan(aws.config())
+    assert plan.warnings == [
+        f"Rule {rule.id} ({rule.label()}) was not created by rexctl (no managed-by=rexctl tag): "
+        "putting it back after the drill gives it a new rule id, so a tool that manages it by id "
+        "(Terraform, CloudFormation) may see it as deleted or try to create it again."
+    ]
+    managed = [{"Key": "managed-by", "Value": "rexctl"}]
+    aws.clients.ec2.create_tags(Resources=[rule.id], Tags=managed)
+    assert make_fault("break-sg", aws.clients).plan(aws.config()).warnings == []
+
+
+@pytest.mark.moto_only  # the world gets a rule description AWS refuses (moto accepts it)
+def test_break_sg_refuses_a_rule_aws_would_not_let_it_put_back(aws: Aws) -> None:
+    """The re-authorize of the restore is checked before anything changes: a description with an
+    apostrophe cannot be sent to AWS, so revoking that rule would leave it revoked."""
+    ec2, world = aws.clients.ec2, aws.world
+    perm = {"IpProtocol": "tcp", "FromPort": 6379, "ToPort": 6379}
+    ec2.revoke_security_group_ingress(
+        GroupId=world.cache_sg,
+        IpPermissions=[{**perm, "UserIdGroupPairs": [
+            {"GroupId": world.ecs_sg, "Description": "Redis from ECS"}]}],
+    )  # fmt: skip
+    ec2.authorize_security_group_ingress(
+        GroupId=world.cache_sg,
+        IpPermissions=[{**perm, "UserIdGroupPairs": [
+            {"GroupId": world.ecs_sg, "Description": "the backend's tasks"}]}],
+    )  # fmt: skip
+    before = full_sg(aws)
+    with pytest.raises(ConfigError) as err:
+        make_fault("break-sg", aws.clients).plan(aws.config())
+    assert err.value.message.startswith(
+        "AWS would refuse a request of this drill: AuthorizeSecurityGroupIngress: "
+        "IpPermissions[0].UserIdGroupPairs[0].Description may contain only "
+    )
+    assert full_sg(aws) == before
+
+
+# --- wrong-host against what ECS answers (issue 10) -------------------------------------------
+
+
+def rolled_out(*args: Any, **kwargs: Any) -> Any:
+    """A rollout wait that says the rollout completed (ECS's scheduler is not what is tested)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(ok=True, reason="")
+
+
+def test_wrong_host_bad_revision_sends_rexctl_rollback_back_to_its_base(aws: Aws) -> None:
+    """`rexctl deploy` tags each revision rexctl:previous-revision=<the one before>, and
+    build_revision copies tags: the bad revision would name its base's predecessor, and a
+    `rexctl rollback` while the drill is stuck would go one revision too far."""
+    from rexctl.aws.ecs import (
+        build_revision,
+        describe_task_definition,
+        register_revision,
+        update_service,
+    )
+    from rexctl.deploy import PREVIOUS_TAG, rollback_target
+
+    ecs = aws.clients.ecs
+    first = describe_task_definition(ecs, aws.world.td_arn)
+    deployed = register_revision(  # what `rexctl deploy` registered after `first`
+        ecs,
+        build_revision(first, container=w.CONTAINER, set_env={"REDIS_PORT": "6379"},
+                       extra_tags={PREVIOUS_TAG: first.arn}),
+    )  # fmt: skip
+    update_service(ecs, w.CLUSTER, w.SERVICE, deployed.arn)
+    fault = make_fault("wrong-host", aws.clients, wait_rollout=rolled_out)
+    journal = journal_for(fault.plan(aws.config()))
+    fault.inject(journal, lambda: None)
+    (change,) = journal.changes
+    assert isinstance(change, ServiceRevisionChange) and change.previous == deployed.arn
+    bad = describe_task_definition(ecs, change.bad)
+    assert rollback_target(bad) == deployed.arn, "rollback goes back to the revision it replaced"
+    assert {"key": "rexctl:drill", "value": journal.id} in bad.tags
+    fault.restore(journal.changes)
+    assert fault.confirm_restored(journal.changes) == []
+
+
+def test_wrong_host_counts_an_undescribable_deregistered_revision_as_deregistered() -> None:
+    """ECS: DescribeTaskDefinition of a deregistered (INACTIVE) revision can fail with
+    ClientException "Unable to describe task definition." (once ECS no longer keeps it, or it
+    was deleted). The bad revision is then gone: restored, not a failed restore."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from rexctl.aws.session import ClientSet
+
+    arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/backend:"
+    change = ServiceRevisionChange(
+        cluster="rex", service="backend", container="backend", previous=arn + "1",
+        bad_host="rexpress-redis.invalid", bad=arn + "2", drill_tag="t-1",
+    )  # fmt: skip
+    service = {"serviceName": "backend", "status": "ACTIVE", "taskDefinition": arn + "1",
+               "desiredCount": 2, "runningCount": 2}  # fmt: skip
+    ecs = boto3.client("ecs", region_name="us-east-1")
+    with Stubber(ecs) as stub:
+        for _ in range(2):  # restore, then confirm: the service is back, the revision is gone
+            stub.add_response(
+                "describe_services",
+                {"services": [service], "failures": []},
+                {"cluster": "rex", "services": ["backend"]},
+            )
+            stub.add_client_error(
+                "describe_task_definition",
+                service_error_code="ClientException",
+                service_message="Unable to describe task definition.",
+            )
+        fault = make_fault("wrong-host", ClientSet(ecs=ecs), wait_rollout=rolled_out)
+        fault.restore([change])
+        assert fault.confirm_restored([change]) == []
+        stub.assert_no_pending_responses()
+
+
+@pytest.mark.moto_only  # moto registers a revision ECS refuses
+def test_wrong_host_refuses_a_bad_revision_ecs_would_refuse(aws: Aws) -> None:
+    """The bad revision is a copy of the running one: when ECS would refuse to register it (here
+    a Fargate revision that uses awslogs without an execution role, which moto accepts), the
+    drill refuses before confirmation instead of failing halfway."""
+    from rexctl.aws.ecs import build_revision, describe_task_definition, register_revision
+
+    ecs = aws.clients.ecs
+    kwargs = build_revision(
+        describe_task_definition(ecs, aws.world.td_arn), container=w.CONTAINER, set_env={}
+    )
+    kwargs.pop("executionRoleArn")
+    roleless = register_revision(ecs, kwargs)
+    ecs.update_service(cluster=w.CLUSTER, service=w.SERVICE, taskDefinition=roleless.arn)
+    with pytest.raises(ConfigError) as err:
+        make_fault("wrong-host", aws.clients).plan(aws.config())
+    assert err.value.message.startswith(
+        "AWS would refuse a request of this drill: RegisterTaskDefinition: executionRoleArn is "
+        "required for a Fargate task whose containers use the awslogs log driver"
+    )

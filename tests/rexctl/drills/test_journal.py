@@ -10,7 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from rexctl.aws.ec2 import Rule
 from rexctl.drills import journal as j
+from rexctl.drills.changes import (
+    AclCloneChange,
+    NaclEntryChange,
+    ServiceRevisionChange,
+    SgRuleChange,
+    UnreadableChange,
+    change_from_dict,
+)
+
+JOURNALS = Path(__file__).parent / "journals"
 
 
 def sample(
@@ -21,7 +32,9 @@ def sample(
         drill="break-sg",
         created_at="2026-01-01T00:00:00Z",
         aws={"region": "us-east-1", "profile": "", "endpoint_url": ""},
-        changes=[{"type": "sg-rule", "rule": {"group_id": "sg-1"}}],
+        changes=[
+            SgRuleChange(Rule("sgr-1", "sg-1", False, "tcp", 6379, 6379, source_group="sg-2"))
+        ],
         summary=["Revoke ..."],
         before={"env": [{"name": "REDIS_AUTH_TOKEN", "value": "s3cret"}], "AuthToken": "abc"},
         manual_undo=["aws ec2 ..."],
@@ -115,3 +128,36 @@ def test_default_state_dir_follows_the_config_precedence(
     monkeypatch.delenv("REXCTL_STATE_DIR")
     config.write_text("state_dir = [broken")
     assert j.default_state_dir(config) == Path(".rexctl"), "an unreadable file sets nothing"
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in JOURNALS.glob("*.json")))
+def test_a_journal_reads_and_writes_back_the_same_json(fixture: str, tmp_path: Path) -> None:
+    """Journals in tests/rexctl/drills/journals (of earlier rexctl, and of this one) read into
+    typed changes and write back as the same JSON: a journal left by a crash means the same to a
+    later rexctl."""
+    data = json.loads((JOURNALS / fixture).read_text(encoding="utf-8"))
+    journal = j.Journal.from_dict(data)
+    kinds = {
+        "sg-rule": SgRuleChange,
+        "nacl-entry": NaclEntryChange,
+        "service-revision": ServiceRevisionChange,
+        "nacl-clone": AclCloneChange,
+    }
+    assert [type(c) for c in journal.changes] == [kinds[c["type"]] for c in data["changes"]]
+    assert journal.to_dict() == data
+    saved = json.loads(j.save(journal, tmp_path).read_text(encoding="utf-8"))
+    assert {**saved, "updated_at": ""} == {**data, "updated_at": ""}
+
+
+def test_a_change_this_rexctl_cannot_read_is_kept_as_it_was(tmp_path: Path) -> None:
+    """A change of an unknown type (a newer rexctl) or a damaged one: the journal still lists as
+    unrestored and writes the change back unchanged."""
+    odd = [{"type": "from-the-future", "x": 1}, {"type": "sg-rule"}, "junk"]
+    changes = [change_from_dict(c) for c in odd]
+    assert all(isinstance(c, UnreadableChange) for c in changes)
+    assert [c.to_dict() for c in changes[:2]] == odd[:2]
+    journal = sample()
+    journal.changes = changes[:2]
+    j.save(journal, tmp_path)
+    (listed,) = j.unrestored(tmp_path)
+    assert [c.to_dict() for c in listed.changes] == odd[:2]

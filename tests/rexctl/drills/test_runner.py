@@ -278,11 +278,11 @@ def test_a_real_sigint_during_restore_does_not_abort_it(aws: Aws, clock: FakeTim
     real_restore = fault.restore
     signals_sent: list[int] = []
 
-    def restore_under_fire(changes: list[dict[str, Any]]) -> None:
+    def restore_under_fire(changes: list[Any], save: Callable[[], None]) -> None:
         for sig in (signal.SIGINT, signal.SIGINT, signal.SIGTERM):  # impatient user
             os.kill(os.getpid(), sig)
             signals_sent.append(sig)
-        real_restore(changes)
+        real_restore(changes, save)
 
     fault.restore = restore_under_fire  # type: ignore[method-assign]
     api = Api()
@@ -345,7 +345,7 @@ def test_a_restore_aws_keeps_rejecting_prints_the_manual_undo(aws: Aws, clock: F
 
     fault = make_fault("break-sg", aws.clients)
     plan = fault.plan(aws.config())
-    rule = plan.changes[0]["rule"]
+    rule = plan.changes[0].to_dict()["rule"]
     permission = {
         "IpProtocol": "tcp",
         "FromPort": 6379,
@@ -354,10 +354,15 @@ def test_a_restore_aws_keeps_rejecting_prints_the_manual_undo(aws: Aws, clock: F
     }
     ec2 = boto3.client("ec2", region_name="us-east-1")
     stub = Stubber(ec2)
-    stub.add_response(
+    stub.add_response(  # by rule id, as AWS answers a revoke that revoked it
         "revoke_security_group_ingress",
-        {"Return": True},
-        {"GroupId": rule["group_id"], "IpPermissions": [permission]},
+        {"Return": True, "RevokedSecurityGroupRules": [{"SecurityGroupRuleId": rule["rule_id"]}]},
+        {"GroupId": rule["group_id"], "SecurityGroupRuleIds": [rule["rule_id"]]},
+    )
+    stub.add_response(  # described again: the rule is gone
+        "describe_security_group_rules",
+        {"SecurityGroupRules": []},
+        {"Filters": [{"Name": "group-id", "Values": [rule["group_id"]]}]},
     )
     for _ in range(3):
         stub.add_client_error(
@@ -419,7 +424,7 @@ def test_wrong_host_watches_the_new_deployment(aws: Aws, clock: FakeTime) -> Non
         "logs show Redis error", "API still works", "new tasks stayed up",
         "API answers from the database", "cache used again",
     ]  # fmt: skip
-    bad = record.journal.changes[0]["bad"]  # type: ignore[union-attr]
+    bad = record.journal.changes[0].bad  # type: ignore[union-attr]
     assert record.observations.watch_task_definition == bad
     assert {t.task_definition for t in record.observations.baseline} == {bad}
     assert normalized_service(aws) == before
@@ -445,7 +450,7 @@ def test_wrong_host_whose_rollout_never_completes_fails_and_rolls_back(
     )
     assert record.restore is not None and record.restore.ok
     assert normalized_service(aws) == before
-    bad = record.journal.changes[0]["bad"]  # type: ignore[union-attr]
+    bad = record.journal.changes[0].bad  # type: ignore[union-attr]
     td = aws.clients.ecs.describe_task_definition(taskDefinition=bad)["taskDefinition"]
     assert td["status"] == "INACTIVE"
     assert not [a for a in record.observations.answers if a.phase == "during"], "no observation"
@@ -506,7 +511,7 @@ def test_restore_pending_undoes_a_journal_left_by_a_crash(aws: Aws) -> None:
     fault = make_fault("break-nacl", aws.clients)
     plan = fault.plan(aws.config())
     j = saved_journal(aws, plan, "crashed")
-    fault.inject(j, lambda: None)  # ... and then the machine died
+    fault.inject(j, lambda: journal_mod.save(j, aws.state_dir))  # ... and then the machine died
     assert full_acl(aws) != before
     pending = runner.pending_journals(aws.state_dir)
     outcomes = runner.restore_pending(
@@ -622,7 +627,7 @@ def test_wrong_host_crash_before_the_bad_arn_is_journaled_is_still_undone(aws: A
     td = aws.clients.ecs.describe_task_definition(taskDefinition=registered[0])["taskDefinition"]
     assert td["status"] == "INACTIVE"
     assert normalized_service(aws) == before
-    assert outcomes[0].journal.changes[0]["bad"] == registered[0]
+    assert outcomes[0].journal.changes[0].bad == registered[0]  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("name", ["break-sg", "break-nacl"])
@@ -655,7 +660,7 @@ def test_ctrl_c_during_chaos_restore_is_reported_and_does_not_stop_it(aws: Aws) 
         fault = make_fault(name, aws.clients)
         plan = fault.plan(aws.config())
         j = saved_journal(aws, plan, f"20260101T000000Z-{name}")
-        fault.inject(j, lambda: None)
+        fault.inject(j, lambda j=j: journal_mod.save(j, aws.state_dir))  # type: ignore[misc]
     heard: list[str] = []
 
     def impatient(j: journal_mod.Journal) -> Any:
@@ -663,9 +668,9 @@ def test_ctrl_c_during_chaos_restore_is_reported_and_does_not_stop_it(aws: Aws) 
         if j.drill == "break-nacl":  # the first one: Ctrl-C while it is being undone
             real = fault.restore
 
-            def restore(changes: list[dict[str, Any]]) -> None:
+            def restore(changes: list[Any], save: Callable[[], None]) -> None:
                 os.kill(os.getpid(), signal.SIGINT)
-                real(changes)
+                real(changes, save)
 
             fault.restore = restore  # type: ignore[method-assign]
         return fault
@@ -715,3 +720,91 @@ def test_an_unexpected_error_mid_drill_still_restores(aws: Aws, clock: FakeTime)
         drill(aws, "break-nacl", course(aws, clock, probe=probe, sinks=(api.sink,)))
     assert snapshot_all(aws) == before
     assert [j.status for j in journal_mod.list_journals(aws.state_dir)] == [journal_mod.RESTORED]
+
+
+def test_a_change_this_rexctl_cannot_read_keeps_the_journal_unrestored(aws: Aws) -> None:
+    """A journal with a change of a kind this rexctl does not know (a newer rexctl wrote it):
+    what it can read is undone, the journal is never marked restored, and it says why."""
+    from rexctl.drills.changes import change_from_dict
+
+    before = full_sg(aws)
+    fault = make_fault("break-sg", aws.clients)
+    plan = fault.plan(aws.config())
+    j = saved_journal(aws, plan, "20260101T000000Z-break-sg-f00f00")
+    fault.inject(j, lambda: None)
+    j.changes.append(change_from_dict({"type": "from-the-future", "acl": "acl-1"}))
+    journal_mod.save(j, aws.state_dir)
+    (outcome,) = runner.restore_pending(
+        runner.pending_journals(aws.state_dir),
+        lambda jj: make_fault(jj.drill, aws.clients),
+        aws.state_dir,
+        sleep=lambda s: None,
+    )
+    assert not outcome.result.ok and outcome.result.attempts == 1
+    assert outcome.result.errors == [
+        "attempt 1: cannot undo a change of type 'from-the-future' that this rexctl cannot read "
+        "(unknown type)"
+    ]
+    assert full_sg(aws) == before, "the rule it could read is back"
+    assert [x.status for x in journal_mod.list_journals(aws.state_dir)] == [
+        journal_mod.RESTORE_FAILED
+    ]
+
+
+def test_a_log_search_that_did_not_finish_is_never_read_as_no_redis_error(
+    aws: Aws, clock: FakeTime
+) -> None:
+    """The log search stopped at its page limit (rexctl.aws.logs.MAX_PAGES) every time: the
+    verdict says the search is incomplete; it does not claim no Redis error was logged."""
+    from rexctl.aws.logs import LogSearchIncomplete
+
+    def incomplete(start_ms: int, end_ms: int | None) -> list[Any]:
+        raise LogSearchIncomplete("The search of log group /ecs/backend ... after 200 pages")
+
+    api = Api(during=(200, "db"))
+    c = course(aws, clock, probe=api, sinks=(api.sink,))
+    c.sensors = Sensors(c.sensors.probe, c.sensors.tasks, incomplete)
+    record = drill(aws, "break-nacl", c)
+    check = record.verdict.checks[0]  # type: ignore[union-attr]
+    assert (check.name, check.status) == ("logs show Redis error", "failed")
+    assert check.evidence == [
+        "the log search did not finish, so whether a Redis error was logged is not known: "
+        "The search of log group /ecs/backend ... after 200 pages"
+    ]
+    assert not any("no log event contained" in e for e in check.evidence)
+
+
+def test_the_logs_are_searched_in_the_region_awslogs_names(aws: Aws) -> None:
+    """`awslogs-region` names where the container's log group is (it need not be the service's
+    region); the drill's log search goes there, through the client factory, as verify does."""
+    from rexctl.aws.ecs import build_revision, describe_task_definition, register_revision
+    from rexctl.aws.session import AwsClients
+
+    ecs = aws.clients.ecs
+    base = describe_task_definition(ecs, aws.world.td_arn)
+    kwargs = build_revision(base, container=w.CONTAINER, set_env={})
+    kwargs["containerDefinitions"][0]["logConfiguration"]["options"]["awslogs-region"] = "eu-west-1"
+    td = register_revision(ecs, kwargs)
+    ecs.update_service(cluster=w.CLUSTER, service=w.SERVICE, taskDefinition=td.arn)
+    eu = AwsClients(region="eu-west-1")
+    eu.logs.create_log_group(logGroupName=w.LOG_GROUP)
+    eu.logs.create_log_stream(logGroupName=w.LOG_GROUP, logStreamName="ecs/backend/t1")
+    now = int(time.time() * 1000)
+    eu.logs.put_log_events(
+        logGroupName=w.LOG_GROUP, logStreamName="ecs/backend/t1",
+        logEvents=[{"timestamp": now, "message": "Redis error (ignored): timeout"}],
+    )  # fmt: skip
+    asked: list[str] = []
+
+    def logs_client(region: str) -> Any:
+        asked.append(region)
+        return AwsClients(region=region).logs
+
+    sensors = build_sensors(
+        aws.clients, cluster=w.CLUSTER, service=w.SERVICE, container=w.CONTAINER,
+        url="http://127.0.0.1:9/api/products", logs_client=logs_client,
+    )  # fmt: skip
+    assert sensors.logs is not None
+    found = sensors.logs(now - 1000, None)
+    assert [e.message for e in found] == ["Redis error (ignored): timeout"]
+    assert asked == ["eu-west-1"]
