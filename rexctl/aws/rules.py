@@ -18,8 +18,9 @@ Three users, one function:
   answer with.
 
 The operations covered are those rexctl calls (`grep` of `rexctl/`): EC2 CreateSecurityGroup,
-AuthorizeSecurityGroupIngress, RevokeSecurityGroupIngress, DeleteSecurityGroup,
-CreateNetworkAclEntry, DeleteNetworkAclEntry; ElastiCache CreateCacheSubnetGroup,
+AuthorizeSecurityGroupIngress, RevokeSecurityGroupIngress, DeleteSecurityGroup, CreateNetworkAcl,
+CreateNetworkAclEntry, DeleteNetworkAclEntry, ReplaceNetworkAclAssociation, DeleteNetworkAcl
+(break-nacl's copy of an ACL); ElastiCache CreateCacheSubnetGroup,
 DeleteCacheSubnetGroup, CreateReplicationGroup, ModifyReplicationGroup, DeleteReplicationGroup;
 ECS RegisterTaskDefinition, UpdateService, DeregisterTaskDefinition; Secrets Manager
 CreateSecret, DeleteSecret. Any other operation: `check` returns [].
@@ -92,9 +93,11 @@ Left out (considered, and why):
 - ECS `logConfiguration.secretOptions` without an execution role, Fargate cpu/memory
   combinations (the table in RegisterTaskDefinition.memory, which depends on platform versions
   and accepts "1 vCPU"/"1GB" strings), port ranges beyond "ports are given": not checked.
-- Operations rexctl does not call (CreateTags, AuthorizeSecurityGroupEgress, CreateNetworkAcl,
-  ReplaceNetworkAclAssociation, Increase/DecreaseReplicaCount, AddTagsToResource, ECS
-  TagResource, Secrets Manager PutSecretValue and TagResource).
+- Operations rexctl does not call (CreateTags, AuthorizeSecurityGroupEgress,
+  Increase/DecreaseReplicaCount, AddTagsToResource, ECS TagResource, Secrets Manager
+  PutSecretValue and TagResource).
+- ReplaceNetworkAclAssociation and DeleteNetworkAcl: only their required members; that AWS
+  refuses to delete an ACL a subnet still uses depends on the account, not the request.
 """
 
 from __future__ import annotations
@@ -230,6 +233,9 @@ REQUIRED_MEMBERS: dict[tuple[str, str], tuple[str, ...]] = {
         "Egress",
     ),
     ("ec2", "DeleteNetworkAclEntry"): ("NetworkAclId", "RuleNumber", "Egress"),
+    ("ec2", "CreateNetworkAcl"): ("VpcId",),
+    ("ec2", "ReplaceNetworkAclAssociation"): ("AssociationId", "NetworkAclId"),
+    ("ec2", "DeleteNetworkAcl"): ("NetworkAclId",),
     ("elasticache", "CreateCacheSubnetGroup"): (
         "CacheSubnetGroupName",
         "CacheSubnetGroupDescription",
@@ -929,6 +935,7 @@ _CHECKS: dict[tuple[str, str], Callable[[Mapping[str, Any], _Found], None]] = {
     ("ec2", "AuthorizeSecurityGroupIngress"): _authorize_ingress,
     ("ec2", "RevokeSecurityGroupIngress"): _revoke_ingress,
     ("ec2", "CreateNetworkAclEntry"): _create_network_acl_entry,
+    ("ec2", "CreateNetworkAcl"): lambda params, found: _ec2_tag_specs(found, params),
     ("elasticache", "CreateCacheSubnetGroup"): _create_cache_subnet_group,
     ("elasticache", "CreateReplicationGroup"): _create_replication_group,
     ("elasticache", "ModifyReplicationGroup"): _modify_replication_group,

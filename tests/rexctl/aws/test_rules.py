@@ -85,6 +85,15 @@ GOOD: dict[Key, dict[str, Any]] = {
         "PortRange": {"From": 6379, "To": 6379},
     },
     ("ec2", "DeleteNetworkAclEntry"): {"NetworkAclId": "acl-1", "RuleNumber": 1, "Egress": True},
+    ("ec2", "CreateNetworkAcl"): {
+        "VpcId": "vpc-1",
+        "TagSpecifications": [{"ResourceType": "network-acl", "Tags": TAGS_EC2}],
+    },
+    ("ec2", "ReplaceNetworkAclAssociation"): {
+        "AssociationId": "aclassoc-1",
+        "NetworkAclId": "acl-2",
+    },
+    ("ec2", "DeleteNetworkAcl"): {"NetworkAclId": "acl-2"},
     ("elasticache", "CreateCacheSubnetGroup"): {
         "CacheSubnetGroupName": "rexctl-rc-subnets",
         "CacheSubnetGroupDescription": "rexctl: private subnets for rc",

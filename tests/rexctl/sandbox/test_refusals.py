@@ -162,6 +162,22 @@ REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("ec2", "DeleteNetworkAclEntry", {"NetworkAclId": "acl-1", "RuleNumber": 1, "Egress": True}),
     (
         "ec2",
+        "CreateNetworkAcl",
+        {
+            "VpcId": "vpc-1",
+            "TagSpecifications": [
+                {"ResourceType": "network-acl", "Tags": [{"Key": "managed-by", "Value": "rexctl"}]}
+            ],
+        },
+    ),
+    (
+        "ec2",
+        "ReplaceNetworkAclAssociation",
+        {"AssociationId": "aclassoc-1", "NetworkAclId": "acl-2"},
+    ),
+    ("ec2", "DeleteNetworkAcl", {"NetworkAclId": "acl-2"}),
+    (
+        "ec2",
         "DescribeSecurityGroups",
         {
             "Filters": [
