@@ -29,7 +29,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from rexctl.aws.ecs import ServiceView, TaskDefinition, describe_service, short_arn
-from rexctl.aws.logs import AwsLogsConfig, LogEvent, LogGroupNotFound, search_events
+from rexctl.aws.logs import (
+    AwsLogsConfig,
+    LogEvent,
+    LogGroupNotFound,
+    LogSearchIncomplete,
+    search_events,
+)
 from rexctl.checks import FAILED, PASSED, WARNING, Check
 from rexctl.deploy.rollout import is_settled
 from rexctl.errors import ConfigError, UsageError
@@ -253,6 +259,12 @@ def check_logs(
             logs, group=config.group, stream_prefix=prefix, phrase=ERROR_PHRASE,
             start_ms=since_ms, end_ms=end_ms,
         )  # fmt: skip
+    except LogSearchIncomplete as exc:
+        # Nothing found in the pages read is not "no events": say the search is incomplete.
+        return (
+            _check("logs", WARNING, f"{exc.message} {where}, since {since}.", "incomplete"),
+            None,
+        )
     except LogGroupNotFound:
         return (
             _check(

@@ -340,3 +340,25 @@ def test_verify_needs_a_url(world: World) -> None:
     with pytest.raises(UsageError, match="--requests must be 2 or more"):
         verify(world.cfg, ecs=world.ecs, logs_client=lambda _r: world.logs, url="http://x/",
                requests=1)  # fmt: skip
+
+
+def test_a_log_search_cut_at_its_page_limit_is_a_warning_not_no_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """AWS: FilterLogEvents can answer pages with no events and a nextToken for a long time (it
+    scans the streams bit by bit). A search cut at its page limit does not know the answer:
+    verify says so (warning, state `incomplete`) instead of "no events"."""
+    import boto3
+    from botocore.stub import Stubber
+
+    import rexctl.aws.logs
+
+    monkeypatch.setattr(rexctl.aws.logs, "MAX_PAGES", 2)
+    logs = boto3.client("logs", region_name="us-east-1")
+    with Stubber(logs) as stubber:
+        for _ in range(2):
+            stubber.add_response("filter_log_events", {"events": [], "nextToken": "more"})
+        check, findings = check_logs(logs, logs_config(), container="backend", since_ms=0)
+        stubber.assert_no_pending_responses()
+    assert (check.status, check.state, findings) == ("warning", "incomplete", None)
+    assert "stopped after 2 pages" in check.text and 'is not "no events"' in check.text
