@@ -12,69 +12,22 @@ from rexctl.aws import ec2 as ec2_api
 from rexctl.aws import nacl
 from rexctl.drills.changes import (
     AclCloneChange,
-    Change,
     NaclEntryChange,
     ServiceRevisionChange,
     SgRuleChange,
     change_from_dict,
 )
 from rexctl.drills.faults import Plan, make_fault
-from rexctl.drills.journal import Journal
 from rexctl.errors import ConfigError
 from tests.rexctl.drills import world as w
 from tests.rexctl.drills.conftest import Aws
-
-
-def journal_for(plan: Any) -> Journal:
-    return Journal(
-        id="t-1",
-        drill=plan.drill,
-        created_at="now",
-        aws={"region": "us-east-1"},
-        changes=plan.changes,
-        summary=plan.summary,
-        before=plan.before,
-        manual_undo=[],
-    )
-
-
-def full_sg(aws: Aws) -> dict[str, Any]:
-    """The whole describe of the cache group, minus the one field that may differ: rule ids.
-
-    moto (like AWS) gives a re-authorized rule a new SecurityGroupRuleId; the id is a handle,
-    not part of what the rule allows, so it is dropped. The order of IpPermissions is not
-    meaningful either (a re-authorized rule is listed last), so they are sorted; everything else
-    must be equal.
-    """
-    group = aws.clients.ec2.describe_security_groups(GroupIds=[aws.world.cache_sg])[
-        "SecurityGroups"
-    ][0]
-    group["IpPermissions"] = sorted(group["IpPermissions"], key=repr)
-    rules = aws.clients.ec2.describe_security_group_rules(
-        Filters=[{"Name": "group-id", "Values": [aws.world.cache_sg]}]
-    )["SecurityGroupRules"]
-    for r in rules:
-        r.pop("SecurityGroupRuleId")
-    return {"group": group, "rules": sorted(rules, key=repr)}
-
-
-def full_acl(aws: Aws) -> dict[str, Any]:
-    """The whole describe of the cache subnets' ACL, minus the association ids: AWS (and moto)
-    gives a subnet a new association id each time it moves to another ACL and back (break-nacl
-    moves the cache's subnets to a copy); which subnets use the ACL must be equal."""
-    acl = aws.clients.ec2.describe_network_acls(NetworkAclIds=[aws.world.acl_id])["NetworkAcls"][0]
-    acl["Entries"] = sorted(acl["Entries"], key=lambda e: (e["Egress"], e["RuleNumber"]))
-    acl["Associations"] = sorted(a["SubnetId"] for a in acl["Associations"])
-    return dict(acl)
-
-
-def old_nacl_entries(aws: Aws) -> list[Change]:
-    """The DENY entries break-nacl of earlier rexctl added in place (journals/break-nacl.json)."""
-    return [
-        NaclEntryChange(nacl.AclEntry(aws.world.acl_id, number, egress, cidr, 6379))
-        for egress in (False, True)
-        for number, cidr in ((1, w.ECS_CIDR), (3, w.ECS_CIDR_2))
-    ]
+from tests.rexctl.drills.world import (
+    full_acl,
+    full_sg,
+    journal_for,
+    normalized_service,
+    old_nacl_entries,
+)
 
 
 def test_break_sg_revokes_exactly_the_rule_and_restores_it_identically(aws: Aws) -> None:
@@ -190,14 +143,6 @@ def test_break_nacl_refuses_without_cache_subnets(aws: Aws) -> None:
         "Cannot tell which subnets the cache is in: cache subnet group 'gone' does not exist "
         "and `cache.subnets` is empty."
     )
-
-
-def normalized_service(aws: Aws) -> dict[str, Any]:
-    """The service's describe, minus what a deployment always renews (ids, times, events)."""
-    svc = aws.clients.ecs.describe_services(cluster=w.CLUSTER, services=[w.SERVICE])["services"][0]
-    for key in ("deployments", "events", "createdAt"):
-        svc.pop(key, None)
-    return dict(svc)
 
 
 def test_wrong_host_rolls_a_bad_revision_and_rolls_back(aws: Aws) -> None:

@@ -22,7 +22,7 @@ from rexctl.drills.journal import Journal
 from rexctl.errors import ConfigError
 from tests.rexctl.drills import world as w
 from tests.rexctl.drills.conftest import Aws
-from tests.rexctl.drills.test_faults import journal_for
+from tests.rexctl.drills.world import journal_for
 
 MUTATING = (
     "create_network_acl",

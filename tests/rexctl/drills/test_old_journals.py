@@ -23,7 +23,7 @@ from rexctl.drills.faults import make_fault
 from rexctl.drills.journal import Journal
 from tests.rexctl.drills import world as w
 from tests.rexctl.drills.conftest import Aws
-from tests.rexctl.drills.test_faults import (
+from tests.rexctl.drills.world import (
     full_acl,
     full_sg,
     journal_for,

@@ -25,7 +25,7 @@ from rexctl.errors import ConfigError, ExitCode, UsageError
 from tests.helpers import FakeTime
 from tests.rexctl.drills import world as w
 from tests.rexctl.drills.conftest import Aws
-from tests.rexctl.drills.test_faults import full_acl, full_sg, journal_for, normalized_service
+from tests.rexctl.drills.world import full_acl, full_sg, journal_for, normalized_service
 
 
 class Api:

@@ -12,9 +12,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from rexctl.aws import nacl
+from rexctl.drills.changes import Change, NaclEntryChange
+from rexctl.drills.journal import Journal
 from tests.helpers import EXECUTION_ROLE_ARN
+
+if TYPE_CHECKING:
+    from tests.rexctl.drills.conftest import Aws
 
 CLUSTER = "rex"
 SERVICE = "backend"
@@ -278,3 +284,66 @@ def wait_until(predicate: Any, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met")
         time.sleep(0.02)
+
+
+# What the drill tests compare before and after a drill, and the journal they restore from.
+
+
+def journal_for(plan: Any) -> Journal:
+    return Journal(
+        id="t-1",
+        drill=plan.drill,
+        created_at="now",
+        aws={"region": "us-east-1"},
+        changes=plan.changes,
+        summary=plan.summary,
+        before=plan.before,
+        manual_undo=[],
+    )
+
+
+def full_sg(aws: Aws) -> dict[str, Any]:
+    """The whole describe of the cache group, minus the one field that may differ: rule ids.
+
+    moto (like AWS) gives a re-authorized rule a new SecurityGroupRuleId; the id is a handle,
+    not part of what the rule allows, so it is dropped. The order of IpPermissions is not
+    meaningful either (a re-authorized rule is listed last), so they are sorted; everything else
+    must be equal.
+    """
+    group = aws.clients.ec2.describe_security_groups(GroupIds=[aws.world.cache_sg])[
+        "SecurityGroups"
+    ][0]
+    group["IpPermissions"] = sorted(group["IpPermissions"], key=repr)
+    rules = aws.clients.ec2.describe_security_group_rules(
+        Filters=[{"Name": "group-id", "Values": [aws.world.cache_sg]}]
+    )["SecurityGroupRules"]
+    for r in rules:
+        r.pop("SecurityGroupRuleId")
+    return {"group": group, "rules": sorted(rules, key=repr)}
+
+
+def full_acl(aws: Aws) -> dict[str, Any]:
+    """The whole describe of the cache subnets' ACL, minus the association ids: AWS (and moto)
+    gives a subnet a new association id each time it moves to another ACL and back (break-nacl
+    moves the cache's subnets to a copy); which subnets use the ACL must be equal."""
+    acl = aws.clients.ec2.describe_network_acls(NetworkAclIds=[aws.world.acl_id])["NetworkAcls"][0]
+    acl["Entries"] = sorted(acl["Entries"], key=lambda e: (e["Egress"], e["RuleNumber"]))
+    acl["Associations"] = sorted(a["SubnetId"] for a in acl["Associations"])
+    return dict(acl)
+
+
+def old_nacl_entries(aws: Aws) -> list[Change]:
+    """The DENY entries break-nacl of earlier rexctl added in place (journals/break-nacl.json)."""
+    return [
+        NaclEntryChange(nacl.AclEntry(aws.world.acl_id, number, egress, cidr, 6379))
+        for egress in (False, True)
+        for number, cidr in ((1, ECS_CIDR), (3, ECS_CIDR_2))
+    ]
+
+
+def normalized_service(aws: Aws) -> dict[str, Any]:
+    """The service's describe, minus what a deployment always renews (ids, times, events)."""
+    svc = aws.clients.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
+    for key in ("deployments", "events", "createdAt"):
+        svc.pop(key, None)
+    return dict(svc)
