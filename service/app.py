@@ -1,7 +1,9 @@
 """The products API: routes and lifespan.
 
     GET  /api/products   {"source": "cache" | "db", "data": [...]}, X-Cache and Server-Timing
-    POST /api/products   {"name": "..."} -> 201 {"id": ..., "name": ...}; invalidates the cache
+    POST /api/products   {"name": "..."} -> 201 {"id": ..., "name": ...}; invalidates the cache;
+                         4xx for any other body (validation.py), 503 + Retry-After when the
+                         database stays locked longer than DB_WRITE_TIMEOUT_MS
     GET  /health         200 while the process can serve; reports the Redis state it already knows
     GET  /metrics        Prometheus text
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,8 +32,8 @@ from .logs import LogSink
 from .metrics import CONTENT_TYPE, Metrics
 from .redis_link import RedisLink
 from .settings import Settings
-from .store import ProductStore
-from .validation import MAX_BODY_BYTES, InvalidProduct, parse_new_product
+from .store import ProductStore, StoreBusy
+from .validation import MAX_BODY_BYTES, InvalidProduct, check_content_type, parse_new_product
 
 JSON = b"application/json"
 X_CACHE = {value: value.encode() for value in ("HIT", "MISS", "BYPASS")}
@@ -43,8 +46,11 @@ class ProductList:
     request/response wrapping a function endpoint gets.
     """
 
-    def __init__(self, cache: ProductCache, metrics: Metrics, log: LogSink) -> None:
+    def __init__(
+        self, cache: ProductCache, metrics: Metrics, log: LogSink, retry_after: bytes = b"1"
+    ) -> None:
         self.cache = cache
+        self.retry_after = retry_after
         self.requests = metrics.requests
         self.hits = metrics.hits
         self.latency = metrics.latency
@@ -54,7 +60,11 @@ class ProductList:
         started = time.perf_counter()
         answer = self.cache.near_hit()
         if answer is None:
-            answer = await self.cache.get()
+            try:
+                answer = await self.cache.get()
+            except StoreBusy as exc:  # outside WAL mode a reader may wait for a writer
+                await self.busy(scope, send, exc)
+                return
         else:
             self.hits["near"] += 1
         elapsed = time.perf_counter() - started
@@ -76,6 +86,24 @@ class ProductList:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
+    async def busy(self, scope: Scope, send: Send, exc: StoreBusy) -> None:
+        self.log.warning(f"{scope['method']} /api/products 503: {exc}")
+        body = error_body("the database is busy, retry later")
+        headers = [
+            (b"content-type", JSON),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", self.retry_after),
+        ]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def error_body(detail: str) -> bytes:
+    """`{"error": ...}`; never fails to encode (a lone surrogate is written as its escape)."""
+    return json.dumps({"error": detail}, ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8", "backslashreplace"
+    )
+
 
 def server_timing(answer: Answer, total_ms: float) -> bytes:
     if answer.layer == "near":
@@ -94,7 +122,11 @@ def create_app(settings: Settings | None = None, *, log: LogSink | None = None) 
     token = settings.redis_auth_token
     log = log or LogSink(settings.log_format, secrets=[str(token)] if token else ())
     metrics = Metrics()
-    store = ProductStore(settings.database_path, delay=settings.db_delay)
+    store = ProductStore(
+        settings.database_path, delay=settings.db_delay, write_timeout=settings.db_write_timeout
+    )
+    # A refused write waited DB_WRITE_TIMEOUT_MS: suggest waiting as long before the next try.
+    retry_after = str(max(1, math.ceil(settings.db_write_timeout)))
     link = RedisLink(settings, log, metrics)
     cache = ProductCache(settings, store, link, log, metrics)
 
@@ -110,10 +142,17 @@ def create_app(settings: Settings | None = None, *, log: LogSink | None = None) 
             if len(body) > MAX_BODY_BYTES:
                 raise too_large
         try:
+            check_content_type(request.headers.get("content-type"))
             name = parse_new_product(bytes(body))
         except InvalidProduct as exc:
             raise HTTPException(exc.status, str(exc)) from None
-        product = await cache.add(name)
+        try:
+            product = await cache.add(name)
+        except StoreBusy as exc:
+            log.warning(f"POST /api/products 503: {exc}")
+            raise HTTPException(
+                503, "the database is busy, retry later", headers={"Retry-After": retry_after}
+            ) from None
         done = "pending until Redis is back" if cache.invalidation_pending else "done"
         log.info(f"POST /api/products 201 id={product['id']}: cache invalidation {done}")
         return JSONResponse(product, status_code=201)
@@ -126,7 +165,9 @@ def create_app(settings: Settings | None = None, *, log: LogSink | None = None) 
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return Response(
+            error_body(exc.detail), exc.status_code, exc.headers, media_type="application/json"
+        )
 
     async def server_error(request: Request, exc: Exception) -> Response:
         log.error(f"{request.method} {request.url.path} 500: {type(exc).__name__}: {exc}")
@@ -153,7 +194,11 @@ def create_app(settings: Settings | None = None, *, log: LogSink | None = None) 
 
     app = Starlette(
         routes=[
-            Route("/api/products", ProductList(cache, metrics, log), methods=["GET", "HEAD"]),
+            Route(
+                "/api/products",
+                ProductList(cache, metrics, log, retry_after.encode()),
+                methods=["GET", "HEAD"],
+            ),
             Route("/api/products", post_products, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),

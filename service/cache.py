@@ -41,7 +41,7 @@ from redis.commands.core import AsyncScript
 
 from .logs import LogSink
 from .metrics import Metrics
-from .redis_link import RedisLink, RedisSkipped
+from .redis_link import RedisLink, RedisSkipped, stop_requested
 from .settings import Settings
 from .store import Product, ProductStore
 
@@ -320,7 +320,7 @@ class ProductCache:
 
     # -- other processes' writes ----------------------------------------------------------------
     async def _listen(self) -> None:
-        while True:
+        while not stop_requested():
             await self.link.wait_ready()
             client = self.link.client
             if client is None:
@@ -332,11 +332,13 @@ class ProductCache:
                 # Messages sent while we were not subscribed are lost: drop what we hold (the
                 # near TTL bounds what a fill already under way may still put there).
                 self._near = None
-                while self.link.usable:
+                while self.link.usable and not stop_requested():
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message and message.get("data") != self.instance.encode():
                         self.invalidate_local("pubsub")
             except Exception as exc:  # the listener must outlive any error
+                if stop_requested():
+                    return
                 if self.link.usable:
                     self.link.failed("SUBSCRIBE", exc)
                 await asyncio.sleep(self.settings.breaker_probe)

@@ -53,6 +53,17 @@ MSG_DISABLED = "Redis disabled via env"
 BREAKING = frozenset({"timeout", "connection", "auth"})
 
 
+def stop_requested() -> bool:
+    """True once the running task was cancelled, even if the CancelledError never came out.
+
+    redis-py may turn a cancellation that arrives together with a reply into the reply's own error
+    (or into no error): a background loop that relies on CancelledError alone then runs on, and
+    whoever cancelled it and waits for it (`close()`) waits forever. Such loops check this too.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class RedisSkipped(Exception):
     """Redis was not used (disabled, breaker open) or failed; already counted and logged."""
 
@@ -245,7 +256,7 @@ class RedisLink:
         await self._ready.wait()
 
     async def _probe_until_ready(self) -> None:
-        while self.breaker_open and self.client is not None:
+        while self.breaker_open and self.client is not None and not stop_requested():
             await self._sleep(self.settings.breaker_probe)
             try:
                 await self._ping()
@@ -253,6 +264,8 @@ class RedisLink:
                     async with asyncio.timeout(self.timeout):
                         await hook(self.client)
             except Exception as exc:  # whatever it is, keep probing: never stay open for good
+                if stop_requested():
+                    return
                 self.metrics.probe_failures += 1
                 self.last_error = self._reason("probe", exc)
                 continue

@@ -39,6 +39,7 @@ class Settings:
     redis_timeout_ms: int = 200
     cache_ttl_seconds: int = 60
     db_delay_ms: int = 1500
+    db_write_timeout_ms: int = 3000
     database_path: str = "products.sqlite3"
     host: str = "127.0.0.1"
     port: int = 3000
@@ -56,6 +57,10 @@ class Settings:
     @property
     def db_delay(self) -> float:
         return self.db_delay_ms / 1000
+
+    @property
+    def db_write_timeout(self) -> float:
+        return self.db_write_timeout_ms / 1000
 
     @property
     def near_cache_ttl(self) -> float:
@@ -94,6 +99,9 @@ class Settings:
                 config, "CACHE_TTL_SECONDS", "60", _int_between(1, 30 * 24 * 3600)
             ),
             db_delay_ms=_read(config, "DB_DELAY_MS", "1500", _int_between(0, 600_000)),
+            db_write_timeout_ms=_read(
+                config, "DB_WRITE_TIMEOUT_MS", "3000", _int_between(0, 60_000)
+            ),
             database_path=_read(config, "DATABASE_PATH", "products.sqlite3", _database_path),
             host=_read(config, "HOST", "127.0.0.1", _hostname),
             port=_read(config, "PORT", "3000", _int_between(1, 65535)),
@@ -113,6 +121,7 @@ class Settings:
             "redis_timeout_ms": self.redis_timeout_ms,
             "cache_ttl_seconds": self.cache_ttl_seconds,
             "db_delay_ms": self.db_delay_ms,
+            "db_write_timeout_ms": self.db_write_timeout_ms,
             "near_cache_ttl_ms": self.near_cache_ttl_ms,
             "breaker_probe_ms": self.breaker_probe_ms,
         }

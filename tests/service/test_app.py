@@ -100,7 +100,7 @@ async def test_post_adds_a_product_and_invalidates_the_list(
         (b'{"name": 42}', 422, "name must be a string"),
         (b'{"name": "   "}', 422, "name must not be empty"),
         (b'{"name": "' + b"x" * 201 + b'"}', 422, "name must be at most 200 characters"),
-        (b'{"name": "a\\u0000b"}', 422, "name must not contain control characters"),
+        (b'{"name": "a\\u0000b"}', 422, "name must not contain control characters (U+0000)"),
         (b'{"name": "' + b"x" * 20_000 + b'"}', 413, "body larger than 16384 bytes"),
     ],
 )  # fmt: skip

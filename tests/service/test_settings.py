@@ -16,6 +16,8 @@ def test_defaults_match_the_seed_and_the_issue() -> None:
     assert (s.redis_timeout_ms, s.near_cache_ttl_ms, s.breaker_probe_ms) == (200, 1000, 500)
     assert (s.log_format, s.redis_tls, s.redis_auth_token) == ("text", False, None)
     assert s.database_path == "products.sqlite3"
+    assert (s.db_write_timeout_ms, s.db_write_timeout) == (3000, 3.0)
+    assert Settings.from_env({"DB_WRITE_TIMEOUT_MS": "0"}).db_write_timeout == 0.0
 
 
 @pytest.mark.parametrize("value", ["True", "1", "yes", "TRUE", " true"])
@@ -54,6 +56,7 @@ WHOLE = "expected a whole number from"
         ("REDIS_TIMEOUT_MS", "-5", f"{WHOLE} 1 to 60000"),
         ("CACHE_TTL_SECONDS", "0", f"{WHOLE} 1 to 2592000"),
         ("DB_DELAY_MS", "1.5", f"{WHOLE} 0 to 600000"),
+        ("DB_WRITE_TIMEOUT_MS", "61000", f"{WHOLE} 0 to 60000"),
         ("REDIS_TLS", "maybe", "expected true or false"),
         ("LOG_FORMAT", "xml", "expected one of: text, json"),
         ("REDIS_HOST", "", "expected a host name or IP address"),
