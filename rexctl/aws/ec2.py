@@ -418,14 +418,8 @@ def get_security_groups(
 def create_security_group(
     ec2: EC2Client, name: str, vpc_id: str, description: str, tags: dict[str, str]
 ) -> str:
-    with aws_errors(f"create security group {name} in {vpc_id}"):
-        resp = ec2.create_security_group(
-            GroupName=name,
-            Description=description,
-            VpcId=vpc_id,
-            TagSpecifications=tag_specs("security-group", tags),
-        )
-    return str(resp["GroupId"])
+    """Create a tagged security group; returns its id (the request of `security_group_request`)."""
+    return send_create_security_group(ec2, security_group_request(name, vpc_id, description, tags))
 
 
 def authorize_from_group(
@@ -438,27 +432,10 @@ def authorize_from_group(
     *,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str:
-    """Allow TCP `port` into `group_id` from members of `source_group`; returns the rule id.
-    A group created a moment ago may not be found yet (EC2's eventual consistency): retried."""
-    resp = eventually(
-        "InvalidGroup.NotFound",
-        f"allow port {port} into {group_id} from {source_group}",
-        lambda: ec2.authorize_security_group_ingress(
-            GroupId=group_id,
-            IpPermissions=[
-                {
-                    "IpProtocol": "tcp",
-                    "FromPort": port,
-                    "ToPort": port,
-                    "UserIdGroupPairs": [{"GroupId": source_group, "Description": description}],
-                }
-            ],
-            TagSpecifications=tag_specs("security-group-rule", tags),
-        ),
-        sleep=sleep,
-    )
-    rules = resp.get("SecurityGroupRules", [])
-    return str(rules[0]["SecurityGroupRuleId"]) if rules else ""
+    """Allow TCP `port` into `group_id` from members of `source_group`; returns the rule id
+    (the request of `ingress_from_group_request`, retried while EC2 does not see a new group)."""
+    request = ingress_from_group_request(group_id, port, source_group, description, tags)
+    return send_authorize_ingress(ec2, request, sleep=sleep)
 
 
 def revoke_rule_request(rule: Rule) -> dict[str, Any]:
