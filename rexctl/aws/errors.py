@@ -166,17 +166,23 @@ def eventually(
     *,
     timeout: float = 30.0,
     sleep: Callable[[float], None] = time.sleep,
+    first: float = 0.2,
+    cap: float = 5.0,
+    retry_if: Callable[[BaseException], bool] | None = None,
 ) -> T:
-    """`call()` like `aws_errors(doing)`, retried while AWS answers one of `codes` for something
-    just created (EC2 API reference, "Eventual consistency": retry with exponential backoff,
-    here 0.2 s doubling to 5 s, for at most `timeout` seconds of sleeping)."""
-    delay, slept = 0.2, 0.0
+    """`call()` like `aws_errors(doing)`, retried while AWS answers one of `codes` (and
+    `retry_if`, when given, agrees) for something that is not there yet (EC2 API reference,
+    "Eventual consistency": retry with exponential backoff), from `first` seconds doubling to
+    `cap`, for at most `timeout` seconds of sleeping. The last answer is raised as a rexctl error
+    that keeps AWS's as its `__cause__`, like `aws_errors`."""
+    delay, slept = first, 0.0
     while True:
         try:
             return call()
         except Exception as exc:
-            if not answered(exc, codes) or slept >= timeout:
-                raise translate(exc, doing) from None
+            again = answered(exc, codes) and (retry_if is None or retry_if(exc))
+            if not again or slept >= timeout:
+                raise translate(exc, doing) from exc
         sleep(delay)
         slept += delay
-        delay = min(delay * 2, 5.0)
+        delay = min(delay * 2, cap)

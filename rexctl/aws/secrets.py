@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from rexctl.aws.errors import answered, aws_errors, unless_missing
+from rexctl.aws.errors import answered, aws_errors, eventually, unless_missing
 from rexctl.errors import RexctlError
 
 if TYPE_CHECKING:
@@ -118,8 +118,6 @@ def secret_request(name: str, value: Any, description: str, tags: dict[str, str]
 
 # How long rexctl waits for Secrets Manager to finish deleting a secret of the same name.
 DELETION_WAIT_SECONDS = 60.0
-_DELETION_INTERVALS = (1.0, 2.0, 4.0, 8.0)
-_DELETION_MAX_INTERVAL = 10.0
 
 
 def _still_being_deleted(exc: BaseException) -> bool:
@@ -138,32 +136,27 @@ def send_create_secret(
     """CreateSecret; while a secret of that name is still being deleted, wait and try again (at
     most `timeout` seconds of waiting, backing off from 1 s to 10 s)."""
     name = request["Name"]
-    waited = 0.0
-    attempt = 0
-    while True:
-        try:
-            with aws_errors(f"create secret {name}"):
-                resp = client.create_secret(**request)
-            return str(resp["ARN"])
-        except RexctlError as exc:
-            if not _still_being_deleted(exc):
-                raise
-            if waited >= timeout:
-                raise type(exc)(
-                    f"Secret {name} was still being deleted after {int(waited)} s, so it cannot "
-                    "be created again yet.",
-                    hint="Secrets Manager deletes asynchronously; wait a minute and run "
-                    "`rexctl provision` again.",
-                ) from exc
-        pause = (
-            _DELETION_INTERVALS[attempt]
-            if attempt < len(_DELETION_INTERVALS)
-            else _DELETION_MAX_INTERVAL
+    try:
+        resp = eventually(
+            "InvalidRequestException",
+            f"create secret {name}",
+            lambda: client.create_secret(**request),
+            timeout=timeout,
+            sleep=sleep,
+            first=1.0,
+            cap=10.0,
+            retry_if=_still_being_deleted,
         )
-        pause = min(pause, timeout - waited)
-        attempt += 1
-        waited += pause
-        sleep(pause)
+    except RexctlError as exc:
+        if not _still_being_deleted(exc):
+            raise
+        raise type(exc)(
+            f"Secret {name} was still being deleted after {timeout:g} s, so it cannot be created "
+            "again yet.",
+            hint="Secrets Manager deletes asynchronously; wait a minute and run "
+            "`rexctl provision` again.",
+        ) from exc
+    return str(resp["ARN"])
 
 
 def create_secret(
