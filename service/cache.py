@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
@@ -345,7 +345,8 @@ class ProductCache:
             finally:
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(self.link.timeout):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        # redis-py types `aclose` only from 8.x on: call it untyped either way.
+                        await cast(Any, pubsub).aclose()
 
     def health(self) -> dict[str, object]:
         remaining = self._near_expires - self._clock() if self._near is not None else 0.0
