@@ -79,56 +79,71 @@ def _drill(
 
     if report is not None and not report.parent.is_dir():
         raise UsageError(f"--report {report}: the directory {report.parent} does not exist.")
+    from rexctl.aws.session import DRILL, LOOK
+    from rexctl.drills.lock import drill_lock
+
     f = get_factory(ctx, json=json, yes=yes)
     cfg = f.config
     options = runner.Options(duration=duration, interval=interval, settle=settle)
-    fault, plan, url = runner.prepare(
-        name, f.aws, cfg, url=url, options=options, yes=f.yes, interactive=ui.interactive()
-    )
-    _show_plan(name, plan.summary, plan.warnings)
-    if not f.yes and not ui.confirm(f"Run the {name} drill now?"):
-        raise UsageError("Nothing was changed.")
-    state = LiveState(drill=name, duration=duration)
-
-    def logs_client(region: str) -> Any:
-        """CloudWatch Logs where the container's awslogs-region says (as `rexctl verify`)."""
-        if not region or region == f.aws.region_name:
-            return f.aws.logs
-        return f.aws_for(region=region, profile=cfg.profile, endpoint_url=cfg.endpoint_url).logs
-
-    sensors = build_sensors(
-        f.aws,
-        cluster=cfg.ecs.cluster,
-        service=cfg.ecs.service,
-        container=cfg.ecs.container,
-        url=url,
-        logs_client=logs_client,
-    )
     target = {
         "region": cfg.region or f.aws.region_name,
         "profile": cfg.profile,
         "endpoint_url": cfg.endpoint_url or os.environ.get("AWS_ENDPOINT_URL", ""),
     }
-    with ui.live(lambda: ui.text("\n".join(state.lines()))) as refresh:
 
-        def sink(kind: str, data: Any) -> None:
-            if kind == "signal":
-                ui.warn(f"{data}: stopping; the fault is undone first (this is not interruptible).")
-            state.update(kind, data)
-            refresh()
-
-        course = runner.Course(
-            sensors=sensors,
-            state_dir=cfg.state_dir,
-            aws_target=target,
-            url=url,
-            options=options,
-            sink=sink,
+    def clients(patience: Any, region: str = cfg.region) -> Any:
+        return f.aws_for(
+            region=region, profile=cfg.profile, endpoint_url=cfg.endpoint_url, patience=patience
         )
-        try:
-            record = runner.run(fault, plan, course)
-        finally:
-            sensors.close()
+
+    # Held from the check for unrestored journals to the end of the restore: two drills started
+    # together cannot both run, and `chaos restore` cannot undo this one while it runs.
+    with drill_lock(cfg.state_dir, f"rexctl chaos {name}"):
+        fault, plan, url = runner.prepare(
+            name, clients(DRILL), cfg, url=url, options=options, yes=f.yes,
+            interactive=ui.interactive(),
+        )  # fmt: skip
+        _show_plan(name, plan.summary, plan.warnings)
+        if not f.yes and not ui.confirm(f"Run the {name} drill now?"):
+            raise UsageError("Nothing was changed.")
+        state = LiveState(drill=name, duration=duration)
+        looks = clients(LOOK)
+
+        def logs_client(region: str) -> Any:
+            """CloudWatch Logs where the container's awslogs-region says (as `rexctl verify`)."""
+            if not region or region == looks.region_name:
+                return looks.logs
+            return clients(LOOK, region).logs
+
+        sensors = build_sensors(
+            looks,
+            cluster=cfg.ecs.cluster,
+            service=cfg.ecs.service,
+            container=cfg.ecs.container,
+            url=url,
+            logs_client=logs_client,
+        )
+        with ui.live(lambda: ui.text("\n".join(state.lines()))) as refresh:
+
+            def sink(kind: str, data: Any) -> None:
+                if kind == "signal":
+                    ui.warn(f"{data}: stopping; the fault is undone first (not interruptible).")
+                state.update(kind, data)
+                refresh()
+
+            course = runner.Course(
+                sensors=sensors,
+                state_dir=cfg.state_dir,
+                aws_target=target,
+                url=url,
+                options=options,
+                sink=sink,
+                sandbox=f.sandbox_record(),
+            )
+            try:
+                record = runner.run(fault, plan, course)
+            finally:
+                sensors.close()
     _finish(record, report, f.json)
 
 
@@ -245,47 +260,111 @@ def restore(
     json: JsonOption = False,
     yes: YesOption = False,
 ) -> None:
-    """Undo every drill whose journal is not marked restored, from the journal alone."""
+    """Undo every drill whose journal is not marked restored, from the journal alone.
+
+    A journal whose sandbox is gone is marked void (what it changed went with the sandbox). A
+    damaged journal is restored from what can be read of it.
+    """
+    from rexctl.aws.session import DRILL
+    from rexctl.drills import journal as journal_mod
     from rexctl.drills import runner
     from rexctl.drills.faults import make_fault
+    from rexctl.drills.lock import drill_lock
 
     f = get_factory(ctx, json=json, yes=yes)
-    state_dir = f.config.state_dir
-    pending = runner.pending_journals(state_dir, drill)
-    if not pending:
-        ui.success(f"Nothing to restore: every drill journal in {state_dir} is restored.")
-        if f.json:
-            ui.print_json([])
-        return
-    for j in pending:
-        ui.info(f"Drill {j.id} ({j.status}) changed, and restoring undoes:")
-        for line in j.summary:
-            ui.info(f"  - {line}")
-    if not f.yes:
-        if not ui.interactive():
-            raise UsageError("`rexctl chaos restore` changes AWS resources: pass --yes.")
-        if not ui.confirm(f"Undo {len(pending)} drill(s) now?"):
-            raise UsageError("Nothing was changed.")
-    outcomes = runner.restore_pending(
-        pending,
-        lambda j: make_fault(
-            j.drill,
-            f.aws_for(
-                profile=j.aws.get("profile", ""),
-                region=j.aws.get("region", ""),
-                endpoint_url=j.aws.get("endpoint_url", ""),
+    state_dir = f.state_dir  # from the settings alone: the sandbox may be gone
+    with drill_lock(state_dir, "rexctl chaos restore"):
+        pending = runner.pending_journals(state_dir, drill)
+        # A sandbox that died took what the drill changed with it: void, no AWS, no question.
+        voided = [
+            runner.RestoreOutcome(j, runner.RestoreResult(True, 0, void=reason))
+            for j in pending
+            if (reason := runner.void_if_sandbox_gone(j, state_dir))
+        ]
+        pending = [j for j in pending if j.status != journal_mod.VOID]
+        if not pending:
+            if not voided:
+                ui.success(f"Nothing to restore: every drill journal in {state_dir} is restored.")
+            _render_restores(voided, f.json)
+            return
+        for j in pending:
+            if j.damage:
+                ui.warn(journal_mod.damage_text(j))
+            ui.info(f"Drill {j.id} ({j.status}) changed, and restoring undoes:")
+            for line in j.summary or ["(the journal does not say; what it recorded is used)"]:
+                ui.info(f"  - {line}")
+        if not f.yes:
+            if not ui.interactive():
+                raise UsageError("`rexctl chaos restore` changes AWS resources: pass --yes.")
+            if not ui.confirm(f"Undo {len(pending)} drill(s) now?"):
+                raise UsageError("Nothing was changed.")
+        outcomes = runner.restore_pending(
+            pending,
+            lambda j: make_fault(
+                j.drill,
+                f.aws_for(
+                    profile=j.aws.get("profile", ""),
+                    region=j.aws.get("region", ""),
+                    endpoint_url=j.aws.get("endpoint_url", ""),
+                    patience=DRILL,
+                    sandbox=bool(j.sandbox) or None,
+                ),
             ),
-        ),
-        state_dir,
-        on_signal=lambda name: ui.warn(f"{name}: ignored until the restore is done."),
-    )
-    _render_restores(outcomes, f.json)
+            state_dir,
+            on_signal=lambda name: ui.warn(f"{name}: ignored until the restore is done."),
+        )
+    _render_restores(voided + outcomes, f.json)
+
+
+@chaos_app.command("discard")
+def discard(
+    ctx: typer.Context,
+    drill_id: Annotated[str, typer.Argument(help="The drill id (`rexctl chaos list`).")],
+    json: JsonOption = False,
+    yes: YesOption = False,
+) -> None:
+    """Set aside a journal that cannot be restored, e.g. a damaged one: it stops blocking new
+    drills. Nothing is undone: what it changed stays in place (the command lists it first).
+
+    The file moves to <state_dir>/drills/discarded/, where it is kept for the record.
+    """
+    from rexctl.drills import journal as journal_mod
+    from rexctl.drills import runner
+    from rexctl.drills.lock import drill_lock
+
+    f = get_factory(ctx, json=json, yes=yes)
+    state_dir = f.state_dir
+    with drill_lock(state_dir, "rexctl chaos discard"):
+        (journal,) = runner.pending_journals(state_dir, drill_id)
+        staying = runner.left_in_place(journal)
+        if journal.damage:
+            ui.warn(journal_mod.damage_text(journal))
+        ui.warn(
+            f"Discarding {journal.id} undoes nothing: rexctl stops warning about it and lets "
+            "new drills start. What it recorded stays as it is:"
+        )
+        for line in staying:
+            ui.info(f"  - {line}")
+        if not f.yes:
+            if not ui.interactive():
+                raise UsageError("`rexctl chaos discard` needs a confirmation: pass --yes.")
+            if not ui.confirm(f"Discard {journal.id}?"):
+                raise UsageError("Nothing was changed.")
+        moved = runner.discard(state_dir, journal)
+    if f.json:
+        ui.print_json({"id": journal.id, "moved_to": str(moved), "left_in_place": staying})
+    else:
+        ui.success(f"Discarded {journal.id}: its journal is now {moved} (kept for the record).")
 
 
 def _render_restores(outcomes: list[RestoreOutcome], as_json: bool) -> None:
     if as_json:
         ui.print_json([o.to_dict() for o in outcomes])
-    else:
+    elif outcomes:
+
+        def result(o: RestoreOutcome) -> str:
+            return "void" if o.result.void else "restored" if o.result.ok else "failed"
+
         ui.show(
             ui.table(
                 ["drill", "id", "result", "detail"],
@@ -293,46 +372,75 @@ def _render_restores(outcomes: list[RestoreOutcome], as_json: bool) -> None:
                     (
                         o.journal.drill,
                         o.journal.id,
-                        "restored" if o.result.ok else "failed",
-                        "; ".join(o.result.drift or o.result.errors[-1:]),
+                        result(o),
+                        o.result.void or "; ".join(o.result.drift or o.result.errors[-1:]),
                     )
                     for o in outcomes
                 ],
                 title="Restore",
-                styles={"restored": "green", "failed": "bold red"},
+                styles={"restored": "green", "void": "green", "failed": "bold red"},
             )
         )
     failed = [o for o in outcomes if not o.result.ok]
     for o in failed[:-1]:
-        ui.error(f"{o.journal.drill} ({o.journal.id}) is still in place. Undo it by hand:")
-        for cmd in o.result.manual_undo:
-            ui.info(f"  {cmd}")
+        message, hint = _still_in_place(o)
+        ui.error(message)
+        ui.info(hint)
     if failed:
-        last = failed[-1]
-        raise AwsError(
-            f"{last.journal.drill} ({last.journal.id}) is still in place. Undo it by hand:",
-            hint="\n".join(f"  {cmd}" for cmd in last.result.manual_undo) or None,
+        message, hint = _still_in_place(failed[-1])
+        raise AwsError(message, hint=hint)
+
+
+def _still_in_place(o: RestoreOutcome) -> tuple[str, str]:
+    """The error for a journal the restore could not settle, and what to do about it."""
+    j, result = o.journal, o.result
+    why = result.errors[-1] if result.errors else "no detail"
+    message = f"{j.drill or 'A drill'} ({j.id}) may still be in place: {why}."
+    steps = [f"  {cmd}" for cmd in result.manual_undo]
+    if steps:
+        steps.insert(0, "Undo it by hand:")
+    if j.damage or j.partial or j.newer or not result.manual_undo:
+        steps.append(
+            f"Once what it changed is undone (or you decide to leave it), "
+            f"`rexctl chaos discard {j.id}` sets the journal aside."
         )
+    return message, "\n".join(steps)
 
 
 @chaos_app.command("list")
 def list_journals(ctx: typer.Context, json: JsonOption = False) -> None:
-    """Show the drill journals and whether each is restored."""
+    """Show the drill journals: whether each is restored, and what is wrong with a damaged one."""
     from rexctl.drills import journal
 
     f = get_factory(ctx, json=json)
-    journals = journal.list_journals(f.config.state_dir)
+    state_dir = f.state_dir
+    journals = journal.list_journals(state_dir)
     if f.json:
-        ui.print_json([j.to_dict() for j in journals])
+        ui.print_json([{**j.to_dict(), "path": str(j.path)} for j in journals])
         return
     ui.show(
         ui.table(  # the id names the drill and when it started; keep it on one line
             ["id", "status", "restored at"],
-            [(j.id, j.status, j.restored_at[:19].replace("T", " ") or "-") for j in journals],
-            title=f"Drill journals in {journal.drills_dir(f.config.state_dir)}",
-            styles={"restored": "green", "pending": "yellow", "restore-failed": "bold red"},
+            [(j.id, "damaged" if j.damage else j.status, _when(j.restored_at)) for j in journals],
+            title=f"Drill journals in {journal.drills_dir(state_dir)}",
+            styles={
+                "restored": "green",
+                "void": "green",
+                "pending": "yellow",
+                "restore-failed": "bold red",
+                "damaged": "bold red",
+            },
         )
     )
+    for j in journals:
+        if j.damage:
+            ui.warn(journal.damage_text(j))
+        elif j.void_reason:
+            ui.info(f"{j.id} is void: {j.void_reason}.")
+
+
+def _when(stamp: str) -> str:
+    return stamp[:19].replace("T", " ") or "-"
 
 
 def register(app: typer.Typer) -> None:

@@ -47,13 +47,27 @@ class SandboxState:
     cluster: str
     service: str
     started_at: float
+    instance: str = ""  # a new random id each time a daemon starts: what a drill journal names
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SandboxState:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        optional = {"instance"}  # absent from the state.json of an earlier rexctl
+        return cls(
+            **{k: data[k] for k in cls.__dataclass_fields__ if k in data or k not in optional}
+        )
+
+    def record(self) -> dict[str, str]:
+        """What a drill journal keeps of the sandbox it ran against (see `gone`)."""
+        return {
+            "dir": self.dir,
+            "instance": self.instance,
+            "pid": str(self.pid),
+            "started_at": repr(self.started_at),
+            "endpoint_url": self.endpoint_url,
+        }
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,32 @@ class TaskInfo:
 @dataclass(frozen=True)
 class Runtime:
     tasks: list[TaskInfo] = field(default_factory=list)
+
+
+def gone(record: dict[str, str]) -> str:
+    """Why the sandbox a drill journal names no longer exists ('' while it runs).
+
+    The sandbox's AWS lives in its daemon's memory: once that daemon is gone (stopped, killed,
+    the machine rebooted), so is every resource a drill changed in it, and a sandbox started
+    since in the same directory is another one (another `instance`).
+    """
+    directory = Path(record.get("dir", ""))
+    if not record.get("dir"):
+        return ""
+    state = read_state(directory)
+    if state is None or not is_daemon(state.pid, directory):
+        return f"the sandbox in {directory} that the drill ran against is no longer running"
+    same = (
+        state.instance == record.get("instance")
+        if record.get("instance")
+        else repr(state.started_at) == record.get("started_at")
+    )
+    if not same:
+        return (
+            f"the sandbox in {directory} that the drill ran against was stopped; the one "
+            "running there now was started since and never had the drill's changes"
+        )
+    return ""
 
 
 def write_json(path: Path, data: Any) -> None:
