@@ -104,8 +104,12 @@ def _drill(
             interactive=ui.interactive(),
         )  # fmt: skip
         _show_plan(name, plan.summary, plan.warnings)
-        if not f.yes and not ui.confirm(f"Run the {name} drill now?"):
-            raise UsageError("Nothing was changed.")
+        _confirm(
+            f.yes,
+            f"Run the {name} drill now?",
+            f"`rexctl chaos {name}` changes AWS resources and there is no terminal to confirm "
+            "it: pass --yes.",
+        )
         state = LiveState(drill=name, duration=duration)
         looks = clients(LOOK)
 
@@ -145,6 +149,16 @@ def _drill(
             finally:
                 sensors.close()
     _finish(record, report, f.json)
+
+
+def _confirm(yes: bool, question: str, no_terminal: str) -> None:
+    """--yes, or a yes on a terminal; else UsageError (exit 2), and nothing was changed."""
+    if yes:
+        return
+    if not ui.interactive():
+        raise UsageError(no_terminal)
+    if not ui.confirm(question):
+        raise UsageError("Nothing was changed.")
 
 
 def _show_plan(name: str, summary: list[str], warnings: list[str]) -> None:
@@ -293,11 +307,11 @@ def restore(
             ui.info(f"Drill {j.id} ({j.status}) changed, and restoring undoes:")
             for line in j.summary or ["(the journal does not say; what it recorded is used)"]:
                 ui.info(f"  - {line}")
-        if not f.yes:
-            if not ui.interactive():
-                raise UsageError("`rexctl chaos restore` changes AWS resources: pass --yes.")
-            if not ui.confirm(f"Undo {len(pending)} drill(s) now?"):
-                raise UsageError("Nothing was changed.")
+        _confirm(
+            f.yes,
+            f"Undo {len(pending)} drill(s) now?",
+            "`rexctl chaos restore` changes AWS resources: pass --yes.",
+        )
         outcomes = runner.restore_pending(
             pending,
             lambda j: make_fault(
@@ -345,11 +359,11 @@ def discard(
         )
         for line in staying:
             ui.info(f"  - {line}")
-        if not f.yes:
-            if not ui.interactive():
-                raise UsageError("`rexctl chaos discard` needs a confirmation: pass --yes.")
-            if not ui.confirm(f"Discard {journal.id}?"):
-                raise UsageError("Nothing was changed.")
+        _confirm(
+            f.yes,
+            f"Discard {journal.id}?",
+            "`rexctl chaos discard` needs a confirmation: pass --yes.",
+        )
         moved = runner.discard(state_dir, journal)
     if f.json:
         ui.print_json({"id": journal.id, "moved_to": str(moved), "left_in_place": staying})
