@@ -385,6 +385,7 @@ def report_cmd(
             help="A drill id (every drill keeps its record in <state_dir>/records/<id>.json), "
             "or a record file (what --report writes). Several: one page with each drill.",
             show_default=False,
+            metavar="RECORD",
         ),
     ],
     html: Annotated[
