@@ -7,10 +7,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from rexctl.sandbox.state import sandbox_dir
+from tests.browser import open_page
 
 EXPECTED = [
     ("setup", "sandbox up"),
@@ -26,8 +28,9 @@ EXPECTED = [
 
 @pytest.mark.e2e
 def test_rehearse_passes_every_step_and_explains_break_sg(tmp_path: Path) -> None:
+    page = tmp_path / "rehearsal.html"
     proc = subprocess.run(
-        [sys.executable, "-m", "rexctl", "rehearse", "--json"],
+        [sys.executable, "-m", "rexctl", "rehearse", "--json", "--report-html", str(page)],
         cwd=tmp_path,
         env={**os.environ, "REXCTL_DEBUG": ""},
         capture_output=True,
@@ -56,6 +59,42 @@ def test_rehearse_passes_every_step_and_explains_break_sg(tmp_path: Path) -> Non
     assert not (sandbox_dir(tmp_path) / "daemon.pid").exists()
     assert not (tmp_path / "rexctl.toml").exists(), "the user's rexctl.toml is never written"
     assert working_in(tmp_path) == []
+    # The report, as a person sees it: opened from disk in a real browser.
+    kept = sorted((sandbox_dir(tmp_path) / "state" / "records").glob("*.json"))
+    assert_report_in_browser(page, [json.loads(p.read_text()) for p in kept], tmp_path)
+
+
+def assert_report_in_browser(page: Path, records: list[dict[str, Any]], tmp_path: Path) -> None:
+    """The rehearsal's page in headless chromium: the DOM holds each drill's chart (a point per
+    answer, the fault window, the restore) and verdict; the screenshot is not blank and shows
+    the chart's colours; in dark mode the page is dark."""
+    assert [r["drill"] for r in records] == ["break-sg", "break-nacl", "wrong-host"]
+    light = open_page(page, tmp_path / "light.png", size=(1280, 4200))
+    dom = light.dom
+    assert dom.count('<svg class="timeline"') == 3
+    sections = dom.split('<section class="drill" ')[1:]
+    for rec, section in zip(records, sections, strict=True):
+        chart = section[section.index('<svg class="timeline"') : section.index("</svg>")]
+        assert chart.count('class="pt pt-') == len(rec["observations"]["answers"]), rec["drill"]
+        assert '<g class="fault-window">' in chart and '<g class="mark-restored">' in chart
+        for check in rec["verdict"]["checks"]:
+            assert (
+                f'<td class="check">{check["name"]}</td><td><span class="badge '
+                f'{"warn" if check["status"] == "not observed" else "ok"}">{check["status"]}<'
+            ) in section
+    assert "@media print{" in dom and "@media (prefers-color-scheme:dark)" in dom
+    shot = light.screenshot
+    colours = shot.colours()
+    assert shot.background() == (255, 255, 255)
+    assert len(colours) > 200, "the screenshot is nearly blank"
+    painted = sum(n for c, n in colours.items() if c != (255, 255, 255))
+    assert painted > 0.05 * shot.width * shot.height, f"only {painted} pixels are not white"
+    assert colours[(0x09, 0x69, 0xDA)] > 0, "no answer from the cache is drawn"
+    assert colours[(0xC2, 0x41, 0x0C)] > 0, "no answer from the database is drawn"
+    assert colours[(0xDA, 0xFB, 0xE1)] > 0, "no 'passed' badge"
+    dark = open_page(page, tmp_path / "dark.png", size=(1280, 1600), dark=True).screenshot
+    assert dark.background() == (0x0D, 0x11, 0x17)
+    assert dark.colours()[(0x44, 0x93, 0xF8)] > 0, "no answer from the cache is drawn"
 
 
 def working_in(directory: Path) -> list[str]:
