@@ -71,7 +71,7 @@ figure.chart{margin:16px 0;padding:14px 14px 10px;border:1px solid var(--border)
 border-radius:10px;background:var(--bg)}
 figure.chart figcaption{font-size:13px;color:var(--muted);margin-top:6px}
 svg.timeline{display:block;width:100%;height:auto}
-svg.timeline text{font:12px system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;
+svg.timeline text{font:13px system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;
 fill:var(--muted)}
 svg.timeline .axis-label{fill:var(--fg);font-weight:600}
 .grid{stroke:var(--grid);stroke-width:1}.grid-minor{stroke:var(--grid-minor)}

@@ -328,7 +328,8 @@ def _facts(record: dict[str, Any], obs: dict[str, Any]) -> str:
         out.append(_fact("restore", "not needed", "nothing was changed"))
     elif restore.get("ok"):
         n = restore.get("attempts")
-        out.append(_fact("restore", "confirmed", f"by AWS, attempt {_e(n)}", "ok"))
+        detail = "by AWS" if n == 1 else f"by AWS, attempt {_e(n)}"
+        out.append(_fact("restore", "confirmed", detail, "ok"))
     else:
         out.append(_fact("restore", "FAILED", "undo it by hand (below)", "bad"))
     out.append("</div>")
