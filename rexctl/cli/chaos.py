@@ -395,14 +395,16 @@ def report_cmd(
 ) -> None:
     """Draw a drill's record again: the HTML page (--html FILE), or its verdict table."""
     from rexctl.drills import records
+    from rexctl.drills.journal import default_state_dir
     from rexctl.sandbox.rehearse import drill_state_dir
     from rexctl.sandbox.state import sandbox_dir
 
     if html is not None:
         records.check_output("--html", html)
     f = get_factory(ctx)
-    # The user's drills, then the rehearsal's (`rexctl rehearse` keeps its drills apart).
-    state_dirs = [f.config.state_dir, drill_state_dir(sandbox_dir(Path.cwd()))]
+    # The user's drills, then the rehearsal's (`rexctl rehearse` keeps its drills apart). Read
+    # as the journals' warning reads it: a record file draws even if rexctl.toml is broken.
+    state_dirs = [default_state_dir(f.opts.config), drill_state_dir(sandbox_dir(Path.cwd()))]
     loaded = [records.load(ref, state_dirs) for ref in record]
     if html is None:
         for path, data in loaded:

@@ -39,6 +39,7 @@ def files_in(directory: Path) -> list[str]:
 
 
 def test_chaos_report_draws_a_report_file(home: Path) -> None:
+    (home / "rexctl.toml").write_text("[ecs\nbroken = ")  # not needed to draw a file
     rec = record(Scenario(), home / "run")
     report = home / "nacl.json"
     report.write_text(records.to_json(rec))
@@ -49,10 +50,14 @@ def test_chaos_report_draws_a_report_file(home: Path) -> None:
     assert "<h1>break-nacl drill: passed</h1>" in html and '<svg class="timeline"' in html
 
 
-def test_chaos_report_by_drill_id_several_on_one_page(home: Path) -> None:
+def test_chaos_report_by_drill_id_several_on_one_page(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     nacl = record(Scenario(), home / "run1")
     sg = record(Scenario(drill="break-sg", log_messages=[]), home / "run2")
-    records.save(nacl, home / "state")  # the user's own drill
+    (home / "rexctl.toml").write_text(f'state_dir = "{home / "mine"}"\n')
+    monkeypatch.delenv("REXCTL_STATE_DIR")
+    records.save(nacl, home / "mine")  # the user's own drill, where rexctl.toml says
     rehearsed = rehearse_mod.drill_state_dir(home / ".rexctl" / "sandbox")
     records.save(sg, rehearsed)  # a drill of `rexctl rehearse` in this directory
     result = invoke("chaos", "report", nacl["id"], sg["id"], "--html", str(home / "both.html"))
