@@ -88,6 +88,7 @@ svg.timeline .mark-restored text{fill:var(--restored);font-weight:600}
 svg.timeline .mark-failed text{fill:var(--bad);font-weight:600}
 .mark-cache-again circle{fill:none;stroke:var(--cache);stroke-width:1.8}
 svg.timeline .mark-cache-again text{fill:var(--cache);font-weight:600}
+svg.timeline g text{paint-order:stroke;stroke:var(--bg);stroke-width:4px;stroke-linejoin:round}
 .log-tick{fill:var(--log)}
 .running{fill:none;stroke:var(--running);stroke-width:2.2}
 .desired{fill:none;stroke:var(--desired);stroke-width:1.5;stroke-dasharray:4 3}
