@@ -7,7 +7,6 @@ logic lives in `rexctl/drills/`.
 
 from __future__ import annotations
 
-import json as json_mod
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -58,6 +57,14 @@ Report = Annotated[
         "--report", help="Write the whole record (journal, observations, verdict) as JSON."
     ),
 ]
+ReportHtml = Annotated[
+    Path | None,
+    typer.Option(
+        "--report-html",
+        help="Write the drill as one self-contained HTML page (timeline chart, verdict, tasks, "
+        "Redis errors, what was changed and undone); it opens from disk.",
+    ),
+]
 
 
 def _drill(
@@ -71,17 +78,19 @@ def _drill(
     report: Path | None,
     json: bool,
     yes: bool,
+    report_html: Path | None = None,
 ) -> None:
     import os
 
-    from rexctl.drills import runner
+    from rexctl.aws.session import DRILL, LOOK
+    from rexctl.drills import records, runner
+    from rexctl.drills.lock import drill_lock
     from rexctl.drills.observe import LiveState, build_sensors
 
     if report is not None and not report.parent.is_dir():
         raise UsageError(f"--report {report}: the directory {report.parent} does not exist.")
-    from rexctl.aws.session import DRILL, LOOK
-    from rexctl.drills.lock import drill_lock
-
+    if report_html is not None:
+        records.check_output("--report-html", report_html)
     f = get_factory(ctx, json=json, yes=yes)
     cfg = f.config
     options = runner.Options(duration=duration, interval=interval, settle=settle)
@@ -148,7 +157,7 @@ def _drill(
                 record = runner.run(fault, plan, course)
             finally:
                 sensors.close()
-    _finish(record, report, f.json)
+    _finish(record, report, f.json, report_html=report_html, state_dir=cfg.state_dir)
 
 
 def _confirm(yes: bool, question: str, no_terminal: str) -> None:
@@ -169,10 +178,16 @@ def _show_plan(name: str, summary: list[str], warnings: list[str]) -> None:
         ui.warn(w)
 
 
-def _finish(record: DrillRecord, report: Path | None, as_json: bool) -> None:
+def _finish(
+    record: DrillRecord,
+    report: Path | None,
+    as_json: bool,
+    *,
+    report_html: Path | None = None,
+    state_dir: Path | None = None,
+) -> None:
     data = record.to_dict()
-    if report is not None:
-        report.write_text(json_mod.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    _keep(data, report, report_html, state_dir)
     if as_json:
         ui.print_json(data)
     else:
@@ -191,6 +206,30 @@ def _finish(record: DrillRecord, report: Path | None, as_json: bool) -> None:
         )
     if record.exit_code:
         raise error_for(record.exit_code, f"The {record.drill} drill {record.outcome}.")
+
+
+def _keep(
+    data: dict[str, Any], report: Path | None, report_html: Path | None, state_dir: Path | None
+) -> None:
+    """The record, kept for `rexctl chaos report`, and the files asked for. The drill is over
+    and its outcome decides the exit code: a file that cannot be written is a warning."""
+    from rexctl.drills import records
+
+    targets: list[tuple[str, Any]] = []
+    if state_dir is not None:
+        targets.append(("record", lambda: records.save(data, state_dir)))
+    if report is not None:
+        targets.append(("--report", lambda: records.write_atomic(report, records.to_json(data))))
+    if report_html is not None:
+        targets.append(("--report-html", lambda: records.write_html(report_html, [data])))
+    for what, write in targets:
+        try:
+            write()
+        except (OSError, ValueError) as exc:
+            ui.warn(f"Could not write the {what} of drill {data.get('id')}: {exc}")
+        else:
+            if what == "--report-html":
+                ui.info(f"The drill's report: {report_html} (open it in a browser).")
 
 
 def _render(record: DrillRecord, data: dict[str, Any]) -> None:
@@ -240,9 +279,10 @@ def _drill_command(name: str, doc: str) -> None:
         report: Report = None,
         json: JsonOption = False,
         yes: YesOption = False,
+        report_html: ReportHtml = None,
     ) -> None:
         _drill(ctx, name, duration=duration, interval=interval, settle=settle, url=url,
-               report=report, json=json, yes=yes)  # fmt: skip
+               report=report, json=json, yes=yes, report_html=report_html)  # fmt: skip
 
     command.__doc__ = doc
     chaos_app.command(name)(command)
@@ -455,6 +495,63 @@ def list_journals(ctx: typer.Context, json: JsonOption = False) -> None:
 
 def _when(stamp: str) -> str:
     return stamp[:19].replace("T", " ") or "-"
+
+
+@chaos_app.command("report")
+def report_cmd(
+    ctx: typer.Context,
+    record: Annotated[
+        list[str],
+        typer.Argument(
+            help="A drill id (every drill keeps its record in <state_dir>/records/<id>.json), "
+            "or a record file (what --report writes). Several: one page with each drill.",
+            show_default=False,
+            metavar="RECORD",
+        ),
+    ],
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Write the drill(s) as one self-contained HTML page here."),
+    ] = None,
+) -> None:
+    """Draw a drill's record again: the HTML page (--html FILE), or its verdict table."""
+    from rexctl.drills import records
+    from rexctl.drills.journal import default_state_dir
+    from rexctl.sandbox.rehearse import drill_state_dir
+    from rexctl.sandbox.state import sandbox_dir
+
+    if html is not None:
+        records.check_output("--html", html)
+    f = get_factory(ctx)
+    # The user's drills, then the rehearsal's (`rexctl rehearse` keeps its drills apart). Read
+    # as the journals' warning reads it: a record file draws even if rexctl.toml is broken.
+    state_dirs = [default_state_dir(f.opts.config), drill_state_dir(sandbox_dir(Path.cwd()))]
+    loaded = [records.load(ref, state_dirs) for ref in record]
+    if html is None:
+        for path, data in loaded:
+            _show_saved(path, data)
+        ui.info("Draw it as a page: `rexctl chaos report ... --html FILE`.")
+        return
+    try:
+        records.write_html(html, [data for _, data in loaded])
+    except OSError as exc:
+        raise UsageError(f"--html {html}: cannot write it: {exc.strerror or exc}.") from None
+    ui.success(f"Wrote {html} ({len(loaded)} drill{'s' if len(loaded) != 1 else ''}).")
+
+
+def _show_saved(path: Path, data: dict[str, Any]) -> None:
+    verdict = data.get("verdict") if isinstance(data.get("verdict"), dict) else None
+    title = f"{data.get('drill')} ({data.get('id')}): {data.get('outcome') or 'no outcome'}"
+    if verdict is None:
+        ui.info(f"{title}. {data.get('error') or 'No verdict.'} (record {path})")
+        return
+    rows = [
+        (str(c.get("name")), str(c.get("status")), "\n".join(map(str, c.get("evidence") or [])))
+        for c in verdict.get("checks") or []
+        if isinstance(c, dict)
+    ]
+    ui.show(ui.table(["check", "result", "evidence"], rows, title=title, styles=ui.VERDICT_STYLES))
+    ui.info(f"Record: {path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -362,6 +363,7 @@ class DrillRun:
         self.obs = self.record.observations
         self.obs.settle_timeout = course.options.settle
         self.t0 = course.clock()
+        self.obs.started_at = datetime.fromtimestamp(course.wall(), UTC).isoformat()
         self.journal: Journal | None = None
         self.start_ms = 0  # wall clock when the fault went in: the log search starts there
         self.interrupted = False
@@ -469,7 +471,9 @@ class DrillRun:
         c, fault, journal = self.c, self.fault, self._journal()
         c.sink("phase", "inject")
         fault.sleep, fault.clock = self.nap, c.clock  # a rollout wait gives up on Ctrl-C
+        self.mark("inject")
         fault.inject(journal, self.save)
+        self.mark("injected")
         journal.manual_undo = fault.manual_undo(journal.changes, c.aws_target)
         journal.note("fault injected")
         self.save()
@@ -510,6 +514,7 @@ class DrillRun:
         c = self.c
         self.fault.sleep = c.sleep
         _emit_quietly(c.sink, "phase", "restore")
+        self.mark("restore")
         result = self.record.restore = restore_with_retry(
             self.fault,
             self._journal(),
@@ -518,6 +523,7 @@ class DrillRun:
             backoff=c.options.restore_backoff,
             sleep=c.sleep,
         )
+        self.mark("restored")
         _emit_quietly(c.sink, "restored", result)
         return result
 
@@ -610,6 +616,10 @@ class DrillRun:
 
     def since(self) -> float:
         return round(self.c.clock() - self.t0, 3)
+
+    def mark(self, turn: str) -> None:
+        """When the course took a turn (the report draws the fault window from these)."""
+        self.obs.marks[turn] = self.since()
 
     def nap(self, seconds: float) -> None:
         """Sleep that gives up when a stop is requested (checked at least every 0.2 s)."""

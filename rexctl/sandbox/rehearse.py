@@ -37,6 +37,7 @@ class StepResult:
     detail: str
     exit_code: int | None = None
     seconds: float = 0.0
+    data: Any = None  # what the step printed with --json (a drill's: its record)
 
     def to_dict(self) -> dict[str, Any]:
         return {"step": self.step, "name": self.name, "status": self.status, "detail": self.detail}
@@ -388,6 +389,7 @@ def rehearse(
             ok, detail = spec.judge(outcome)
             step = StepResult(spec.step, spec.name, PASSED if ok else FAILED, detail,
                               outcome.code, clock() - t0)  # fmt: skip
+            step.data = outcome.data
             result.steps.append(step)
             on_step(step, label)
             if not ok and spec.essential:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from rexctl.sandbox.state import sandbox_dir
+from tests.browser import open_page
 
 EXPECTED = [
     ("setup", "sandbox up"),
@@ -52,8 +53,9 @@ def rehearse(directory: Path, *options: str) -> tuple[subprocess.CompletedProces
 @pytest.mark.e2e
 def test_rehearse_passes_every_step_and_explains_break_sg(tmp_path: Path) -> None:
     """Two rehearsals in one directory, and between them the sandbox dies mid-drill (issue 11:
-    that wedged every later rehearsal)."""
-    proc, steps = rehearse(tmp_path, "--keep")
+    that wedged every later rehearsal). The first one's report is opened in a real browser."""
+    page = tmp_path / "rehearsal.html"
+    proc, steps = rehearse(tmp_path, "--keep", "--report-html", str(page))
     assert steps[0]["detail"].startswith("started;")
     break_sg = next(s for s in steps if s["name"] == "chaos break-sg")
     assert "fault not observed" in break_sg["detail"]
@@ -61,6 +63,9 @@ def test_rehearse_passes_every_step_and_explains_break_sg(tmp_path: Path) -> Non
     break_nacl = next(s for s in steps if s["name"] == "chaos break-nacl")
     assert "logs show Redis error: passed" in break_nacl["detail"]
     assert "The sandbox is still running (--keep)" in proc.stderr
+    # The report, as a person sees it: opened from disk in a real browser.
+    kept = sorted((sandbox_dir(tmp_path) / "state" / "records").glob("*.json"))
+    assert_report_in_browser(page, [json.loads(p.read_text()) for p in kept], tmp_path)
 
     killed_mid_drill(tmp_path)
 
@@ -72,6 +77,39 @@ def test_rehearse_passes_every_step_and_explains_break_sg(tmp_path: Path) -> Non
     assert not (sandbox_dir(tmp_path) / "daemon.pid").exists()
     assert not (tmp_path / "rexctl.toml").exists(), "the user's rexctl.toml is never written"
     assert working_in(tmp_path) == []
+
+
+def assert_report_in_browser(page: Path, records: list[dict[str, Any]], tmp_path: Path) -> None:
+    """The rehearsal's page in headless chromium: the DOM holds each drill's chart (a point per
+    answer, the fault window, the restore) and verdict; the screenshot is not blank and shows
+    the chart's colours; in dark mode the page is dark."""
+    assert [r["drill"] for r in records] == ["break-sg", "break-nacl", "wrong-host"]
+    light = open_page(page, tmp_path / "light.png", size=(1280, 4200))
+    dom = light.dom
+    assert dom.count('<svg class="timeline"') == 3
+    sections = dom.split('<section class="drill" ')[1:]
+    for rec, section in zip(records, sections, strict=True):
+        chart = section[section.index('<svg class="timeline"') : section.index("</svg>")]
+        assert chart.count('class="pt pt-') == len(rec["observations"]["answers"]), rec["drill"]
+        assert '<g class="fault-window">' in chart and '<g class="mark-restored">' in chart
+        for check in rec["verdict"]["checks"]:
+            assert (
+                f'<td class="check">{check["name"]}</td><td><span class="badge '
+                f'{"warn" if check["status"] == "not observed" else "ok"}">{check["status"]}<'
+            ) in section
+    assert "@media print{" in dom and "@media (prefers-color-scheme:dark)" in dom
+    shot = light.screenshot
+    colours = shot.colours()
+    assert shot.background() == (255, 255, 255)
+    assert len(colours) > 200, "the screenshot is nearly blank"
+    painted = sum(n for c, n in colours.items() if c != (255, 255, 255))
+    assert painted > 0.05 * shot.width * shot.height, f"only {painted} pixels are not white"
+    assert colours[(0x09, 0x69, 0xDA)] > 0, "no answer from the cache is drawn"
+    assert colours[(0xC2, 0x41, 0x0C)] > 0, "no answer from the database is drawn"
+    assert colours[(0xDA, 0xFB, 0xE1)] > 0, "no 'passed' badge"
+    dark = open_page(page, tmp_path / "dark.png", size=(1280, 1600), dark=True).screenshot
+    assert dark.background() == (0x0D, 0x11, 0x17)
+    assert dark.colours()[(0x44, 0x93, 0xF8)] > 0, "no answer from the cache is drawn"
 
 
 def killed_mid_drill(cwd: Path) -> None:

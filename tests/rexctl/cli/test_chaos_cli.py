@@ -187,7 +187,10 @@ FAST = ["--duration", "2", "--interval", "0.2", "--settle", "15", "--yes"]
 def test_break_nacl_passes_against_the_bundled_service(stack: Stack, network: Network) -> None:
     before = stack.acl()
     report = stack.tmp / "report.json"
-    result = stack.invoke("chaos", "break-nacl", *FAST, "--report", str(report))
+    page = stack.tmp / "report.html"
+    result = stack.invoke(
+        "chaos", "break-nacl", *FAST, "--report", str(report), "--report-html", str(page)
+    )
     assert result.exit_code == 0, result.output
     assert network.cuts == 1
     assert stack.acl() == before
@@ -205,6 +208,13 @@ def test_break_nacl_passes_against_the_bundled_service(stack: Stack, network: Ne
     during = [a for a in data["observations"]["answers"] if a["phase"] == "during"]
     assert during[-1]["source"] == "db"
     assert [j.status for j in stack.journals()] == ["restored"]
+    # The drill keeps its record (what --report wrote) for `rexctl chaos report`, and its page.
+    kept = stack.state_dir / "records" / f"{data['id']}.json"
+    assert json.loads(kept.read_text()) == data
+    html = page.read_text()
+    assert f"The drill's report: {page} (open it in a browser)." in result.stderr
+    assert '<svg class="timeline"' in html and '<g class="fault-window">' in html
+    assert html.count('<td class="check">') == 4
 
 
 def test_break_sg_is_not_observed_and_says_why(stack: Stack, network: Network) -> None:

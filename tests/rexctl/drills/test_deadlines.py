@@ -312,18 +312,17 @@ def test_the_lock_dies_with_its_process(tmp_path: Path) -> None:
         "with drill_lock(Path(sys.argv[1]), 'rexctl chaos break-nacl'):\n"
         "    print('held', flush=True); time.sleep(60)\n"
     )
-    holder = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        with pytest.raises(StateError) as err, drill_lock(tmp_path, "rexctl chaos break-sg"):
-            pass
-        assert f"rexctl chaos break-nacl (pid {holder.pid} on " in err.value.message
-        holder.kill()
-        holder.wait(10)
-        with drill_lock(tmp_path, "rexctl chaos break-sg"):
-            pass
-    finally:
-        holder.kill()
-        holder.wait(10)
+    ) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+            with pytest.raises(StateError) as err, drill_lock(tmp_path, "rexctl chaos break-sg"):
+                pass
+            assert f"rexctl chaos break-nacl (pid {holder.pid} on " in err.value.message
+            holder.kill()
+            holder.wait(10)
+            with drill_lock(tmp_path, "rexctl chaos break-sg"):
+                pass
+        finally:
+            holder.kill()
