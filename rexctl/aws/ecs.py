@@ -317,6 +317,7 @@ class TaskView:
     stop_code: str
     started_by: str
     group: str = ""
+    exit_code: int | None = None  # the first container's that reported one (a stopped task)
 
     @property
     def id(self) -> str:
@@ -362,6 +363,9 @@ def list_tasks(
                     stop_code=str(t.get("stopCode", "")),
                     started_by=t.get("startedBy", ""),
                     group=t.get("group", ""),
+                    exit_code=next(
+                        (c["exitCode"] for c in t.get("containers", []) if "exitCode" in c), None
+                    ),
                 )
             )
     views.sort(key=lambda v: (v.started_at is None, v.started_at or datetime.min, v.arn))
