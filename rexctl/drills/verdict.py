@@ -324,11 +324,14 @@ def check_cache_again(obs: Observations) -> Check:
 
 
 def fault_seen(obs: Observations) -> bool:
-    """A Redis error was logged, or the answers under the fault stopped coming from the cache."""
+    """A Redis error was logged, an answer under the fault failed (a backend without a timeout
+    hangs and logs nothing: its timeouts are what shows the fault), or the answers under the
+    fault stopped coming from the cache."""
     if obs.logs:
         return True
-    during = [a for a in obs.answers if a.phase == "during" and a.ok]
-    return not during or during[-1].source != "cache"
+    during = [a for a in obs.answers if a.phase == "during"]
+    ok = [a for a in during if a.ok]
+    return len(ok) < len(during) or not ok or ok[-1].source != "cache"
 
 
 @dataclass
