@@ -307,16 +307,21 @@ def check_cache_again(obs: Observations) -> Check:
     if obs.cache_again_after is None:
         after = [a for a in obs.answers if a.phase == "after"]
         seen = _counts([a.source or "-" if a.ok else "failed" for a in after])
+        evidence = [
+            f"no answer came from the cache within {obs.settle_timeout:g}s after the restore",
+            f"{len(after)} answer(s) after the restore: {seen}",
+        ]
+        summary = f"no answer from the cache within {obs.settle_timeout:g} s of the restore"
+        if after and not any(a.ok for a in after):  # the API was down, not the cache unused
+            return Check(
+                name,
+                FAILED,
+                evidence,
+                "no-answer",
+                f"{summary}: {_failed_answers(after, len(after))}",
+            )
         return Check(
-            name,
-            FAILED,
-            [
-                f"no answer came from the cache within {obs.settle_timeout:g}s after the restore",
-                f"{len(after)} answer(s) after the restore: {seen}",
-            ],
-            "never",
-            f"no answer from the cache within {obs.settle_timeout:g} s of the restore "
-            "(the backend does not reconnect to Redis?)",
+            name, FAILED, evidence, "never", f"{summary} (the backend does not reconnect to Redis?)"
         )
     return Check(
         name, PASSED, [f"a cache answer {obs.cache_again_after:.1f}s after the restore"], "ok"

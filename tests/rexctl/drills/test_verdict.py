@@ -231,3 +231,15 @@ def test_live_state_lines() -> None:
         "responses by source: cache: 1, db: 1",
         "tasks running/desired: 2/2 · Redis errors seen: 1",
     ]
+
+
+def test_no_cache_answer_because_every_answer_failed_is_not_a_reconnect_problem() -> None:
+    obs = healthy(cache_again_after=None, settle_timeout=8)
+    obs.answers = [a for a in obs.answers if a.phase != "after"]
+    obs.answers += [Answer(30.0 + i, "after", 503, None, 1.0, "HTTP 503") for i in range(4)]
+    check = judge("break-nacl", obs).checks[-1]
+    assert (check.state, check.summary) == (
+        "no-answer",
+        "no answer from the cache within 8 s of the restore: 4 of 4 answers got HTTP 503",
+    )
+    assert advice.RECONNECT not in judge("break-nacl", obs).advice
