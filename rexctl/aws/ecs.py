@@ -317,7 +317,7 @@ class TaskView:
     stop_code: str
     started_by: str
     group: str = ""
-    exit_code: int | None = None  # the first container's that reported one (a stopped task)
+    exit_codes: dict[str, int] = field(default_factory=dict)  # container -> exitCode (stopped)
 
     @property
     def id(self) -> str:
@@ -363,9 +363,11 @@ def list_tasks(
                     stop_code=str(t.get("stopCode", "")),
                     started_by=t.get("startedBy", ""),
                     group=t.get("group", ""),
-                    exit_code=next(
-                        (c["exitCode"] for c in t.get("containers", []) if "exitCode" in c), None
-                    ),
+                    exit_codes={
+                        c.get("name", ""): c["exitCode"]
+                        for c in t.get("containers", [])
+                        if c.get("exitCode") is not None
+                    },
                 )
             )
     views.sort(key=lambda v: (v.started_at is None, v.started_at or datetime.min, v.arn))

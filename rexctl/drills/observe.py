@@ -81,6 +81,12 @@ class LogLines(list[LogLine]):
     complete: bool = True
 
 
+def container_exit_code(exit_codes: dict[str, int], container: str) -> int | None:
+    """The backend container's exit code (a sidecar may have exited too, or instead); another
+    container's when the backend's reported none."""
+    return exit_codes.get(container, next(iter(exit_codes.values()), None))
+
+
 @dataclass
 class Sensors:
     probe: Callable[[], tuple[int | None, str | None, float, str | None]]  # status, src, ms, err
@@ -140,7 +146,7 @@ def build_sensors(
                 started_at=t.started_at.isoformat() if t.started_at else "",
                 stopped_reason=t.stopped_reason,
                 stop_code=t.stop_code,
-                exit_code=t.exit_code,
+                exit_code=container_exit_code(t.exit_codes, container),
             )
 
         events = [
