@@ -120,7 +120,7 @@ def resolve(
         ) from None
     if not argv or not argv[0]:
         raise UsageError(f"{where} is empty: give the command that starts your backend.")
-    root = (cwd / directory).resolve() if directory else cwd.resolve()
+    root = (cwd / Path(directory).expanduser()).resolve() if directory else cwd.resolve()
     if not root.is_dir():
         what = "is not a directory" if root.exists() else "does not exist"
         raise UsageError(f"{_where(DIR_KEY, sources, config_path)}: {root} {what}.")

@@ -51,6 +51,7 @@ def test_the_command_is_split_like_a_shell_and_runs_in_its_directory(tmp_path: P
     assert b.dir == str(tmp_path / "my app")
     assert b.describe() == f"python3 'server one.py' --port '$PORT' (in {tmp_path / 'my app'})"
     assert resolve("python3 x.py", cwd=tmp_path).dir == str(tmp_path)  # default: cwd
+    assert resolve("python3 x.py", "~").dir == str(Path.home().resolve())
     assert Backend.from_dict(json.loads(json.dumps(b.to_dict()))) == b
 
 
