@@ -30,8 +30,11 @@ def test_a_failed_verdict_prints_its_summary_first_and_the_advice(
                          Plan("break-nacl", [], [], {}))  # fmt: skip
     record.verdict = judge("break-nacl", obs)
     record.outcome, record.exit_code = record.verdict.outcome, record.verdict.exit_code
-    with pytest.raises(CheckFailed, match=r"The break-nacl drill failed\."):
-        _finish(record, None, as_json=False)
+    try:
+        with pytest.raises(CheckFailed, match=r"The break-nacl drill failed\."):
+            _finish(record, None, as_json=False)
+    finally:
+        ui.reset()  # the next test's consoles follow its own streams and width
     out, err = capsys.readouterr()
     assert "2 of 2 answers timed out after 5 s while the ACL denied the cache port" in out
     assert re.search(r"API still works +│ failed +│ 2 of 2 answers timed out after 5 s", out)
