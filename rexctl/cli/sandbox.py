@@ -204,21 +204,14 @@ def rehearse_cmd(
     `rexctl --sandbox ...`, against the bundled service or your backend (--backend-command, read
     as the [app] settings say). Exit 0 only when every step had its expected outcome.
     """
-    from rexctl.config import SETTINGS
     from rexctl.sandbox.rehearse import check_drills, rehearse
 
     f = get_factory(ctx, json=json)
     drills = check_drills(drill or [])
     backend = _backend(ctx, f, backend_command, backend_dir)
-    cfg = f.local_config()
-    app_env = {
-        s.env: str(getattr(cfg.app, s.key.removeprefix("app.")))
-        for s in SETTINGS
-        if s.key.startswith("app.") and s.key != "app.url"
-    }
     result = rehearse(
         Path.cwd(), keep=keep, duration=duration, settle=settle, drills=drills, backend=backend,
-        app_env=app_env, on_step=_progress,
+        app=f.local_config().app, on_step=_progress,
     )  # fmt: skip
     if f.json:
         ui.print_json(result.to_dict())

@@ -29,6 +29,7 @@ from typing import Any
 
 from rexctl.advice import DID_NOT_COME_UP, advice_for
 from rexctl.checks import FAILED, PASSED
+from rexctl.config import SETTINGS, AppConfig
 from rexctl.errors import ExitCode, RexctlError, UsageError
 from rexctl.sandbox import control
 from rexctl.sandbox.backend import Backend
@@ -160,15 +161,25 @@ def unrestored_hint(cwd: Path) -> str:
     )
 
 
-def _env(directory: Path, app: dict[str, str] | None = None) -> dict[str, str]:
+def app_variables(app: AppConfig) -> dict[str, str]:
+    """The user's `[app]` settings as the `REXCTL_APP_*` variables the steps read (how to read
+    their backend); not `app.url`: the steps call the sandbox's load balancer."""
+    return {
+        s.env: str(getattr(app, s.key.removeprefix("app.")))
+        for s in SETTINGS
+        if s.key.startswith("app.") and s.key != "app.url"
+    }
+
+
+def _env(directory: Path, app: AppConfig | None = None) -> dict[str, str]:
     """The user's environment without anything that would point the steps elsewhere, and the
-    user's `[app]` settings (`REXCTL_APP_*`: how to read their backend)."""
+    user's `[app]` settings."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("REXCTL_", "AWS_")) and k not in ("CI",)
     }
-    env.update(app or {})
+    env.update(app_variables(app or AppConfig(url="")))
     env.update(
         AWS_ACCESS_KEY_ID="sandbox",
         AWS_SECRET_ACCESS_KEY="sandbox",
@@ -400,7 +411,7 @@ def rehearse(
     settle: float = 30.0,
     drills: tuple[str, ...] = DRILLS,
     backend: Backend | None = None,
-    app_env: dict[str, str] | None = None,
+    app: AppConfig | None = None,
     on_step: Progress = lambda step, label: None,
     runner: Runner = run_rexctl,
     clock: Callable[[], float] = time.monotonic,
@@ -408,8 +419,8 @@ def rehearse(
     stop: Callable[[Path], object] = control.down,
 ) -> Rehearsal:
     """Bring the sandbox up (or reuse it) with `backend` (default: the bundled service), run
-    every step, judge each; never raises for a step. `app_env` is the `REXCTL_APP_*` variables
-    the steps get (how to read the backend)."""
+    every step, judge each; never raises for a step. `app` is how the steps read the backend
+    (the user's `[app]` settings; default: the guide's)."""
     backend = backend or Backend()
     if start is None:
 
@@ -438,7 +449,7 @@ def rehearse(
                                    f"{how}; app {state.app_url}, AWS {state.endpoint_url}{runs}",
                                    0, clock() - t0))  # fmt: skip
     on_step(result.steps[-1], "[setup] sandbox up")
-    env = _env(directory, app_env)
+    env = _env(directory, app)
     blocked = ""
     try:
         for spec in steps(

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from rexctl import advice
 from rexctl.cli import app
+from rexctl.config import AppConfig
 from rexctl.sandbox.backend import Backend
 from rexctl.sandbox.control import INSTALL_HINT, UpResult
 from rexctl.sandbox.rehearse import (
@@ -157,6 +158,7 @@ def test_only_the_drills_asked_for_run_and_the_advice_ends_the_rehearsal(tmp_pat
     def fake_runner(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> Outcome:
         ran.append(args)
         assert env["REXCTL_APP_SOURCE_HEADER"] == "X-Source"
+        assert env["REXCTL_APP_SOURCE_FIELD"] == "source" and "REXCTL_APP_URL" not in env
         if "break-nacl" in args:
             return failed_drill()
         return Outcome(0, {"path": "x", "settings": {}, "endpoint": "cache:6379"}, "")
@@ -164,7 +166,7 @@ def test_only_the_drills_asked_for_run_and_the_advice_ends_the_rehearsal(tmp_pat
     users = Backend(("node", "server.js"), str(tmp_path))
     result = rehearse(
         tmp_path, runner=fake_runner, drills=check_drills(["break-nacl"]), backend=users,
-        app_env={"REXCTL_APP_SOURCE_HEADER": "X-Source"}, settle=5,
+        app=AppConfig(url="", source_header="X-Source"), settle=5,
         start=lambda cwd: UpResult(state(tmp_path), started=True), stop=lambda cwd: None,
     )  # fmt: skip
     assert [a[a.index("--config") + 2] for a in ran] == [
