@@ -1,9 +1,11 @@
 """The one vocabulary of checks: what `rexctl verify`, the drills and `rexctl rehearse` report.
 
-A check has a name, a status and its evidence (lines a person reads). Verify's checks also carry
-a short machine-readable `state` (cold, warm, ready, no-events, ...). Every report that holds
-checks writes them with `Check.to_dict`, so a reader (rehearse, a script reading `--json`) looks
-at `status` whatever produced them.
+A check has a name, a status and its evidence (lines a person reads). Checks also carry a short
+machine-readable `state` (cold, warm, ready, no-events, timeouts, health-checks, ...), and a
+failed drill check a `summary`: the one sentence that says why ("2 of 2 answers timed out after
+5 s while the ACL denied the cache port"), shown first. Every report that holds checks writes
+them with `Check.to_dict`, so a reader (rehearse, a script reading `--json`) looks at `status`
+whatever produced them.
 """
 
 from __future__ import annotations
@@ -24,16 +26,18 @@ class Check:
     status: str  # PASSED | FAILED | WARNING | NOT_OBSERVED
     evidence: Sequence[str]
     state: str = ""
+    summary: str = ""  # why it failed, in one sentence ('' when the evidence says it all)
 
     @property
     def text(self) -> str:
-        """The evidence as one text, a line each."""
-        return "\n".join(self.evidence)
+        """The summary and the evidence as one text, a line each."""
+        return "\n".join([self.summary, *self.evidence] if self.summary else self.evidence)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "status": self.status,
             "state": self.state,
+            "summary": self.summary,
             "evidence": list(self.evidence),
         }

@@ -82,6 +82,29 @@ def _url(value: str) -> str | None:
     return None
 
 
+def _path(value: str) -> str | None:
+    # An HTTP path on the backend: absolute, and nothing a URL would read otherwise.
+    if not value.startswith("/") or any(c.isspace() or c == "#" or ord(c) < 32 for c in value):
+        return "must be a path starting with / (no spaces, no #)"
+    return None
+
+
+def _phrase(value: str) -> str | None:
+    # Searched as one quoted phrase of a CloudWatch Logs filter pattern, which cannot hold `"`.
+    if '"' in value or value != value.strip() or any(ord(c) < 32 for c in value):
+        return "must be text without double quotes, line breaks or surrounding spaces"
+    return None
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name (RFC 9110 token)
+
+
+def _header(value: str) -> str | None:
+    if not _TOKEN.fullmatch(value):
+        return "must be an HTTP header name such as X-Cache"
+    return None
+
+
 def _region(value: str) -> str | None:
     if value and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", value):
         return "must be an AWS region name such as us-east-1"
@@ -147,7 +170,55 @@ SETTINGS: tuple[Setting, ...] = (
         "ecs.security_groups", list, [], "The service's security groups (written by `rexctl init`)."
     ),
     Setting(
-        "app.url", str, "", "The backend's products URL, e.g. https://<ALB-DNS>/api/products.", _url
+        "app.url",
+        str,
+        "",
+        "The backend's products URL, e.g. https://<ALB-DNS>/api/products; a URL without a path "
+        "gets app.path.",
+        _url,
+    ),
+    Setting("app.path", str, "/api/products", "The products path on the backend.", _path),
+    Setting(
+        "app.source_field",
+        str,
+        "source",
+        "JSON body field that says where an answer came from (db or cache); empty: none.",
+    ),
+    Setting(
+        "app.source_header",
+        str,
+        "X-Cache",
+        "Response header read when the body has no source field (HIT: cache, MISS: db); "
+        "empty: none.",
+        _header,
+    ),
+    Setting("app.health_path", str, "/health", "The backend's health-check path.", _path),
+    Setting(
+        "app.ready_phrase",
+        str,
+        "Redis ready",
+        "Log phrase that means connected to Redis (step 13).",
+        _phrase,
+    ),
+    Setting(
+        "app.error_phrase",
+        str,
+        "Redis error",
+        "Log phrase that means a Redis call failed (steps 13 and 15).",
+        _phrase,
+    ),
+    Setting(
+        "sandbox.backend_command",
+        str,
+        "",
+        "Command line each sandbox task runs (split like a shell's words, not run by one); "
+        "empty: the bundled service.",
+    ),
+    Setting(
+        "sandbox.backend_dir",
+        str,
+        "",
+        "Directory the backend command runs in; empty: the current directory.",
     ),
 )
 
@@ -220,7 +291,35 @@ class EcsConfig:
 
 @dataclass(frozen=True)
 class AppConfig:
+    """What rexctl needs from the backend; the defaults are the guide's."""
+
     url: str
+    path: str = "/api/products"
+    source_field: str = "source"
+    source_header: str = "X-Cache"
+    health_path: str = "/health"
+    ready_phrase: str = "Redis ready"
+    error_phrase: str = "Redis error"
+
+    def products_url(self, url: str = "") -> str:
+        """The URL to call: `url` (an option) or `app.url`; one with no path gets `app.path`
+        (`https://<ALB-DNS>` means `https://<ALB-DNS>/api/products`). '' when neither is set."""
+        url = url or self.url
+        if not url:
+            return ""
+        try:
+            parsed = urlparse(url)
+        except ValueError:  # not a URL: the caller's checks say why
+            return url
+        if parsed.scheme in ("http", "https") and parsed.path in ("", "/"):
+            return parsed._replace(path=self.path).geturl()
+        return url
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    backend_command: str = ""
+    backend_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -234,6 +333,7 @@ class Config:
     app: AppConfig
     path: Path
     file_exists: bool
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     sources: dict[str, str] = field(
         default_factory=dict
     )  # key -> "flag" | "env" | "file" | "default"
@@ -377,6 +477,15 @@ def load(
         )
     if cache.multi_az and cache.replicas < 1:
         raise ConfigError(f"{path}: `cache.multi_az = true` needs `cache.replicas` of 1 or more.")
+    for key in ("app.path", "app.health_path", "app.ready_phrase", "app.error_phrase"):
+        if not values[key]:
+            raise ConfigError(f"{_origin(key, sources, path)}: `{key}` must not be empty.")
+    if not values["app.source_field"] and not values["app.source_header"]:
+        raise ConfigError(
+            f"{path}: `app.source_field` and `app.source_header` are both empty: nothing would "
+            "say whether an answer came from the database or the cache.",
+            hint="Set one of them (the guide's backend sends a `source` field).",
+        )
     return Config(
         region=values["region"],
         profile=values["profile"],
@@ -391,11 +500,31 @@ def load(
             subnets=list(values["ecs.subnets"]),
             security_groups=list(values["ecs.security_groups"]),
         ),
-        app=AppConfig(url=values["app.url"]),
+        app=AppConfig(
+            url=values["app.url"],
+            path=values["app.path"],
+            source_field=values["app.source_field"],
+            source_header=values["app.source_header"],
+            health_path=values["app.health_path"],
+            ready_phrase=values["app.ready_phrase"],
+            error_phrase=values["app.error_phrase"],
+        ),
         path=path,
         file_exists=file_values is not None,
         sources=sources,
+        sandbox=SandboxConfig(
+            backend_command=values["sandbox.backend_command"],
+            backend_dir=values["sandbox.backend_dir"],
+        ),
     )
+
+
+def _origin(key: str, sources: Mapping[str, str], path: Path) -> str:
+    """Where a setting's value came from, as an error message names it."""
+    where = sources.get(key, "file")
+    if where == "env":
+        return f"environment variable {BY_KEY[key].env}"
+    return "flag" if where == "flag" else str(path)
 
 
 def render_toml(values: Mapping[str, Any]) -> str:

@@ -3,11 +3,12 @@ came from (database or cache) and how long it took.
 
 It works against any backend that follows the seed's contract:
 
-- the body is JSON with a `source` field (`"db"` or `"cache"`; the field name is a parameter);
+- the body is JSON with a `source` field (`"db"` or `"cache"`; the field name is `app.source_field`,
+  empty for none);
 - when the body has no such field (or it is not a non-empty string), the `X-Cache` response header
-  decides: a value starting with `HIT` means `cache`, `MISS` means `db`, anything else is kept
-  as given. The body field wins when both are present, because it is the seed's contract and an
-  `X-Cache` header may come from a CDN in front of the backend.
+  (`app.source_header`, empty for none) decides: a value starting with `HIT` means `cache`, `MISS`
+  means `db`, anything else is kept as given. The body field wins when both are present, because
+  it is the seed's contract and an `X-Cache` header may come from a CDN in front of the backend.
 
 A request is OK when it got a 2xx answer whose body is valid JSON. Everything else (connection
 refused, DNS failure, TLS error, timeout, non-2xx, invalid JSON) becomes a short reason in
@@ -173,8 +174,9 @@ def summarize(results: Sequence[ProbeResult]) -> tuple[list[SourceSummary], floa
 
 
 def source_of(body: Any, x_cache: str | None, source_field: str = "source") -> str | None:
-    """Where an answer came from: the body's field if it is a non-empty string, else X-Cache."""
-    if isinstance(body, dict):
+    """Where an answer came from: the body's field if it is a non-empty string, else the source
+    header's value (`x_cache`: X-Cache or the header `app.source_header` names)."""
+    if isinstance(body, dict) and source_field:
         value = body.get(source_field)
         if isinstance(value, str) and value:
             return value
@@ -229,10 +231,12 @@ def probe_once(
     source_field: str = "source",
     timeout: float = 10.0,
     headers: Mapping[str, str] | None = None,
+    source_header: str = "X-Cache",
 ) -> ProbeResult:
     """One GET, given `timeout` seconds as a whole: connect, headers and body together (a
     server that trickles its answer cannot stretch it). Never raises for network or HTTP
-    trouble (see `ProbeResult.error`)."""
+    trouble (see `ProbeResult.error`). `ProbeResult.x_cache` holds the value of
+    `source_header` (None when it is '')."""
     from rexctl.deadline import DeadlineExceeded, within
 
     started_at = time.time()
@@ -240,7 +244,9 @@ def probe_once(
     try:
         return within(
             timeout,
-            lambda: _get(client, url, index, source_field, timeout, headers, started_at, start),
+            lambda: _get(
+                client, url, index, timeout, headers, started_at, start, source_field, source_header
+            ),
             "the request",
         )
     except DeadlineExceeded:
@@ -253,11 +259,12 @@ def _get(
     client: httpx.Client,
     url: str,
     index: int,
-    source_field: str,
     timeout: float,
     headers: Mapping[str, str] | None,
     started_at: float,
     start: float,
+    source_field: str,
+    source_header: str,
 ) -> ProbeResult:
     """The request itself (on `within`'s worker): it stops reading a body once the deadline
     has passed, so a worker the caller gave up on ends soon after too."""
@@ -278,7 +285,7 @@ def _get(
             index, None, None, latency, describe_error(exc, timeout, url), None, started_at
         )
     latency = (time.perf_counter() - start) * 1000
-    x_cache = response.headers.get("x-cache")
+    x_cache = response.headers.get(source_header) if source_header else None
     body: Any = None
     error: str | None = None
     try:
@@ -325,6 +332,19 @@ def check_inputs(url: str, requests: int, concurrency: int, timeout: float) -> N
         )
 
 
+def check_source(source_field: str, source_header: str) -> str:
+    """Refuse a source header that is not a header name, or no way at all to tell db from cache;
+    returns the header."""
+    if source_header and not _TOKEN.fullmatch(source_header):
+        raise UsageError(f"Bad --source-header {source_header!r}: expected a header name.")
+    if not source_field and not source_header:
+        raise UsageError(
+            "--source-field and --source-header are both empty: nothing would say whether an "
+            "answer came from the database or the cache."
+        )
+    return source_header
+
+
 def parse_headers(values: Sequence[str]) -> dict[str, str]:
     """`["Name: value", ...]` as a dict; refuses anything that is not a header line."""
     headers: dict[str, str] = {}
@@ -350,6 +370,7 @@ def run_probe(
     headers: Mapping[str, str] | None = None,
     client: httpx.Client | None = None,
     on_result: Callable[[ProbeResult], None] | None = None,
+    source_header: str = "X-Cache",
 ) -> ProbeReport:
     """Send `requests` GETs (1-based indexes), at most `concurrency` in flight, and summarize.
 
@@ -369,8 +390,9 @@ def run_probe(
 
     def one(index: int) -> ProbeResult:
         return probe_once(
-            use, url, index=index, source_field=source_field, timeout=timeout, headers=headers
-        )
+            use, url, index=index, source_field=source_field, timeout=timeout, headers=headers,
+            source_header=source_header,
+        )  # fmt: skip
 
     results: list[ProbeResult] = []
     try:
@@ -406,15 +428,19 @@ def failure_message(report: ProbeReport) -> str:
     return f"{report.failed} of {len(report.results)} requests failed: {listed}."
 
 
-def notes(report: ProbeReport, source_field: str = "source") -> list[str]:
+def notes(
+    report: ProbeReport, source_field: str = "source", source_header: str = "X-Cache"
+) -> list[str]:
     """Warnings worth printing even when every request succeeded."""
     found = {s.source for s in report.summaries}
     ok = len(report.results) - report.failed
     out: list[str] = []
     if found == {UNKNOWN_SOURCE}:
+        field = f"no {source_field!r} field in the body" if source_field else "no body field read"
+        header = f"no {source_header} header" if source_header else "no header read"
         out.append(
-            f"No answer said where it came from (no {source_field!r} field in the body, no "
-            "X-Cache header): check --source-field."
+            f"No answer said where it came from ({field}, {header}): check --source-field and "
+            "--source-header (app.source_field, app.source_header)."
         )
     elif ok >= 2 and "db" in found and "cache" not in found:
         out.append(

@@ -6,7 +6,8 @@ Three checks, each `passed`, `failed` or `warning` with its evidence:
   progress, or a completed one with fewer tasks running than desired, is a warning; REDIS_ENABLED
   missing or false is a failure: run `rexctl deploy`).
 - logs (step 13): in the container's awslogs group, the task streams (`<prefix>/<container>/`)
-  are searched for `Redis ready` and `Redis error` since the PRIMARY deployment began. Ready (in
+  are searched for `Redis ready` and `Redis error` (`app.ready_phrase`, `app.error_phrase`)
+  since the PRIMARY deployment began. Ready (in
   at least as many streams as the deployment runs tasks) and no error: passed. Ready in fewer
   streams, or ready and errors: warning. Errors and no ready: failed. Neither, or no awslogs
   configuration: warning (nothing proves or disproves it; logs can lag by a minute). A log group
@@ -232,6 +233,8 @@ def check_logs(
     since_ms: int,
     end_ms: int | None = None,
     running: int | None = None,
+    ready_phrase: str = READY_PHRASE,
+    error_phrase: str = ERROR_PHRASE,
 ) -> tuple[Check, LogsFindings | None]:
     """Step 13: `Redis ready` / `Redis error` per task stream since `since_ms`. With `running`
     (the PRIMARY deployment's running tasks), fewer streams with `Redis ready` than that is a
@@ -252,11 +255,11 @@ def check_logs(
     since = iso_ms(since_ms)
     try:
         ready = search_events(
-            logs, group=config.group, stream_prefix=prefix, phrase=READY_PHRASE,
+            logs, group=config.group, stream_prefix=prefix, phrase=ready_phrase,
             start_ms=since_ms, end_ms=end_ms,
         )  # fmt: skip
         errors = search_events(
-            logs, group=config.group, stream_prefix=prefix, phrase=ERROR_PHRASE,
+            logs, group=config.group, stream_prefix=prefix, phrase=error_phrase,
             start_ms=since_ms, end_ms=end_ms,
         )  # fmt: skip
     except LogSearchIncomplete as exc:
@@ -289,7 +292,7 @@ def check_logs(
             _check(
                 "logs",
                 WARNING,
-                f"No `{READY_PHRASE}` or `{ERROR_PHRASE}` in {where} since {since}. The tasks "
+                f"No `{ready_phrase}` or `{error_phrase}` in {where} since {since}. The tasks "
                 "may not have logged yet (logs can lag by a minute), or they run without Redis.",
                 "no-events",
             ),
@@ -300,8 +303,8 @@ def check_logs(
             _check(
                 "logs",
                 WARNING,
-                f"`{READY_PHRASE}` in only {n_ready} task stream(s) of {where} since {since}, "
-                f"no `{ERROR_PHRASE}`; but {running} tasks run, so the others have not logged "
+                f"`{ready_phrase}` in only {n_ready} task stream(s) of {where} since {since}, "
+                f"no `{error_phrase}`; but {running} tasks run, so the others have not logged "
                 "it (yet: logs can lag by a minute).",
                 "some-ready",
             ),
@@ -312,8 +315,8 @@ def check_logs(
             _check(
                 "logs",
                 PASSED,
-                f"`{READY_PHRASE}` in {n_ready} task stream(s) of {where} since {since}, "
-                f"no `{ERROR_PHRASE}`.",
+                f"`{ready_phrase}` in {n_ready} task stream(s) of {where} since {since}, "
+                f"no `{error_phrase}`.",
                 "ready",
             ),
             findings,
@@ -324,7 +327,7 @@ def check_logs(
             _check(
                 "logs",
                 WARNING,
-                f"`{READY_PHRASE}` in {n_ready} task stream(s), but `{ERROR_PHRASE}` "
+                f"`{ready_phrase}` in {n_ready} task stream(s), but `{error_phrase}` "
                 f"{len(errors)} time(s) in {n_error} stream(s) of {where} since {since}; "
                 f"last: {last_error}",
                 "ready-with-errors",
@@ -335,8 +338,8 @@ def check_logs(
         _check(
             "logs",
             FAILED,
-            f"`{ERROR_PHRASE}` {len(errors)} time(s) in {n_error} task stream(s) of {where} "
-            f"since {since} and no `{READY_PHRASE}`: the tasks cannot use the cache (security "
+            f"`{error_phrase}` {len(errors)} time(s) in {n_error} task stream(s) of {where} "
+            f"since {since} and no `{ready_phrase}`: the tasks cannot use the cache (security "
             f"group rule for the port, step 8; REDIS_HOST, step 12). Last: {last_error}",
             "errors-only",
         ),
@@ -344,7 +347,9 @@ def check_logs(
     )
 
 
-def check_probe(report: ProbeReport, source_field: str = "source") -> list[Check]:
+def check_probe(
+    report: ProbeReport, source_field: str = "source", source_header: str = "X-Cache"
+) -> list[Check]:
     """Step 14: every request answered (`api`), and the cache answers after the first (`cache`)."""
     results = sorted(report.results, key=lambda r: r.index)
     total = len(results)
@@ -384,8 +389,10 @@ def check_probe(report: ProbeReport, source_field: str = "source") -> list[Check
             _check(
                 "cache",
                 FAILED,
-                f"The first answer says {source_field}={sources[0] or '(missing)'}, neither "
-                f"`db` nor `cache`: is this the products endpoint (/api/products)?",
+                f"The first answer says {_source_said(source_field, source_header)}="
+                f"{sources[0] or '(missing)'}, neither `db` nor `cache`: is this the products "
+                "endpoint (app.path), and does the backend say where an answer came from "
+                "(app.source_field, app.source_header)?",
                 "unknown-source",
             ),
         ]
@@ -426,6 +433,11 @@ def check_probe(report: ProbeReport, source_field: str = "source") -> list[Check
     return [api, _check("cache", PASSED, evidence, "cold")]
 
 
+def _source_said(source_field: str, source_header: str) -> str:
+    """How the answers were read: `source`, `X-Cache`, or `source/X-Cache`."""
+    return "/".join(x for x in (source_field, source_header) if x) or "source"
+
+
 # ---------------------------------------------------------------------------------------------
 # The whole verification
 
@@ -451,7 +463,8 @@ def verify(
     from rexctl.aws.logs import awslogs_config
 
     cfg.require("ecs.cluster", "ecs.service")
-    url = url or cfg.app.url
+    app = cfg.app
+    url = app.products_url(url)
     if not url:
         raise ConfigError(
             "`app.url` is not set and no --url was given: verify needs the products URL "
@@ -484,6 +497,8 @@ def verify(
         container=container,
         since_ms=to_ms(since_at),
         running=primary.running if primary else None,
+        ready_phrase=app.ready_phrase,
+        error_phrase=app.error_phrase,
     )
     checks.append(logs_check)
 
@@ -492,8 +507,14 @@ def verify(
         from rexctl.probe import run_probe
 
         probe = run_probe
-    report = probe(url, requests=requests, timeout=timeout)
-    checks.extend(check_probe(report))
+    report = probe(
+        url,
+        requests=requests,
+        timeout=timeout,
+        source_field=app.source_field,
+        source_header=app.source_header,
+    )
+    checks.extend(check_probe(report, app.source_field, app.source_header))
     return VerifyReport(
         checks=checks,
         service=f"{cfg.ecs.cluster}/{cfg.ecs.service}",

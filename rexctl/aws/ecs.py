@@ -317,6 +317,7 @@ class TaskView:
     stop_code: str
     started_by: str
     group: str = ""
+    exit_codes: dict[str, int] = field(default_factory=dict)  # container -> exitCode (stopped)
 
     @property
     def id(self) -> str:
@@ -362,6 +363,11 @@ def list_tasks(
                     stop_code=str(t.get("stopCode", "")),
                     started_by=t.get("startedBy", ""),
                     group=t.get("group", ""),
+                    exit_codes={
+                        c.get("name", ""): c["exitCode"]
+                        for c in t.get("containers", [])
+                        if c.get("exitCode") is not None
+                    },
                 )
             )
     views.sort(key=lambda v: (v.started_at is None, v.started_at or datetime.min, v.arn))

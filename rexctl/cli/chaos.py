@@ -135,6 +135,9 @@ def _drill(
             container=cfg.ecs.container,
             url=url,
             logs_client=logs_client,
+            source_field=cfg.app.source_field,
+            source_header=cfg.app.source_header,
+            error_phrase=cfg.app.error_phrase,
         )
         with ui.live(lambda: ui.text("\n".join(state.lines()))) as refresh:
 
@@ -265,6 +268,10 @@ def _render(record: DrillRecord, data: dict[str, Any]) -> None:
         )
     if record.restore is not None and record.restore.ok:
         ui.success(f"Restored and confirmed by AWS (journal {record.id}).")
+    if record.verdict is not None and record.verdict.advice:
+        ui.info("What to change in the backend:")
+        for line in record.verdict.advice:
+            ui.info(f"  - {line}")
 
 
 def _drill_command(name: str, doc: str) -> None:

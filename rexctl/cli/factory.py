@@ -6,10 +6,11 @@ command at moto or the sandbox through the same options a user would pass.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -61,6 +62,13 @@ class Factory:
             cfg = config_mod.load(self.opts.config, flags=flags)
             return replace(cfg, profile="")
         return config_mod.load(self.opts.config, flags=flags)
+
+    def local_config(self, flags: Mapping[str, Any] | None = None) -> config_mod.Config:
+        """The configuration with these command flags, never pointed at a running sandbox (what
+        `sandbox up` and `rehearse` read to start one)."""
+        base = {"region": self.opts.region, "profile": self.opts.profile,
+                "endpoint_url": self.opts.endpoint_url}  # fmt: skip
+        return config_mod.load(self.opts.config, flags={**base, **(flags or {})})
 
     @cached_property
     def state_dir(self) -> Path:

@@ -38,8 +38,25 @@ def probe(
     ] = 1,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.")] = 10.0,
     source_field: Annotated[
-        str, typer.Option("--source-field", help="JSON body field that says db or cache.")
-    ] = "source",
+        str | None,
+        typer.Option(
+            "--source-field",
+            envvar="REXCTL_APP_SOURCE_FIELD",
+            help="JSON body field that says db or cache; '' for none (default: app.source_field, "
+            "source).",
+            show_default=False,
+        ),
+    ] = None,
+    source_header: Annotated[
+        str | None,
+        typer.Option(
+            "--source-header",
+            envvar="REXCTL_APP_SOURCE_HEADER",
+            help="Header read when the body has no source field, HIT/MISS; '' for none "
+            "(default: app.source_header, X-Cache).",
+            show_default=False,
+        ),
+    ] = None,
     header: Annotated[
         list[str] | None,
         typer.Option("--header", "-H", help="Extra request header 'Name: value' (repeatable)."),
@@ -50,13 +67,16 @@ def probe(
     from rexctl import probe as core
 
     factory = get_factory(ctx, json=json)
-    target = url or factory.config.app.url
+    app = factory.config.app
+    target = app.products_url(url or "")
     if not target:
         raise UsageError(
             "No URL to probe.", hint="Pass one, or set app.url in rexctl.toml (REXCTL_APP_URL)."
         )
     core.check_inputs(target, requests, concurrency, timeout)
     headers = core.parse_headers(header or [])
+    field = app.source_field if source_field is None else source_field
+    source = core.check_source(field, app.source_header if source_header is None else source_header)
     done = [0, 0]
     with ui.status(f"Probing {target}: 0/{requests}") as st:
 
@@ -67,13 +87,13 @@ def probe(
 
         report = core.run_probe(
             target, requests=requests, concurrency=concurrency, timeout=timeout,
-            source_field=source_field, headers=headers, on_result=progress,
+            source_field=field, headers=headers, on_result=progress, source_header=source,
         )  # fmt: skip
     if factory.json:
         ui.print_json(report.to_dict())
     else:
         _render(report, core.table_rows(report.results))
-    for note in core.notes(report, source_field):
+    for note in core.notes(report, field, source):
         ui.warn(note)
     if not report.ok:
         raise CheckFailed(core.failure_message(report))

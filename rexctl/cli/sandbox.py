@@ -18,6 +18,8 @@ from rexctl.cli.options import JsonOption
 from rexctl.errors import CheckFailed, Interrupted, UsageError
 
 if TYPE_CHECKING:
+    from rexctl.cli.factory import Factory
+    from rexctl.sandbox.backend import Backend
     from rexctl.sandbox.control import Status
     from rexctl.sandbox.rehearse import Rehearsal, StepResult
 
@@ -31,15 +33,74 @@ sandbox_app = typer.Typer(
 
 STATUS_STYLES = {"RUNNING": "green", "up": "green", "PENDING": "yellow", "down": "bold red"}
 
+BackendCommand = Annotated[
+    str,
+    typer.Option(
+        "--backend-command",
+        envvar="REXCTL_SANDBOX_BACKEND_COMMAND",
+        help="Run this command line as each ECS task instead of the bundled service (split into "
+        "words like a shell, not run by one), e.g. 'node src/server.js'. It gets PORT, "
+        "REDIS_HOST, REDIS_PORT and the task definition's environment (sandbox.backend_command).",
+        show_default=False,
+    ),
+]
+BackendDir = Annotated[
+    str,
+    typer.Option(
+        "--backend-dir",
+        envvar="REXCTL_SANDBOX_BACKEND_DIR",
+        help="Directory the backend command runs in (default: the current directory; "
+        "sandbox.backend_dir).",
+        show_default=False,
+    ),
+]
+
+
+def _backend(ctx: typer.Context, f: Factory, command: str, directory: str) -> Backend:
+    """The backend the options and settings ask for, checked before anything starts (exit 2).
+    A value Typer took from the environment is left to the configuration, which then names the
+    variable in its messages."""
+    from rexctl.sandbox import backend
+
+    def given(name: str, value: str) -> str:
+        # By name: Typer may bring its own copy of click's ParameterSource.
+        source = getattr(ctx.get_parameter_source(name), "name", "")
+        return value if source == "COMMANDLINE" else ""
+
+    cfg = f.local_config(
+        {
+            "sandbox.backend_command": given("backend_command", command),
+            "sandbox.backend_dir": given("backend_dir", directory),
+        }
+    )
+    return backend.resolve(
+        cfg.sandbox.backend_command,
+        cfg.sandbox.backend_dir,
+        cwd=Path.cwd(),
+        path=cfg.app.path,
+        health_path=cfg.app.health_path,
+        sources=cfg.sources,
+        config_path=cfg.path,
+    )
+
 
 @sandbox_app.command("up")
-def up_cmd(ctx: typer.Context, json: JsonOption = False) -> None:
-    """Start the sandbox of this directory in the background (or reuse the running one)."""
+def up_cmd(
+    ctx: typer.Context,
+    backend_command: BackendCommand = "",
+    backend_dir: BackendDir = "",
+    json: JsonOption = False,
+) -> None:
+    """Start the sandbox of this directory in the background (or reuse the running one).
+
+    The service's tasks run the bundled service, or your backend with --backend-command.
+    """
     from rexctl.sandbox import control
 
     f = get_factory(ctx, json=json)
-    with ui.status("Starting the sandbox (moto, redis-server, the backend's tasks)..."):
-        result = control.up(Path.cwd())
+    backend = _backend(ctx, f, backend_command, backend_dir)
+    with ui.status(f"Starting the sandbox (moto, redis-server, tasks of {backend.describe()})..."):
+        result = control.up(Path.cwd(), backend=backend)
     view = control.status(Path.cwd())
     if f.json:
         ui.print_json({"started": result.started, **_status_json(view)})
@@ -115,6 +176,26 @@ def rehearse_cmd(
         float,
         typer.Option("--duration", min=2, max=600, help="Seconds each failure drill observes."),
     ] = 8.0,
+    settle: Annotated[
+        float,
+        typer.Option(
+            "--settle",
+            min=1,
+            max=600,
+            help="Seconds each drill waits, after its restore, for an answer from the cache.",
+        ),
+    ] = 30.0,
+    drill: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--drill",
+            help="Run only this drill of step 15 (repeatable): break-sg, break-nacl, wrong-host. "
+            "Default: all three.",
+            show_default=False,
+        ),
+    ] = None,
+    backend_command: BackendCommand = "",
+    backend_dir: BackendDir = "",
     json: JsonOption = False,
     report_html: Annotated[
         Path | None,
@@ -128,21 +209,31 @@ def rehearse_cmd(
     """Rehearse the guide's 15 steps against the local sandbox (no AWS account needed).
 
     Runs init, provision (1-11), deploy (12), verify (13-14) and the three drills (15), each as
-    `rexctl --sandbox ...`. Exit 0 only when every step had its expected outcome.
+    `rexctl --sandbox ...`, against the bundled service or your backend (--backend-command, read
+    as the [app] settings say). Exit 0 only when every step had its expected outcome.
     """
     from rexctl.drills import records
-    from rexctl.sandbox.rehearse import rehearse
+    from rexctl.sandbox.rehearse import check_drills, rehearse
 
     if report_html is not None:
         records.check_output("--report-html", report_html)
     f = get_factory(ctx, json=json)
-    result = rehearse(Path.cwd(), keep=keep, duration=duration, on_step=_progress)
+    drills = check_drills(drill or [])
+    backend = _backend(ctx, f, backend_command, backend_dir)
+    result = rehearse(
+        Path.cwd(), keep=keep, duration=duration, settle=settle, drills=drills, backend=backend,
+        app=f.local_config().app, on_step=_progress,
+    )  # fmt: skip
     if report_html is not None:
         _write_rehearsal_page(result, report_html)
     if f.json:
         ui.print_json(result.to_dict())
     else:
         _show_rehearsal(result)
+    if result.advice:
+        ui.info(f"What to change in {result.backend.describe()}:")
+        for line in result.advice:
+            ui.info(f"  - {line}")
     ui.info(result.sandbox_note)
     if result.interrupted:
         raise Interrupted("The rehearsal was interrupted; the steps after it did not run.")
@@ -163,10 +254,15 @@ def register(app: typer.Typer) -> None:
 def _status_json(view: Status | None) -> dict[str, Any]:
     if view is None:
         return {"running": False}
+    from rexctl.redact import redact_text
+
+    backend = view.backend.to_dict()
+    backend["command"] = [redact_text(a) for a in view.backend.command]
     return {
         "running": True,
         **view.state.to_dict(),
         "redis_up": view.redis_up,
+        "backend": backend,
         "tasks": [t.__dict__ for t in view.tasks],
     }
 
@@ -181,6 +277,8 @@ def _show_status(view: Status) -> None:
         ("cache node (redis-server)", f"127.0.0.1:{s.redis_port}", "up" if view.redis_up
          else "down"),
     ]  # fmt: skip
+    health = f"health GET {view.backend.health_path}"
+    rows.append(("backend (each task runs)", view.backend.describe(), health))
     for t in view.tasks:
         revision = t.task_definition.rsplit("/", 1)[-1]
         gate = f", gate 127.0.0.1:{t.gate_port} for {t.redis_host}" if t.gate_port else ""

@@ -1,4 +1,6 @@
-"""What a drill watches: API answers, the service's tasks and events, and "Redis error" logs.
+"""What a drill watches: API answers, the service's tasks and events, and "Redis error" logs
+(the phrase is `app.error_phrase`; answers say where they came from as `app.source_field` and
+`app.source_header` say).
 
 `Sensors` bundles three plain callables so the runner never touches AWS or HTTP itself; tests
 swap any of them. `build_sensors` wires the real ones: `rexctl.probe.probe_once` on one kept-alive
@@ -49,6 +51,7 @@ class Task:
     started_at: str
     stopped_reason: str = ""
     stop_code: str = ""
+    exit_code: int | None = None  # the container's, once it stopped
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,12 @@ class LogLines(list[LogLine]):
     complete: bool = True
 
 
+def container_exit_code(exit_codes: dict[str, int], container: str) -> int | None:
+    """The backend container's exit code (a sidecar may have exited too, or instead); another
+    container's when the backend's reported none."""
+    return exit_codes.get(container, next(iter(exit_codes.values()), None))
+
+
 @dataclass
 class Sensors:
     probe: Callable[[], tuple[int | None, str | None, float, str | None]]  # status, src, ms, err
@@ -86,6 +95,7 @@ class Sensors:
     logs_missing_reason: str = ""
     close: Callable[[], None] = lambda: None
     timeout: float = 5.0  # each request's, as a whole (connect, headers, body)
+    error_phrase: str = REDIS_ERROR  # what `logs` searches for
 
 
 def build_sensors(
@@ -98,6 +108,9 @@ def build_sensors(
     timeout: float = 5.0,
     http: httpx.Client | None = None,
     logs_client: Callable[[str], CloudWatchLogsClient] | None = None,
+    source_field: str = "source",
+    source_header: str = "X-Cache",
+    error_phrase: str = REDIS_ERROR,
 ) -> Sensors:
     """The real sensors for a service and an API URL.
 
@@ -115,7 +128,10 @@ def build_sensors(
     counter = iter(range(1, 10**9))
 
     def probe() -> tuple[int | None, str | None, float, str | None]:
-        r = probe_once(client, url, index=next(counter), timeout=timeout)
+        r = probe_once(
+            client, url, index=next(counter), timeout=timeout, source_field=source_field,
+            source_header=source_header,
+        )  # fmt: skip
         return r.status, r.source, r.latency_ms, r.error
 
     def tasks() -> tuple[int, int, list[Task], list[Task], list[dict[str, str]]]:
@@ -131,6 +147,7 @@ def build_sensors(
                 started_at=t.started_at.isoformat() if t.started_at else "",
                 stopped_reason=t.stopped_reason,
                 stop_code=t.stop_code,
+                exit_code=container_exit_code(t.exit_codes, container),
             )
 
         events = [
@@ -171,7 +188,7 @@ def build_sensors(
                 logs_api,
                 group=group,
                 stream_prefix=prefix,
-                phrase=REDIS_ERROR,
+                phrase=error_phrase,
                 start_ms=start_ms,
                 end_ms=end_ms,
             )
@@ -186,6 +203,7 @@ def build_sensors(
         logs_missing_reason=missing,
         close=client.close if http is None else (lambda: None),
         timeout=timeout,
+        error_phrase=error_phrase,
     )
 
 

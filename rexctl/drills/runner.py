@@ -376,6 +376,7 @@ class DrillRun:
     def run(self) -> DrillRecord:
         c = self.c
         self.obs.logs_missing_reason = c.sensors.logs_missing_reason
+        self.obs.error_phrase = c.sensors.error_phrase
         with deferred_signals(c.stop, lambda name: c.sink("signal", name)):
             c.stop.interruptible = True
             if not self.steady_state_before():
@@ -723,7 +724,7 @@ def prepare(
         raise UsageError(f"Unknown drill {name!r}. Drills: {', '.join(DRILLS)}.")
     check_options(options)
     cfg.require("ecs.cluster", "ecs.service")
-    url = url or cfg.app.url
+    url = cfg.app.products_url(url)
     if not url:
         cfg.require("app.url")
     if not yes and not interactive:

@@ -1,10 +1,11 @@
 """Start, stop and describe a directory's sandbox (the command line's side of the daemon).
 
-`up` spawns the daemon in a session of its own (it leads a new process group), records its pid,
-and waits for `state.json`; a second `up` finds the running daemon and reuses it. `down` asks the
-daemon to stop (SIGTERM: it stops its tasks, proxies, redis-server and moto), then SIGKILLs
-whatever is still in its process group and still works in the sandbox directory, so nothing is
-left behind even after a crash.
+`up` writes which backend the tasks run (`backend.json`), spawns the daemon in a session of its
+own (it leads a new process group), records its pid, and waits for `state.json`; a second `up`
+finds the running daemon and reuses it, if it runs the backend asked for. `down` asks the daemon
+to stop (SIGTERM: it stops its tasks, proxies, redis-server and moto), then SIGKILLs whatever is
+still in its process group and still works in the sandbox directory (or in the user's backend
+directory), so nothing is left behind even after a crash.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rexctl.errors import UsageError
+from rexctl.sandbox import backend as backend_mod
+from rexctl.sandbox.backend import Backend
 from rexctl.sandbox.state import (
     DAEMON_MODULE,
     SandboxState,
@@ -60,6 +63,7 @@ class Status:
     state: SandboxState
     tasks: list[TaskInfo]
     redis_up: bool
+    backend: Backend = field(default_factory=Backend)
 
 
 def require_redis_server() -> str:
@@ -79,16 +83,27 @@ def running_state(directory: Path) -> SandboxState | None:
     return None
 
 
-def up(cwd: Path, *, timeout: float = START_TIMEOUT) -> UpResult:
-    """Start the sandbox of `cwd`, or return the one already running."""
+def up(cwd: Path, *, timeout: float = START_TIMEOUT, backend: Backend | None = None) -> UpResult:
+    """Start the sandbox of `cwd` running `backend` (default: the bundled service), or return
+    the one already running it; one running another backend is refused."""
     require_redis_server()
+    backend = backend or Backend()
     directory = sandbox_dir(cwd)
     with locked(directory):
         state = running_state(directory)
         if state is not None:
+            running = backend_mod.read(directory)
+            if running != backend:
+                raise UsageError(
+                    f"The sandbox running here runs {_backend_line(running)}, not "
+                    f"{_backend_line(backend)}.",
+                    hint="Stop it with `rexctl sandbox down`, then start it again.",
+                )
             return UpResult(state, started=False)
         _stop(directory)  # whatever a dead daemon left behind
+        backend_mod.write(directory, backend)
         log = directory / "daemon.log"
+        log_start = log.stat().st_size if log.exists() else 0
         with open(log, "ab") as fh:
             # The daemon forks and its parent exits at once (see daemon.detach): nothing of it
             # stays our child, and its pid arrives in daemon.pid.
@@ -115,8 +130,39 @@ def up(cwd: Path, *, timeout: float = START_TIMEOUT) -> UpResult:
                     if alive(pid)
                     else "stopped while starting"
                 )
+                reason = _not_ready(log, log_start)
+                if reason:
+                    raise UsageError(f"The sandbox did not start: {reason}", hint=f"Log: {log}.")
                 raise UsageError(f"The sandbox {what}.", hint=f"Its log is {log}:\n{_tail(log)}")
             time.sleep(0.1)
+
+
+def _backend_line(backend: Backend) -> str:
+    extra = [
+        f"{name} {value}"
+        for name, value, default in (
+            ("app.path", backend.path, Backend.path),
+            ("app.health_path", backend.health_path, Backend.health_path),
+        )
+        if value != default
+    ]
+    return backend.describe() + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _not_ready(log: Path, start: int) -> str:
+    """The daemon's own account of why the tasks did not come up (daemon.NOT_READY), if any."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(start)
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    at = text.rfind(backend_mod.NOT_READY)
+    if at < 0:
+        return ""
+    lines = text[at + len(backend_mod.NOT_READY) :].splitlines()
+    kept = [lines[0]] + [ln for ln in lines[1:] if ln.startswith("    ")]
+    return "\n".join(kept)
 
 
 def down(cwd: Path) -> DownResult:
@@ -132,6 +178,7 @@ def _stop(directory: Path) -> DownResult:
     state = read_state(directory)
     pid = read_pid(directory) or (state.pid if state else 0)
     was_running = is_daemon(pid, directory)
+    backend_dir = backend_mod.read(directory).dir
     if was_running:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -139,7 +186,8 @@ def _stop(directory: Path) -> DownResult:
         while alive(pid) and time.monotonic() < deadline:
             reap(pid)
             time.sleep(0.05)
-    stopped = _kill_leftovers(pid, directory, was_running)
+    places = [directory] + ([Path(backend_dir)] if backend_dir else [])
+    stopped = _kill_leftovers(pid, places, was_running)
     reap(pid)
     for name in ("state.json", "runtime.json", "daemon.pid"):
         with contextlib.suppress(FileNotFoundError):
@@ -147,16 +195,21 @@ def _stop(directory: Path) -> DownResult:
     return DownResult(was_running, stopped)
 
 
-def _kill_leftovers(pgid: int, directory: Path, was_running: bool) -> list[int]:
+def _kill_leftovers(pgid: int, places: list[Path], was_running: bool) -> list[int]:
     """SIGKILL the daemon's group members that still work in the sandbox directory.
 
     A recycled pid is never trusted blindly: a member is killed only when its working directory
-    is inside the sandbox directory (every process the daemon starts runs there).
+    is inside one of `places`: the sandbox directory (where the daemon, redis-server and the
+    bundled service's tasks run) or the user's backend directory (where its tasks run).
     """
     killed: list[int] = []
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        members = [p for p in group_members(pgid) if _works_in(p, directory, was_running)]
+        members = [
+            p
+            for p in group_members(pgid)
+            if any(_works_in(p, place, was_running) for place in places)
+        ]
         if not members:
             break
         for p in members:
@@ -182,7 +235,12 @@ def status(cwd: Path) -> Status | None:
     state = running_state(directory)
     if state is None:
         return None
-    return Status(state, read_runtime(directory).tasks, _redis_answers(state.redis_port))
+    return Status(
+        state,
+        read_runtime(directory).tasks,
+        _redis_answers(state.redis_port),
+        backend_mod.read(directory),
+    )
 
 
 def _redis_answers(port: int) -> bool:

@@ -4,7 +4,8 @@ One process holds the whole stand-in, so that it can read and fix up moto's stat
 
     rexctl / aws CLI ──HTTP──▶ moto server (in this process, ECS/EC2/ElastiCache/Logs/...)
                                    ▲ reads rules, writes tasks/deployments/events
-    app URL ──▶ load balancer ──▶ task processes (`python -m service`, one per ECS task)
+    app URL ──▶ load balancer ──▶ task processes (`python -m service` or the user's backend,
+                                   one per ECS task; `backend.json` says which)
                                    │ REDIS_HOST = the replication group's endpoint
                                    ▼
                       gate (one listener per task: SG + NACL rules) ──▶ redis-server
@@ -30,6 +31,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from rexctl.sandbox import backend as backend_mod
 from rexctl.sandbox import guard, network
 from rexctl.sandbox.consistency import Consistency
 from rexctl.sandbox.logship import LogShipper
@@ -47,7 +49,32 @@ from rexctl.sandbox.state import (
 from rexctl.sandbox.tasks import DATABASE, ServiceRunner, free_port
 
 READY_TIMEOUT = 60.0
+FAILED_STARTS = 3  # tasks of the first deployment that failed before `up` gives up early
 CACHE_TICK = 0.1  # how often ElastiCache's time advances (CacheTime)
+
+
+class NotReady(Exception):
+    """The service's tasks did not become healthy; the message says what they did."""
+
+
+def not_ready(directory: Path, backend: backend_mod.Backend, runner: ServiceRunner) -> str:
+    """Why the first deployment is not steady, with the end of the newest task's output."""
+    failed = runner.deployments[0].failed if runner.deployments else 0
+    logs = sorted((directory / "tasks").glob("*.log"), key=lambda p: p.stat().st_mtime)
+    tail = ""
+    if logs:
+        lines = logs[-1].read_text(errors="replace").splitlines()[-8:]
+        shown = "\n    ".join(lines or ["(none)"])
+        tail = f" The last output of task {logs[-1].stem}:\n    {shown}"
+    what = (
+        f"{failed} task(s) stopped before they were healthy"
+        if failed
+        else f"no task answered GET {backend.health_path} with 200 within {READY_TIMEOUT:.0f} s"
+    )
+    return (
+        f"the service's tasks ({backend.describe()}) did not become healthy: {what}. A task must "
+        f"listen on 127.0.0.1:$PORT and answer GET {backend.health_path} with 200.{tail}"
+    )
 
 
 def decider(moto: Moto) -> Any:
@@ -150,6 +177,7 @@ async def serve(directory: Path) -> None:
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     redis = RedisProcess(directory)
+    backend = backend_mod.read(directory)
     shipper: LogShipper | None = None
     gate: Gate | None = None
     runner: ServiceRunner | None = None
@@ -189,26 +217,29 @@ async def serve(directory: Path) -> None:
 
         runner = ServiceRunner(
             moto, CLUSTER, SERVICE, workdir=directory, gate=gate, shipper=shipper,
-            read_secret=read_secret, on_change=on_change,
+            read_secret=read_secret, on_change=on_change, backend=backend,
         )  # fmt: skip
         lb = LoadBalancer(runner.running_ports)
         await lb.start()
         scheduler = asyncio.create_task(runner.run(stop))
         deadline = time.monotonic() + READY_TIMEOUT
         while not runner.steady and not stop.is_set() and time.monotonic() < deadline:
+            if runner.deployments and runner.deployments[0].failed >= FAILED_STARTS:
+                break  # it will not come up by itself: say why now, not in a minute
             await asyncio.sleep(0.1)
         if not runner.steady:
-            raise RuntimeError("the backend service's tasks did not become healthy; see tasks/")
+            raise NotReady(not_ready(directory, backend, runner))
         assert redis.proc is not None
         state = SandboxState(
             dir=str(directory), pid=os.getpid(), endpoint_url=endpoint, region=REGION,
-            app_url=f"http://127.0.0.1:{lb.port}/api/products", lb_port=lb.port,
+            app_url=f"http://127.0.0.1:{lb.port}{backend.path}", lb_port=lb.port,
             redis_port=redis.port, redis_pid=redis.proc.pid,
             log_path=str(directory / "daemon.log"), cluster=CLUSTER, service=SERVICE,
             started_at=time.time(), instance=uuid.uuid4().hex,
         )  # fmt: skip
         write_json(directory / "state.json", state.to_dict())
-        print(f"sandbox: ready, app at {state.app_url}", flush=True)
+        print(f"sandbox: ready, app at {state.app_url}, tasks run {backend.describe()}",
+              flush=True)  # fmt: skip
         await stop.wait()
         await scheduler
     finally:
@@ -266,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         detach(directory)
     try:
         asyncio.run(serve(directory))
+    except NotReady as exc:
+        print(f"{backend_mod.NOT_READY}{exc}", flush=True)
+        return 1
     except Exception:
         traceback.print_exc()
         return 1

@@ -6,6 +6,12 @@ Each step runs the installed rexctl as a subprocess, exactly as a user would typ
 code and JSON against the outcome the guide expects. Drill journals go to the sandbox directory
 too. A sandbox the rehearsal started is stopped at the end (unless `--keep`); one that was
 already running is left running.
+
+The sandbox's tasks run the bundled service or the user's backend (`rexctl.sandbox.backend`).
+The steps read the backend as the user's `[app]` settings say (they get them as `REXCTL_APP_*`
+variables), and a drill's verdict is about that backend. A rehearsal of the user's backend ends
+with what to change in it (`Rehearsal.advice`, from `rexctl.advice`), derived from the checks
+that failed and how.
 """
 
 from __future__ import annotations
@@ -21,12 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rexctl.advice import DID_NOT_COME_UP, advice_for
 from rexctl.checks import FAILED, PASSED
-from rexctl.errors import ExitCode, RexctlError
+from rexctl.config import SETTINGS, AppConfig
+from rexctl.errors import ExitCode, RexctlError, UsageError
 from rexctl.sandbox import control
+from rexctl.sandbox.backend import Backend
 from rexctl.sandbox.state import CLUSTER, SERVICE, sandbox_dir
 
 STEP_TIMEOUT = 240.0
+DRILLS = ("break-sg", "break-nacl", "wrong-host")
 
 
 @dataclass
@@ -49,14 +59,24 @@ class Rehearsal:
     sandbox_note: str = ""
     seconds: float = 0.0
     interrupted: bool = False
+    backend: Backend = field(default_factory=Backend)
+    advice: list[str] = field(default_factory=list)  # what to change in the backend
 
     @property
     def passed(self) -> bool:
         return bool(self.steps) and all(s.status == PASSED for s in self.steps)
 
     def to_dict(self) -> dict[str, Any]:
-        """The shape issue 6 fixes: `{"steps": [{"step", "name", "status", "detail"}, ...]}`."""
-        return {"steps": [s.to_dict() for s in self.steps]}
+        """The shape issue 6 fixes: `{"steps": [{"step", "name", "status", "detail"}, ...]}`;
+        with the user's backend also `backend` (command, dir, path, health_path) and `advice`."""
+        data: dict[str, Any] = {"steps": [s.to_dict() for s in self.steps]}
+        if not self.backend.bundled:
+            from rexctl.redact import redact_text
+
+            backend = self.backend.to_dict()
+            backend["command"] = [redact_text(a) for a in self.backend.command]
+            data.update(backend=backend, advice=list(self.advice))
+        return data
 
 
 @dataclass(frozen=True)
@@ -143,13 +163,25 @@ def unrestored_hint(cwd: Path) -> str:
     )
 
 
-def _env(directory: Path) -> dict[str, str]:
-    """The user's environment without anything that would point the steps elsewhere."""
+def app_variables(app: AppConfig) -> dict[str, str]:
+    """The user's `[app]` settings as the `REXCTL_APP_*` variables the steps read (how to read
+    their backend); not `app.url`: the steps call the sandbox's load balancer."""
+    return {
+        s.env: str(getattr(app, s.key.removeprefix("app.")))
+        for s in SETTINGS
+        if s.key.startswith("app.") and s.key != "app.url"
+    }
+
+
+def _env(directory: Path, app: AppConfig | None = None) -> dict[str, str]:
+    """The user's environment without anything that would point the steps elsewhere, and the
+    user's `[app]` settings."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("REXCTL_", "AWS_")) and k not in ("CI",)
     }
+    env.update(app_variables(app or AppConfig(url="")))
     env.update(
         AWS_ACCESS_KEY_ID="sandbox",
         AWS_SECRET_ACCESS_KEY="sandbox",
@@ -218,7 +250,12 @@ def _checks(data: Any) -> list[dict[str, Any]]:
 
 
 def _check_line(checks: list[dict[str, Any]]) -> str:
-    return "; ".join(f"{c.get('name')}: {c.get('status')}" for c in checks)
+    """`name: status` per check; a failed one with its summary: `API still works: failed — ...`."""
+    return "; ".join(
+        f"{c.get('name')}: {c.get('status')}"
+        + (f" — {c['summary']}" if c.get("status") == FAILED and c.get("summary") else "")
+        for c in checks
+    )
 
 
 def judge_verify(o: Outcome) -> tuple[bool, str]:
@@ -233,8 +270,17 @@ def _status_of(checks: list[dict[str, Any]], name: str) -> str:
     return next((str(c.get("status")) for c in checks if c.get("name") == name), "missing")
 
 
-def judge_break_sg(o: Outcome) -> tuple[bool, str]:
+def judge_break_sg(o: Outcome, *, bundled: bool = True) -> tuple[bool, str]:
+    """The bundled service keeps its Redis connection open, so the revoked rule must go unseen
+    (a check of the sandbox's connection tracking). A user's backend may open new connections
+    (one per request, or a reconnect after an idle timeout): then the fault shows, and the drill's
+    checks judge the backend as for any other fault."""
     checks = _checks(o.data)
+    if not bundled and o.code == 0:
+        return True, (
+            "the backend opened new Redis connections, so the revoked rule showed: "
+            + _check_line(checks)
+        )
     api, tasks = _status_of(checks, "API still works"), _status_of(checks, "tasks did not restart")
     if o.code == int(ExitCode.FAULT_NOT_OBSERVED):
         if api == PASSED and tasks == PASSED:
@@ -276,10 +322,23 @@ def judge_break_nacl(o: Outcome) -> tuple[bool, str]:
     return ok, why
 
 
-def steps(config: Path, app_url: str, duration: float, interval: float) -> list[Step]:
+def steps(
+    config: Path,
+    app_url: str,
+    duration: float,
+    interval: float,
+    *,
+    settle: float = 30.0,
+    drills: tuple[str, ...] = DRILLS,
+    bundled: bool = True,
+) -> list[Step]:
     base = ["--sandbox", "--config", str(config)]
-    drill = ["--duration", f"{duration:g}", "--interval", f"{interval:g}", "--settle", "30",
-             "--yes", "--json"]  # fmt: skip
+    drill = ["--duration", f"{duration:g}", "--interval", f"{interval:g}", "--settle",
+             f"{settle:g}", "--yes", "--json"]  # fmt: skip
+
+    def break_sg(o: Outcome) -> tuple[bool, str]:
+        return judge_break_sg(o, bundled=bundled)
+
     return [
         Step(
             "setup",
@@ -314,22 +373,35 @@ def steps(config: Path, app_url: str, duration: float, interval: float) -> list[
             True,
         ),
         Step("13-14", "verify", [*base, "verify", "--json"], judge_verify, False),
-        Step("15", "chaos break-sg", [*base, "chaos", "break-sg", *drill], judge_break_sg, False),
-        Step(
-            "15",
-            "chaos break-nacl",
-            [*base, "chaos", "break-nacl", *drill],
-            judge_break_nacl,
-            False,
-        ),
-        Step(
-            "15",
-            "chaos wrong-host",
-            [*base, "chaos", "wrong-host", *drill],
-            judge_drill("wrong-host"),
-            False,
-        ),
+    ] + [
+        Step("15", f"chaos {name}", [*base, "chaos", name, *drill], judge, False)
+        for name, judge in (
+            ("break-sg", break_sg),
+            ("break-nacl", judge_break_nacl),
+            ("wrong-host", judge_drill("wrong-host")),
+        )
+        if name in drills
     ]
+
+
+def step_advice(o: Outcome) -> list[str]:
+    """What a step's outcome says to change in the backend: its failed checks, or a drill that
+    ended before its verdict because the new tasks never came up."""
+    found = advice_for(_checks(o.data))
+    data = o.data if isinstance(o.data, dict) else {}
+    if data.get("verdict") is None and "did not come up" in str(data.get("error") or ""):
+        found.append(DID_NOT_COME_UP)
+    return found
+
+
+def check_drills(drills: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The drills to run, in the guide's order; refuses an unknown name (exit 2)."""
+    unknown = [d for d in drills if d not in DRILLS]
+    if unknown:
+        raise UsageError(
+            f"Unknown drill {unknown[0]!r} for --drill.", hint=f"Drills: {', '.join(DRILLS)}."
+        )
+    return tuple(d for d in DRILLS if d in drills) if drills else DRILLS
 
 
 def rehearse(
@@ -338,15 +410,27 @@ def rehearse(
     keep: bool = False,
     duration: float = 8.0,
     interval: float = 0.5,
+    settle: float = 30.0,
+    drills: tuple[str, ...] = DRILLS,
+    backend: Backend | None = None,
+    app: AppConfig | None = None,
     on_step: Progress = lambda step, label: None,
     runner: Runner = run_rexctl,
     clock: Callable[[], float] = time.monotonic,
-    start: Callable[[Path], control.UpResult] = control.up,
+    start: Callable[[Path], control.UpResult] | None = None,
     stop: Callable[[Path], object] = control.down,
 ) -> Rehearsal:
-    """Bring the sandbox up (or reuse it), run every step, judge each; never raises for a step."""
+    """Bring the sandbox up (or reuse it) with `backend` (default: the bundled service), run
+    every step, judge each; never raises for a step. `app` is how the steps read the backend
+    (the user's `[app]` settings; default: the guide's)."""
+    backend = backend or Backend()
+    if start is None:
+
+        def start(cwd: Path) -> control.UpResult:
+            return control.up(cwd, backend=backend)
+
     began = clock()
-    result = Rehearsal()
+    result = Rehearsal(backend=backend)
     directory = sandbox_dir(cwd)
     on_step(None, "sandbox up")
     t0 = clock()
@@ -369,14 +453,18 @@ def rehearse(
     voided = void_dead_sandboxes(drill_state_dir(directory))
     if voided:
         how += f"; {len(voided)} drill journal(s) of a sandbox that is gone marked void"
+    runs = "" if backend.bundled else f"; tasks run {backend.describe()}"
     result.steps.append(StepResult("setup", "sandbox up", PASSED,
-                                   f"{how}; app {state.app_url}, AWS {state.endpoint_url}", 0,
-                                   clock() - t0))  # fmt: skip
+                                   f"{how}; app {state.app_url}, AWS {state.endpoint_url}{runs}",
+                                   0, clock() - t0))  # fmt: skip
     on_step(result.steps[-1], "[setup] sandbox up")
-    env = _env(directory)
+    env = _env(directory, app)
     blocked = ""
     try:
-        for spec in steps(directory / "rexctl.toml", state.app_url, duration, interval):
+        for spec in steps(
+            directory / "rexctl.toml", state.app_url, duration, interval, settle=settle,
+            drills=drills, bundled=backend.bundled,
+        ):  # fmt: skip
             label = f"[{spec.step}] {spec.name}"
             if blocked:
                 result.steps.append(StepResult(spec.step, spec.name, FAILED,
@@ -392,6 +480,7 @@ def rehearse(
             step.data = outcome.data
             result.steps.append(step)
             on_step(step, label)
+            result.advice += [a for a in step_advice(outcome) if a not in result.advice]
             if not ok and spec.essential:
                 blocked = spec.name
     except KeyboardInterrupt:

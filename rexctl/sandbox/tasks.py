@@ -22,8 +22,13 @@ desired count, deploymentConfiguration) with the processes it runs, the way ECS'
   stopped through `ecs:StopTask` is stopped here too;
 - running/pending counts, deployments and service events are written back into moto.
 
-Every task uses the one products database of the sandbox (`products.sqlite3` in the sandbox
-directory), as the guide's tasks share one RDS: a write through any task is read by all.
+Each task runs the sandbox's backend (`rexctl.sandbox.backend`): the bundled service by default,
+or the user's command line in the user's directory. Either way a task gets the container's
+environment from its task definition (secrets resolved), with `REDIS_HOST`/`REDIS_PORT` pointed
+at the task's gate, and `PORT` (a free port it must listen on, on 127.0.0.1). The bundled service
+also gets `DATABASE_PATH`: every task of it uses the one products database of the sandbox
+(`products.sqlite3` in the sandbox directory), as the guide's tasks share one RDS, so a write
+through any task is read by all. A user's backend brings its own data and gets no database.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from rexctl.sandbox import guard
+from rexctl.sandbox.backend import Backend
 from rexctl.sandbox.logship import LogShipper
 from rexctl.sandbox.moto_state import ContainerSpec, DeploymentConfig, Moto, secret_arn
 from rexctl.sandbox.proxy import Gate, Link
@@ -114,6 +120,31 @@ def _secret_value(value_from: str, text: str) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def descendants(pid: int) -> list[int]:
+    """The live descendants of `pid`, from /proc (Linux; elsewhere none are known)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    parents: dict[int, list[int]] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        if fields[0] not in ("Z", "X"):
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -129,12 +160,13 @@ def unresolvable(host: str) -> str:
     return name if len(name) <= 253 and host != "localhost" else "unknown-host.invalid"
 
 
-async def healthy(port: int, timeout: float = 1.0) -> bool:
-    """The load balancer's health check: GET /health answers 200."""
+async def healthy(port: int, timeout: float = 1.0, path: str = "/health") -> bool:
+    """The load balancer's health check: GET `path` (app.health_path) answers 200."""
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
         try:
-            writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            writer.write(request.encode("ascii", errors="replace"))
             await writer.drain()
             line = await asyncio.wait_for(reader.readline(), timeout)
         finally:
@@ -211,7 +243,9 @@ class ServiceRunner:
         shipper: LogShipper,
         read_secret: SecretReader,
         on_change: Callable[[list[TaskInfo]], None] = lambda tasks: None,
+        backend: Backend | None = None,
     ) -> None:
+        self.backend = backend or Backend()
         self.moto = moto
         self.cluster = cluster
         self.name = service
@@ -312,7 +346,8 @@ class ServiceRunner:
             if self._ticks % HEALTH_EVERY == 0
             else []
         )
-        results = await asyncio.gather(*(healthy(t.port) for t in checked))
+        path = self.backend.health_path
+        results = await asyncio.gather(*(healthy(t.port, path=path) for t in checked))
         for t, ok in zip(checked, results, strict=True):
             if not t.alive:
                 continue
@@ -502,15 +537,25 @@ class ServiceRunner:
                            f"auth: {exc}", "TaskFailedToStart")  # fmt: skip
             return
         log = open(self.workdir / "tasks" / f"{task.id}.log", "ab")  # noqa: SIM115 - closed by _output
-        task.proc = await asyncio.create_subprocess_exec(
-            *guard.command(sys.executable, "-m", service_module()),
-            env=env,
-            cwd=str(self.workdir / "tasks"),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            limit=2**20,
-        )
+        backend = self.backend
+        argv = backend.command or (sys.executable, "-m", service_module())
+        try:
+            task.proc = await asyncio.create_subprocess_exec(
+                *guard.command(*argv),
+                env=env,
+                cwd=backend.dir or str(self.workdir / "tasks"),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                limit=2**20,
+            )
+        except OSError as exc:  # the directory went away since `up` checked it
+            log.close()
+            self._failed_task(deployment)
+            self._failures += 1
+            self._last_failure = time.monotonic()
+            self._finished(task, f"CannotStartContainerError: {exc}", "TaskFailedToStart")
+            return
         task.output = asyncio.create_task(self._output(task, log))
 
     async def _environment(self, svc: Any, task: LocalTask) -> dict[str, str]:
@@ -545,8 +590,9 @@ class ServiceRunner:
                 env["REDIS_HOST"] = "127.0.0.1"
                 env["REDIS_PORT"] = str(task.gate_port)
         env["PORT"] = str(task.port)
-        env["DATABASE_PATH"] = str(self.database)
-        env["PYTHONUNBUFFERED"] = "1"
+        if self.backend.bundled:  # a user's backend brings its own data
+            env["DATABASE_PATH"] = str(self.database)
+        env["PYTHONUNBUFFERED"] = "1"  # output reaches the logs line by line (Python backends)
         return env
 
     async def _output(self, task: LocalTask, log: Any) -> None:
@@ -580,7 +626,11 @@ class ServiceRunner:
         job.add_done_callback(self._background.discard)
 
     async def _terminate(self, task: LocalTask, reason: str, code: str) -> None:
+        """SIGTERM, then SIGKILL after STOP_TIMEOUT, as ECS stops a container. A user's command
+        may be a launcher (`npm start`, `sh -c ...`) whose program is its child: whatever it
+        started is killed once it is gone, so no server outlives its task."""
         proc = task.proc
+        children = descendants(proc.pid) if proc is not None else []
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
@@ -590,6 +640,10 @@ class ServiceRunner:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
+        for pid in children + (descendants(proc.pid) if proc is not None else []):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if os.getpgid(pid) == os.getpgrp():  # still ours, not a recycled pid
+                    os.kill(pid, signal.SIGKILL)
         self._finished(task, reason, code)
 
     def _finished(self, task: LocalTask, reason: str, code: str) -> None:

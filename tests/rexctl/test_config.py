@@ -91,6 +91,12 @@ def test_unknown_key_names_file_and_key(tmp_path: Path) -> None:
         ("[cache]\nnode_type = 't4g.micro'\n", "`cache.node_type` must be an ElastiCache node"),
         ("[app]\nurl = 'alb.example.com'\n", "`app.url` must be an http:// or https:// URL"),
         ("[ecs]\nsubnets = 'subnet-a'\n", "`ecs.subnets` must be a list of strings"),
+        ("[app]\npath = 'api/products'\n", "`app.path` must be a path starting with /"),
+        ("[app]\nhealth_path = '/he alth'\n", "`app.health_path` must be a path starting"),
+        ("[app]\nsource_header = 'X Cache'\n", "`app.source_header` must be an HTTP header"),
+        ("[app]\nerror_phrase = 'say \"no\"'\n", "`app.error_phrase` must be text without"),
+        ("[app]\nready_phrase = ''\n", "`app.ready_phrase` must not be empty."),
+        ("[app]\nsource_field = ''\nsource_header = ''\n", "`app.source_field` and"),
     ],
 )
 def test_bad_values_name_file_key_and_reason(tmp_path: Path, text: str, message: str) -> None:
@@ -154,3 +160,48 @@ def test_every_setting_has_help_and_env() -> None:
     for setting in config.SETTINGS:
         assert setting.help
         assert setting.env.startswith("REXCTL_")
+
+
+def test_the_app_settings_have_the_guides_defaults_and_their_variables(tmp_path: Path) -> None:
+    app = config.load(tmp_path / "none.toml", environ={}).app
+    assert (app.path, app.source_field, app.source_header, app.health_path) == (
+        "/api/products", "source", "X-Cache", "/health",
+    )  # fmt: skip
+    assert (app.ready_phrase, app.error_phrase) == ("Redis ready", "Redis error")
+    path = write(tmp_path, "[app]\nsource_field = ''\nhealth_path = '/healthz'\n")
+    environ = {"REXCTL_APP_ERROR_PHRASE": "cache down", "REXCTL_APP_SOURCE_HEADER": "X-Src"}
+    cfg = config.load(path, environ=environ)
+    assert (cfg.app.source_field, cfg.app.health_path) == ("", "/healthz")
+    assert (cfg.app.error_phrase, cfg.app.source_header) == ("cache down", "X-Src")
+    assert cfg.sources["app.error_phrase"] == "env"
+
+
+def test_an_empty_phrase_from_the_environment_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        config.load(tmp_path / "none.toml", environ={"REXCTL_APP_READY_PHRASE": ""})
+    assert info.value.message == (
+        "environment variable REXCTL_APP_READY_PHRASE: `app.ready_phrase` must not be empty."
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "option", "expected"),
+    [
+        ("https://alb.example.com", "", "https://alb.example.com/items"),
+        ("https://alb.example.com/", "", "https://alb.example.com/items"),
+        ("https://alb.example.com/api/products", "", "https://alb.example.com/api/products"),
+        ("https://alb.example.com", "http://127.0.0.1:3000", "http://127.0.0.1:3000/items"),
+        ("", "http://127.0.0.1:3000/v2/things?x=1", "http://127.0.0.1:3000/v2/things?x=1"),
+        ("", "", ""),
+    ],
+)
+def test_a_url_without_a_path_gets_app_path(url: str, option: str, expected: str) -> None:
+    app = config.AppConfig(url=url, path="/items")
+    assert app.products_url(option) == expected
+
+
+def test_the_sandbox_settings_are_read(tmp_path: Path) -> None:
+    path = write(tmp_path, "[sandbox]\nbackend_command = 'node server.js'\nbackend_dir = 'app'\n")
+    cfg = config.load(path, environ={"REXCTL_SANDBOX_BACKEND_DIR": "elsewhere"})
+    assert (cfg.sandbox.backend_command, cfg.sandbox.backend_dir) == ("node server.js", "elsewhere")
+    assert cfg.sources["sandbox.backend_command"] == "file"

@@ -118,6 +118,8 @@ class Backend:
             self.send(h, 200, {"source": "db"}, {"X-Cache": "Hit from cloudfront"})
         elif path == "/custom":
             self.send(h, 200, {"origin": "cache", "source": "db"})
+        elif path == "/served-by":
+            self.send(h, 200, {"source": "db"}, {"X-Served-By": "hit"})
         elif path == "/nosource":
             self.send(h, 200, {"data": []})
         elif path == "/redirect":
@@ -347,6 +349,41 @@ def test_x_cache_header_alone_decides_and_body_field_wins(backend: Backend) -> N
     assert custom.source == "cache"
     unknown = run_probe(f"{backend.url}/nosource", requests=2)
     assert unknown.ok and [s.source for s in unknown.summaries] == ["unknown"]
+
+
+def test_the_source_field_and_header_are_settings(backend: Backend) -> None:
+    """app.source_field '' reads only the header; app.source_header names another header (its
+    value is kept in `x_cache`) or '' for none."""
+    header = run_probe(f"{backend.url}/conflict", requests=1, source_field="").results[0]
+    assert (header.source, header.x_cache) == ("cache", "Hit from cloudfront")
+    other = run_probe(
+        f"{backend.url}/served-by", requests=1, source_field="", source_header="X-Served-By"
+    ).results[0]
+    assert (other.source, other.x_cache) == ("cache", "hit")
+    none = run_probe(f"{backend.url}/xcache-only", requests=2, source_header="").results
+    assert [(r.source, r.x_cache) for r in none] == [(None, None), (None, None)]
+
+
+def test_cli_reads_the_app_settings_and_refuses_no_source_at_all(
+    backend: Backend, tmp_path: Path
+) -> None:
+    (tmp_path / "rexctl.toml").write_text(
+        f'[app]\nurl = "{backend.url}"\npath = "/conflict"\nsource_field = ""\n'
+    )
+    result = runner.invoke(app, ["--config", str(tmp_path / "rexctl.toml"), "probe", "-n", "1",
+                                 "--json"], env=WIDE)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["url"] == f"{backend.url}/conflict"  # app.url without a path gets app.path
+    assert data["results"][0]["source"] == "cache"
+    refused = runner.invoke(
+        app, ["probe", f"{backend.url}/x", "--source-field", "", "--source-header", ""], env=WIDE
+    )
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr.startswith(
+        "Error: --source-field and --source-header are both empty: nothing would say whether an "
+        "answer came from the database or the cache."
+    )
 
 
 def test_concurrency_bounds_requests_in_flight(backend: Backend) -> None:

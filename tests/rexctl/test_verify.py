@@ -220,6 +220,24 @@ def test_logs_not_found(world: World) -> None:
     assert findings is not None and findings.streams == []
 
 
+def test_logs_are_searched_for_the_configured_phrases(world: World) -> None:
+    """app.ready_phrase / app.error_phrase: a backend that logs in its own words."""
+    world.put_logs("task1", ["cache connected", "✅ Redis ready"])
+    world.put_logs("task2", ["cache connected"])
+    check, _ = check_logs(
+        world.logs, logs_config(), container="backend", since_ms=0, running=2,
+        ready_phrase="cache connected", error_phrase="cache failed",
+    )  # fmt: skip
+    assert (check.status, check.state) == ("passed", "ready")
+    assert check.text.startswith("`cache connected` in 2 task stream(s) of log group")
+    assert check.text.endswith("no `cache failed`.")
+    world.put_logs("task3", ["cache failed: timeout", "Redis error"])
+    check, _ = check_logs(world.logs, logs_config(), container="backend", since_ms=0,
+                          ready_phrase="cache connected", error_phrase="cache failed")  # fmt: skip
+    assert check.state == "ready-with-errors"
+    assert "`cache failed` 1 time(s) in 1 stream(s)" in check.text
+
+
 def test_logs_since_excludes_older_events(world: World) -> None:
     world.put_logs("task1", ["✅ Redis ready"])
     future = int((datetime.now(UTC) + timedelta(minutes=5)).timestamp() * 1000)

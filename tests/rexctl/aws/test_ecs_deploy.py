@@ -237,3 +237,37 @@ def test_list_tasks_keeps_only_the_services_tasks(ecs: Any) -> None:
     assert list_tasks(ecs, "c", "svc") == []
     stopped = list_tasks(ecs, "c", "svc", desired_status="STOPPED")
     assert [(t.arn, t.stopped_reason) for t in stopped] == [(ours["taskArn"], "drill")]
+
+
+def test_list_tasks_keeps_each_containers_exit_code() -> None:
+    """DescribeTasks as AWS answers for a stopped task with a sidecar: `containers[].exitCode`
+    per container (absent while a container has not exited), which the drills read for the
+    backend's container."""
+    from botocore.stub import Stubber
+
+    from rexctl.drills.observe import container_exit_code
+
+    ecs = boto3.client("ecs", region_name="us-east-1")
+    arn = "arn:aws:ecs:us-east-1:123456789012:task/c/0123456789abcdef0123456789abcdef"
+    task = {
+        "taskArn": arn, "group": "service:svc", "lastStatus": "STOPPED",
+        "desiredStatus": "STOPPED", "stopCode": "EssentialContainerExited",
+        "stoppedReason": "Essential container in task exited",
+        "taskDefinitionArn": "arn:aws:ecs:us-east-1:123456789012:task-definition/backend:1",
+        "containers": [{"name": "log_router", "exitCode": 0}, {"name": "backend", "exitCode": 1},
+                       {"name": "never-ran", "lastStatus": "STOPPED"}],
+    }  # fmt: skip
+    with Stubber(ecs) as stub:
+        stub.add_response(
+            "list_tasks",
+            {"taskArns": [arn]},
+            {"cluster": "c", "serviceName": "svc", "desiredStatus": "STOPPED"},
+        )
+        stub.add_response("describe_tasks", {"tasks": [task], "failures": []},
+                          {"cluster": "c", "tasks": [arn]})  # fmt: skip
+        (view,) = list_tasks(ecs, "c", "svc", desired_status="STOPPED")
+        stub.assert_no_pending_responses()
+    assert view.exit_codes == {"log_router": 0, "backend": 1}
+    assert container_exit_code(view.exit_codes, "backend") == 1
+    assert container_exit_code(view.exit_codes, "app") == 0
+    assert container_exit_code({}, "backend") is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rexctl import advice
 from rexctl.drills.observe import Answer, LiveState, LogLine, Task, TaskSample
 from rexctl.drills.verdict import Observations, judge, timeline
 
@@ -107,10 +108,104 @@ def test_wrong_host_watches_only_the_new_revision() -> None:
     assert "y stopped (Essential container exited) seen at t=2.0s" in check.evidence
 
 
-def test_cache_not_used_again_fails() -> None:
-    v = judge("break-nacl", healthy(cache_again_after=None))
-    assert v.checks[-1].evidence == ["no answer came from the cache within 120s after the restore"]
+def test_cache_not_used_again_fails_and_says_the_backend_may_not_reconnect() -> None:
+    obs = healthy(cache_again_after=None, settle_timeout=60)
+    obs.answers += answers(["db", "db"], phase="after")
+    v = judge("break-nacl", obs)
+    check = v.checks[-1]
+    assert (check.name, check.status, check.state) == ("cache used again", "failed", "never")
+    assert check.summary == (
+        "no answer from the cache within 60 s of the restore (the backend does not reconnect "
+        "to Redis?)"
+    )
+    assert check.evidence == [
+        "no answer came from the cache within 60s after the restore",
+        "3 answer(s) after the restore: cache 1, db 2",
+    ]
     assert v.outcome == "failed"
+    assert v.advice == [advice.RECONNECT]
+    assert v.to_dict()["advice"] == [advice.RECONNECT]
+
+
+def timeouts(n: int, phase: str = "during", seconds: float = 8.0) -> list[Answer]:
+    return [
+        Answer(20.0 + i, phase, None, None, seconds * 1000, f"timeout after {seconds}s")
+        for i in range(n)
+    ]
+
+
+def test_answers_that_time_out_under_the_acl_say_so_and_ask_for_a_timeout() -> None:
+    """The issue's example: "12 of 30 answers timed out after 8 s while the ACL denied the cache
+    port". A backend that hangs logs nothing: the timeouts are what shows the fault, so the
+    verdict is failed, not "not observed", and "log every error" is not the advice."""
+    obs = healthy(logs=[], answers=answers(["cache"] * 18) + timeouts(12))
+    v = judge("break-nacl", obs, not_observed_reason="nothing seen")
+    api = v.checks[1]
+    assert (api.status, api.state) == ("failed", "timeouts")
+    assert api.summary == "12 of 30 answers timed out after 8 s while the ACL denied the cache port"
+    assert api.text.splitlines()[0] == api.summary
+    assert (v.outcome, v.exit_code) == ("failed", 1)
+    assert v.checks[0].state == "none"
+    assert v.advice == [advice.TIMEOUT]
+
+
+def test_failures_of_several_kinds_are_listed_and_those_after_the_restore_apart() -> None:
+    bad = [Answer(3.0, "during", 500, None, 5.0, "HTTP 500"),
+           Answer(4.0, "during", None, None, 1.0, "connection refused"),
+           Answer(9.0, "after", 503, None, 1.0, "HTTP 503")]  # fmt: skip
+    obs = healthy(answers=answers(["db"]) + bad[:2] + answers(["cache"], phase="after") + bad[2:])
+    api = judge("wrong-host", obs).checks[1]
+    assert api.summary == (
+        "2 of 3 answers failed (HTTP 500 ×1, connection refused ×1) while REDIS_HOST did not "
+        "resolve; 1 of 2 answers after the restore got HTTP 503"
+    )
+    assert api.state == "errors"
+    assert judge("wrong-host", obs).advice == [advice.CATCH]
+
+
+def test_tasks_replaced_after_failed_health_checks_are_named() -> None:
+    base = [task("t/a"), task("t/b")]
+    why = {"stop_code": "ServiceSchedulerInitiated",
+           "stopped_reason": "Task failed ELB health checks"}  # fmt: skip
+    failed = [task(f"t/{x}", last_status="STOPPED", **why) for x in "ab"]
+    obs = healthy(samples=[sample(1, base), sample(7, [task("t/c")], failed, running=1)])
+    v = judge("break-nacl", obs)
+    check = v.checks[2]
+    assert (check.status, check.state) == ("failed", "health-checks")
+    assert check.summary == (
+        "2 tasks replaced after failing their load-balancer health checks (the health check "
+        "depends on Redis?)"
+    )
+    assert v.advice == [advice.HEALTH]
+
+
+def test_tasks_that_exited_are_named_with_their_exit_code() -> None:
+    base = [task("t/a"), task("t/b")]
+    exited = Task("t/a", TD_OLD, "STOPPED", "", "Essential container in task exited",
+                  "EssentialContainerExited", 1)  # fmt: skip
+    obs = healthy(samples=[sample(1, base), sample(2, [task("t/b"), task("t/c")], [exited])])
+    check = judge("break-nacl", obs).checks[2]
+    assert (check.state, check.summary) == (
+        "exited",
+        "1 task exited (exit code 1) and was replaced (the backend exits on a Redis error?)",
+    )
+    assert "a stopped (Essential container in task exited) seen at t=2.0s" in check.evidence
+
+
+def test_a_passed_check_has_no_summary_and_the_json_carries_both() -> None:
+    v = judge("break-nacl", healthy())
+    assert all(c.summary == "" for c in v.checks)
+    assert [c.state for c in v.checks] == ["seen", "ok", "ok", "ok"]
+    assert set(v.checks[1].to_dict()) == {"name", "status", "state", "summary", "evidence"}
+    assert v.advice == []
+
+
+def test_the_logs_check_names_the_configured_phrase() -> None:
+    obs = healthy(logs=[], error_phrase="cache unavailable")
+    obs.answers = answers(["db"] * 3)
+    check = judge("break-nacl", obs).checks[0]
+    assert check.evidence == ['no log event contained "cache unavailable" during the drill']
+    assert check.summary == 'the backend logged no "cache unavailable" while the fault was in place'
 
 
 def test_timeline_buckets() -> None:
@@ -136,3 +231,15 @@ def test_live_state_lines() -> None:
         "responses by source: cache: 1, db: 1",
         "tasks running/desired: 2/2 · Redis errors seen: 1",
     ]
+
+
+def test_no_cache_answer_because_every_answer_failed_is_not_a_reconnect_problem() -> None:
+    obs = healthy(cache_again_after=None, settle_timeout=8)
+    obs.answers = [a for a in obs.answers if a.phase != "after"]
+    obs.answers += [Answer(30.0 + i, "after", 503, None, 1.0, "HTTP 503") for i in range(4)]
+    check = judge("break-nacl", obs).checks[-1]
+    assert (check.state, check.summary) == (
+        "no-answer",
+        "no answer from the cache within 8 s of the restore: 4 of 4 answers got HTTP 503",
+    )
+    assert advice.RECONNECT not in judge("break-nacl", obs).advice

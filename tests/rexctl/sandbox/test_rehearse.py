@@ -9,10 +9,20 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from rexctl import advice
 from rexctl.cli import app
+from rexctl.config import AppConfig
+from rexctl.sandbox.backend import Backend
 from rexctl.sandbox.control import INSTALL_HINT, UpResult
-from rexctl.sandbox.rehearse import Outcome, judge_break_nacl, judge_break_sg, rehearse
-from rexctl.sandbox.state import SandboxState
+from rexctl.sandbox.rehearse import (
+    Outcome,
+    check_drills,
+    judge_break_nacl,
+    judge_break_sg,
+    rehearse,
+    step_advice,
+)
+from rexctl.sandbox.state import SandboxState, sandbox_dir
 
 runner = CliRunner()
 
@@ -148,3 +158,72 @@ def test_a_drill_journal_of_a_dead_sandbox_is_void_and_the_rehearsal_goes_on(
         "running: what the drill changed no longer exists"
     )
     assert by_id["20260101T000001Z-break-sg-a0a0a0"].status == journal_mod.PENDING
+
+
+def test_a_users_backend_that_opens_new_connections_may_show_break_sg() -> None:
+    """The bundled service keeps its connection, so exit 0 from break-sg is a sandbox fault; a
+    user's backend may open new connections, and then the drill's checks judge it."""
+    seen = drill(0, logs="passed", api="passed", tasks="passed")
+    assert not judge_break_sg(seen)[0]
+    ok, why = judge_break_sg(seen, bundled=False)
+    assert ok and why.startswith("the backend opened new Redis connections, so the revoked rule")
+    ok, _ = judge_break_sg(drill(1, logs="passed", api="failed", tasks="passed"), bundled=False)
+    assert not ok
+
+
+def failed_drill() -> Outcome:
+    checks = [
+        {"name": "logs show Redis error", "status": "failed", "state": "none",
+         "summary": 'the backend logged no "Redis error" while the fault was in place'},
+        {"name": "API still works", "status": "failed", "state": "timeouts",
+         "summary": "2 of 2 answers timed out after 5 s while the ACL denied the cache port"},
+        {"name": "tasks did not restart", "status": "passed", "state": "ok", "summary": ""},
+    ]  # fmt: skip
+    return Outcome(1, {"verdict": {"checks": checks}}, "Error: The break-nacl drill failed.\n")
+
+
+def test_a_failed_drill_says_why_and_what_to_change() -> None:
+    ok, why = judge_break_nacl(failed_drill())
+    assert not ok
+    assert why == (
+        "exit 1: The break-nacl drill failed. (logs show Redis error: failed — the backend logged "
+        'no "Redis error" while the fault was in place; API still works: failed — 2 of 2 answers '
+        "timed out after 5 s while the ACL denied the cache port; tasks did not restart: passed)"
+    )
+    assert step_advice(failed_drill()) == [advice.TIMEOUT]
+    stuck = Outcome(1, {"verdict": None, "error": "The tasks with REDIS_HOST=x.invalid did not "
+                        "come up and stay up: ..."}, "")  # fmt: skip
+    assert step_advice(stuck) == [advice.START_WITHOUT]
+
+
+def test_only_the_drills_asked_for_run_and_the_advice_ends_the_rehearsal(tmp_path: Path) -> None:
+    ran: list[list[str]] = []
+
+    def fake_runner(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> Outcome:
+        ran.append(args)
+        assert env["REXCTL_APP_SOURCE_HEADER"] == "X-Source"
+        assert env["REXCTL_APP_SOURCE_FIELD"] == "source" and "REXCTL_APP_URL" not in env
+        if "break-nacl" in args:
+            return failed_drill()
+        return Outcome(0, {"path": "x", "settings": {}, "endpoint": "cache:6379"}, "")
+
+    users = Backend(("node", "server.js"), str(tmp_path))
+    result = rehearse(
+        tmp_path, runner=fake_runner, drills=check_drills(["break-nacl"]), backend=users,
+        app=AppConfig(url="", source_header="X-Source"), settle=5,
+        start=lambda cwd: UpResult(state(tmp_path), started=True), stop=lambda cwd: None,
+    )  # fmt: skip
+    assert [a[a.index("--config") + 2] for a in ran] == [
+        "init", "provision", "deploy", "verify", "chaos",
+    ]  # fmt: skip
+    config = str(sandbox_dir(tmp_path) / "rexctl.toml")
+    assert ran[-1][:5] == ["--sandbox", "--config", config, "chaos", "break-nacl"]
+    assert ran[-1][ran[-1].index("--settle") + 1] == "5"
+    assert "tasks run node server.js" in result.steps[0].detail
+    assert result.advice == [advice.TIMEOUT]
+    data = result.to_dict()
+    assert list(data) == ["steps", "backend", "advice"]
+    assert data["backend"] == {"command": ["node", "server.js"], "dir": str(tmp_path),
+                               "path": "/api/products", "health_path": "/health"}  # fmt: skip
+    assert check_drills([]) == ("break-sg", "break-nacl", "wrong-host")
+    assert check_drills(["wrong-host", "break-sg"]) == ("break-sg", "wrong-host")
