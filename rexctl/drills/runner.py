@@ -300,22 +300,27 @@ class DrillRecord:
     hint: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "drill": self.drill,
-            "id": self.id,
-            "url": self.url,
-            "outcome": self.outcome,
-            "exit_code": self.exit_code,
-            "options": asdict(self.options),
-            "plan": {"summary": self.plan.summary, "warnings": self.plan.warnings},
-            "journal": journal_mod.redact(self.journal.to_dict()) if self.journal else None,
-            "observations": self.observations.to_dict(),
-            "verdict": self.verdict.to_dict() if self.verdict else None,
-            "timeline": timeline(self.observations.answers),
-            "restore": self.restore.to_dict() if self.restore else None,
-            "error": self.error or None,
-            "hint": self.hint or None,
-        }
+        """The record, redacted as a whole: a URL with credentials in it, or a log line that
+        quotes a password, is hidden in `--json`, `--report` and the kept record alike."""
+        data: dict[str, Any] = journal_mod.redact(
+            {
+                "drill": self.drill,
+                "id": self.id,
+                "url": self.url,
+                "outcome": self.outcome,
+                "exit_code": self.exit_code,
+                "options": asdict(self.options),
+                "plan": {"summary": self.plan.summary, "warnings": self.plan.warnings},
+                "journal": self.journal.to_dict() if self.journal else None,
+                "observations": self.observations.to_dict(),
+                "verdict": self.verdict.to_dict() if self.verdict else None,
+                "timeline": timeline(self.observations.answers),
+                "restore": self.restore.to_dict() if self.restore else None,
+                "error": self.error or None,
+                "hint": self.hint or None,
+            }
+        )
+        return data
 
 
 @dataclass

@@ -824,3 +824,24 @@ def test_the_logs_are_searched_in_the_region_awslogs_names(aws: Aws) -> None:
     found = sensors.logs(now - 1000, None)
     assert [e.message for e in found] == ["Redis error (ignored): timeout"]
     assert asked == ["eu-west-1"]
+
+
+def test_the_whole_record_is_redacted_not_only_its_journal() -> None:
+    """--json, --report and the kept record are the same dict: a URL with credentials and a log
+    line that quotes a password are hidden there, as in the journal (issue 12's review)."""
+    from rexctl.drills.faults import Plan
+    from rexctl.drills.observe import LogLine
+
+    record = runner.DrillRecord(
+        drill="break-nacl",
+        id="d-1",
+        url="https://ops:hunter2@api.example.com/api/products",
+        options=runner.Options(),
+        plan=Plan("break-nacl", [], [], {}),
+    )
+    record.observations.logs.append(
+        LogLine("s", 0, "Redis error: redis://:Sup3rSecretPw@cache.internal:6379 timed out")
+    )
+    text = json.dumps(record.to_dict())
+    assert "hunter2" not in text and "Sup3rSecretPw" not in text
+    assert record.to_dict()["url"].startswith("https://") and "api.example.com" in text
