@@ -125,23 +125,21 @@ def _short(arn: Any) -> str:
 
 def _clock(iso: Any) -> str:
     """HH:MM:SS of an ISO time (UTC as rexctl writes it), or the text as it is."""
-    if not isinstance(iso, str) or not iso:
-        return ""
-    try:
-        when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return iso
-    return when.astimezone(UTC).strftime("%H:%M:%S")
+    return _utc(iso, "%H:%M:%S")
 
 
 def _stamp(iso: Any) -> str:
+    return _utc(iso, "%Y-%m-%d %H:%M:%S UTC")
+
+
+def _utc(iso: Any, fmt: str) -> str:
     if not isinstance(iso, str) or not iso:
         return ""
     try:
         when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
     except ValueError:
         return iso
-    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return when.astimezone(UTC).strftime(fmt)
 
 
 def _median(values: list[float]) -> float | None:
