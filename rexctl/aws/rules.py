@@ -21,7 +21,8 @@ The operations covered are those rexctl calls (`grep` of `rexctl/`): EC2 CreateS
 AuthorizeSecurityGroupIngress, RevokeSecurityGroupIngress, DeleteSecurityGroup, CreateNetworkAcl,
 CreateNetworkAclEntry, DeleteNetworkAclEntry, ReplaceNetworkAclAssociation, DeleteNetworkAcl
 (break-nacl's copy of an ACL); ElastiCache CreateCacheSubnetGroup,
-DeleteCacheSubnetGroup, CreateReplicationGroup, ModifyReplicationGroup, DeleteReplicationGroup;
+DeleteCacheSubnetGroup, CreateReplicationGroup, ModifyReplicationGroup, DeleteReplicationGroup,
+AddTagsToResource (the record of the last AUTH token change);
 ECS RegisterTaskDefinition, UpdateService, DeregisterTaskDefinition; Secrets Manager
 CreateSecret, DeleteSecret. Any other operation: `check` returns [].
 
@@ -78,13 +79,24 @@ Left out (considered, and why):
 - ModifyReplicationGroup MultiAZEnabled / AutomaticFailoverEnabled and DecreaseReplicaCount to 0
   while Multi-AZ is on: whether they are allowed depends on the group's current replicas, which
   the request does not carry.
-- TransitEncryptionMode: "preferred first, then required" and "TransitEncryptionEnabled=true on
-  an existing cluster needs TransitEncryptionMode=preferred" depend on the group's current state;
-  that the mode needs TransitEncryptionEnabled=true is not stated (CreateReplicationGroup says
-  only that both "can" be set in the same request). Only its valid values are checked.
+- TransitEncryptionMode: "preferred first, then required", "TransitEncryptionEnabled=true on
+  an existing cluster needs TransitEncryptionMode=preferred", the engine versions that allow it,
+  and the AUTH token's conditions on an existing group (in-transit encryption on, engine 5.0.5 or
+  later, SET only after ROTATE and with the token rotated last) depend on the group: they are
+  checked by `check_group(state, ...)`, not by `check`. That the mode needs
+  TransitEncryptionEnabled=true in a create is not stated (CreateReplicationGroup says only that
+  both "can" be set in the same request).
 - ModifyReplicationGroup AuthToken without AuthTokenUpdateStrategy: the API reference says each
   "must be specified with" the other, but also that ROTATE is the default when no strategy is
-  given; only a SET or ROTATE strategy without a token is refused. DELETE needs no token.
+  given; only a SET or ROTATE strategy without a token is refused, and DELETE without the user
+  group it moves to (DELETE is "allowed only when transitioning to RBAC").
+- AUTH token characters: the ModifyReplicationGroup API reference forbids only / " @ %, while the
+  user guide's AUTH overview (which states the constraints of every AUTH token) allows no
+  non-alphanumeric character but ! & # $ ^ < > -. The guide's stricter rule is enforced for
+  modify as for create.
+- Whether TransitEncryptionEnabled=false (turning in-transit encryption off on a running group)
+  is accepted: AWS documents only enabling it on an existing group, so nothing is said either way
+  and nothing is checked; rexctl does not send it (docs/provision.md).
 - ReplicationGroupId and CacheSubnetGroupName are stored in lower case: AWS accepts upper case
   and lower-cases it, so it is not a refusal (rexctl must compare names case-insensitively).
 - Secrets Manager Name "do not end with a hyphen followed by six characters": advice (it
@@ -94,8 +106,8 @@ Left out (considered, and why):
   combinations (the table in RegisterTaskDefinition.memory, which depends on platform versions
   and accepts "1 vCPU"/"1GB" strings), port ranges beyond "ports are given": not checked.
 - Operations rexctl does not call (CreateTags, AuthorizeSecurityGroupEgress,
-  Increase/DecreaseReplicaCount, AddTagsToResource, ECS TagResource, Secrets Manager
-  PutSecretValue and TagResource).
+  Increase/DecreaseReplicaCount, ECS TagResource, Secrets Manager PutSecretValue and
+  TagResource).
 - ReplaceNetworkAclAssociation and DeleteNetworkAcl: only their required members; that AWS
   refuses to delete an ACL a subnet still uses depends on the account, not the request.
 """
@@ -105,16 +117,18 @@ from __future__ import annotations
 import string
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
     "COVERED",
     "REQUIRED_MEMBERS",
     "RULES",
+    "GroupState",
     "Rule",
     "Violation",
     "check",
+    "check_group",
     "install",
     "refusal",
 ]
@@ -248,6 +262,7 @@ REQUIRED_MEMBERS: dict[tuple[str, str], tuple[str, ...]] = {
     ),
     ("elasticache", "ModifyReplicationGroup"): ("ReplicationGroupId",),
     ("elasticache", "DeleteReplicationGroup"): ("ReplicationGroupId",),
+    ("elasticache", "AddTagsToResource"): ("ResourceName", "Tags"),
     ("ecs", "RegisterTaskDefinition"): ("family", "containerDefinitions"),
     ("ecs", "UpdateService"): ("service",),
     ("ecs", "DeregisterTaskDefinition"): ("taskDefinition",),
@@ -586,9 +601,19 @@ EC_MODIFY_DESCRIPTION = _rule(
     "InvalidParameterValue",
 )
 EC_MODIFY_AUTH_TOKEN = _rule(
-    'must be 16 to 128 printable ASCII characters, none of them / " @ or %',
-    "ElastiCache API reference, ModifyReplicationGroup.AuthToken",
+    "must be 16 to 128 printable characters whose only non-alphanumeric characters are "
+    "! & # $ ^ < > -",
+    "ElastiCache user guide, Authenticating with the Valkey and Redis OSS AUTH command: "
+    "Overview (Tokens, or passwords, must be 16-128 printable characters. Nonalphanumeric "
+    "characters are restricted to !, &, #, $, ^, <, >, -)",
     "InvalidParameterValue",
+)
+EC_DELETE_NEEDS_USER_GROUP = _rule(
+    "DELETE is allowed only when moving to role-based access control: it must come with "
+    "UserGroupIdsToAdd",
+    "ElastiCache API reference, ModifyReplicationGroup.AuthTokenUpdateStrategy (DELETE - "
+    "allowed only when transitioning to RBAC)",
+    "InvalidParameterCombination",
 )
 EC_STRATEGY_NEEDS_TOKEN = _rule(
     "SET and ROTATE must be given with AuthToken",
@@ -652,8 +677,6 @@ EC_TAG_UNIQUE = _rule(
 
 _GROUP_ID_CHARS = frozenset(_ALNUM | {"-"})
 _TOKEN_CHARS = frozenset(_ALNUM | set("!&#$^<>-"))
-_PRINTABLE_ASCII = frozenset(chr(c) for c in range(0x20, 0x7F))
-_MODIFY_TOKEN_CHARS = _PRINTABLE_ASCII - set('/"@%')
 
 
 def _valid_group_id(value: str) -> bool:
@@ -765,12 +788,149 @@ def _modify_replication_group(params: Mapping[str, Any], found: _Found) -> None:
     )
     token = params.get("AuthToken")
     if isinstance(token, str) and (
-        not 16 <= len(token) <= 128 or any(c not in _MODIFY_TOKEN_CHARS for c in token)
+        not 16 <= len(token) <= 128 or any(c not in _TOKEN_CHARS for c in token)
     ):
-        found.add("AuthToken", EC_MODIFY_AUTH_TOKEN)
-    if params.get("AuthTokenUpdateStrategy") in ("SET", "ROTATE") and token is None:
+        found.add("AuthToken", EC_MODIFY_AUTH_TOKEN)  # never the token or its characters
+    strategy = params.get("AuthTokenUpdateStrategy")
+    if strategy in ("SET", "ROTATE") and token is None:
         found.add("AuthTokenUpdateStrategy", EC_STRATEGY_NEEDS_TOKEN)
+    if strategy == "DELETE" and not params.get("UserGroupIdsToAdd"):
+        found.add("AuthTokenUpdateStrategy", EC_DELETE_NEEDS_USER_GROUP)
     _ec_enums(found, params, EC_MODIFY_ENUMS)
+
+
+# --- ElastiCache: rules that depend on the replication group as it is now ---------------------
+#
+# ModifyReplicationGroup's TLS and AUTH parameters are allowed or not depending on the group: its
+# in-transit encryption and mode, whether it has AUTH, its engine version, and (only ElastiCache
+# knows it) which token was rotated last. `check_group` takes that state beside the request.
+
+EC_TLS_EXISTING_NEEDS_PREFERRED = _rule(
+    "must be preferred, in the same request, when TransitEncryptionEnabled turns in-transit "
+    "encryption on for an existing replication group",
+    "ElastiCache API reference, ModifyReplicationGroup.TransitEncryptionEnabled (If you are "
+    "enabling in-transit encryption for an existing cluster, you must also set "
+    "TransitEncryptionMode to preferred)",
+    "InvalidParameterCombination",
+)
+EC_REQUIRED_AFTER_PREFERRED = _rule(
+    "can be set to required only once the group's mode is preferred (preferred first, then "
+    "required)",
+    "ElastiCache API reference, ModifyReplicationGroup.TransitEncryptionMode (Setting "
+    "TransitEncryptionMode to required is a two-step process that requires you to first set the "
+    "TransitEncryptionMode to preferred)",
+    "InvalidParameterCombination",
+)
+EC_TLS_ONLINE_ENGINE = _rule(
+    "can turn in-transit encryption on for an existing group only on Valkey 7.2 or later and "
+    "Redis OSS 7.0 or later",
+    "ElastiCache user guide, Enabling in-transit encryption on a node-based Redis OSS cluster "
+    "using Python (ElastiCache supports online TLS migration only for clusters with Valkey "
+    "version 7.2 and above or Redis OSS version 7.0 or above)",
+    "InvalidParameterCombination",
+)
+EC_TOKEN_NEEDS_TLS_GROUP = _rule(
+    "can be set on an existing group only when its in-transit encryption is on",
+    "ElastiCache user guide, Authenticating with the AUTH command: Modifying the AUTH token on "
+    "an existing cluster (you can make this modification ... if ... encryption in transit "
+    "enabled; enabling authentication is only supported ... with encryption in transit)",
+    "InvalidParameterCombination",
+)
+EC_TOKEN_ENGINE = _rule(
+    "can be modified only on Redis OSS 5.0.5 or later",
+    "ElastiCache user guide, Authenticating with the AUTH command: Modifying the AUTH token on "
+    "an existing cluster (You can make this modification if the engine version is 5.0.5 or "
+    "higher)",
+    "InvalidParameterCombination",
+)
+EC_SET_AFTER_ROTATE = _rule(
+    "SET is allowed only after ROTATE",
+    "ElastiCache API reference, ModifyReplicationGroup.AuthTokenUpdateStrategy (SET - allowed "
+    "only after ROTATE)",
+    "InvalidParameterCombination",
+)
+EC_SET_SAME_TOKEN = _rule(
+    "must be the token of the last ROTATE when the strategy is SET",
+    "ElastiCache user guide, Authenticating with the AUTH command: Setting the AUTH token (The "
+    "auth-token parameter must be the same value as the last AUTH token rotated)",
+    "InvalidParameterValue",
+)
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """A replication group as a ModifyReplicationGroup request meets it. What is not known is
+    left empty and its rules are skipped: rexctl reads what AWS shows (engine version from the
+    primary node, TransitEncryptionMode, AuthTokenEnabled, the last AUTH change from its own
+    tag); only ElastiCache (here: the sandbox) knows the last token rotated."""
+
+    engine: str = "redis"
+    engine_version: str = ""  # '' when not known
+    transit_encryption: bool = False
+    transit_mode: str = ""  # preferred | required ('' when off or not shown)
+    auth_enabled: bool = False
+    last_auth_change: str = ""  # ROTATE | SET ('' when not known)
+    last_rotated: str | None = field(default=None, repr=False)  # the token; never shown
+
+
+def version_at_least(version: str, minimum: tuple[int, ...]) -> bool | None:
+    """Whether `version` ("7.1", "7.0.7", "6.x") is at least `minimum`; None when unknown."""
+    parts: list[int] = []
+    for piece in version.split("."):
+        if not piece.isdigit():
+            break
+        parts.append(int(piece))
+    if not parts:
+        return None
+    # "7" or "6.x" tell only the major version: compare what they tell (refuse only what is sure).
+    return tuple(parts) >= minimum[: len(parts)]
+
+
+def _group_modify(state: GroupState, params: Mapping[str, Any], found: _Found) -> None:
+    enabling = params.get("TransitEncryptionEnabled") is True and not state.transit_encryption
+    mode = params.get("TransitEncryptionMode")
+    if enabling:
+        if mode != "preferred":
+            found.add("TransitEncryptionMode", EC_TLS_EXISTING_NEEDS_PREFERRED,
+                      f" (not {mode!r})" if mode is not None else " (none given)")  # fmt: skip
+        minimum = (7, 2) if state.engine.lower() == "valkey" else (7, 0)
+        if version_at_least(state.engine_version, minimum) is False:
+            found.add("TransitEncryptionEnabled", EC_TLS_ONLINE_ENGINE,
+                      f" (it runs {state.engine} {state.engine_version})")  # fmt: skip
+    elif mode == "required" and not (
+        state.transit_encryption and state.transit_mode in ("preferred", "required")
+    ):
+        shown = state.transit_mode or ("on" if state.transit_encryption else "off")
+        found.add("TransitEncryptionMode", EC_REQUIRED_AFTER_PREFERRED, f" (it is {shown})")
+    token = params.get("AuthToken")
+    strategy = params.get("AuthTokenUpdateStrategy") or ("ROTATE" if token is not None else None)
+    if token is not None:
+        if not state.transit_encryption:
+            found.add("AuthToken", EC_TOKEN_NEEDS_TLS_GROUP)
+        if state.engine.lower() != "valkey" and (
+            version_at_least(state.engine_version, (5, 0, 5)) is False
+        ):
+            found.add("AuthToken", EC_TOKEN_ENGINE, f" (it runs {state.engine_version})")
+    if strategy == "SET":
+        if not state.auth_enabled or state.last_auth_change == "SET":
+            found.add("AuthTokenUpdateStrategy", EC_SET_AFTER_ROTATE)
+        elif (
+            state.last_rotated is not None
+            and isinstance(token, str)
+            and (token != state.last_rotated)
+        ):
+            found.add("AuthToken", EC_SET_SAME_TOKEN)  # never either token
+
+
+def check_group(
+    state: GroupState, service: str, operation: str, params: Mapping[str, Any]
+) -> list[Violation]:
+    """What AWS documents it would refuse in this request given the group's current `state`
+    (ModifyReplicationGroup's in-transit encryption and AUTH token; [] for anything else)."""
+    found = _Found(service, operation)
+    if (service, operation) == ("elasticache", "ModifyReplicationGroup"):
+        _group_modify(state, params, found)
+    return found.violations
 
 
 # --- ECS --------------------------------------------------------------------------------------
@@ -939,6 +1099,7 @@ _CHECKS: dict[tuple[str, str], Callable[[Mapping[str, Any], _Found], None]] = {
     ("elasticache", "CreateCacheSubnetGroup"): _create_cache_subnet_group,
     ("elasticache", "CreateReplicationGroup"): _create_replication_group,
     ("elasticache", "ModifyReplicationGroup"): _modify_replication_group,
+    ("elasticache", "AddTagsToResource"): lambda params, found: _ec_tags(found, params),
     ("ecs", "RegisterTaskDefinition"): _register_task_definition,
     ("secretsmanager", "CreateSecret"): _create_secret,
 }

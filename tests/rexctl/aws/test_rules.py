@@ -16,7 +16,7 @@ import pytest
 from moto import mock_aws
 
 from rexctl.aws import rules
-from rexctl.aws.rules import Violation, check, install, refusal
+from rexctl.aws.rules import GroupState, Violation, check, check_group, install, refusal
 
 Key = tuple[str, str]
 
@@ -128,6 +128,10 @@ GOOD: dict[Key, dict[str, Any]] = {
         "ApplyImmediately": True,
     },
     ("elasticache", "DeleteReplicationGroup"): {"ReplicationGroupId": "rexpress-cache-1"},
+    ("elasticache", "AddTagsToResource"): {
+        "ResourceName": "arn:aws:elasticache:us-east-1:123456789012:replicationgroup:rc",
+        "Tags": [{"Key": "rexctl:auth-token", "Value": "ROTATE 2025-01-31T12:00:00+00:00"}],
+    },
     ("ecs", "RegisterTaskDefinition"): {
         "family": "rexpress-backend_2",
         "networkMode": "awsvpc",
@@ -344,8 +348,14 @@ REFUSED = [
        AuthToken="A" * 20 + "/b", AuthTokenUpdateStrategy="ROTATE"),
     no(MODIFY_RG, "modify-auth-token-15", "AuthToken", BAD,
        AuthToken="A" * 15, AuthTokenUpdateStrategy="SET"),
+    no(MODIFY_RG, "modify-auth-token-asterisk", "AuthToken", BAD,
+       AuthToken="A" * 20 + "*b", AuthTokenUpdateStrategy="ROTATE"),
     no(MODIFY_RG, "modify-rotate-without-token", "AuthTokenUpdateStrategy", COMBO,
        AuthTokenUpdateStrategy="ROTATE"),
+    no(MODIFY_RG, "modify-delete-without-user-group", "AuthTokenUpdateStrategy", COMBO,
+       AuthTokenUpdateStrategy="DELETE"),
+    no(("elasticache", "AddTagsToResource"), "add-tags-key-129", "Tags[0].Key", BAD,
+       Tags=[{"Key": "k" * 129, "Value": ""}]),
     no(MODIFY_RG, "modify-strategy-value", "AuthTokenUpdateStrategy", BAD,
        AuthToken=TOKEN, AuthTokenUpdateStrategy="rotate"),
     no(MODIFY_RG, "modify-transit-encryption-mode-value", "TransitEncryptionMode", BAD,
@@ -409,9 +419,10 @@ ADMITTED = [
         TransitEncryptionMode="preferred", AuthToken="A" * 16),
     yes(CREATE_RG, "cluster-mode-enabled-no-replicas", drop=("NumCacheClusters",),
         ClusterMode="enabled", NumNodeGroups=3, ReplicasPerNodeGroup=0, MultiAZEnabled=False),
-    yes(MODIFY_RG, "modify-auth-token-128-printable",
-        AuthToken="Ab1 !#$&*()_+=~`'[]{}|;:,.<>?^-" + "x" * 97, AuthTokenUpdateStrategy="SET"),
-    yes(MODIFY_RG, "modify-delete-strategy-without-token", AuthTokenUpdateStrategy="DELETE"),
+    yes(MODIFY_RG, "modify-auth-token-128-every-allowed-special",
+        AuthToken="Ab1!&#$^<>-" + "x" * 117, AuthTokenUpdateStrategy="SET"),
+    yes(MODIFY_RG, "modify-delete-strategy-to-rbac", AuthTokenUpdateStrategy="DELETE",
+        UserGroupIdsToAdd=["rexpress-users"]),
     yes(MODIFY_RG, "modify-token-default-strategy", AuthToken=TOKEN),
     yes(TASKDEF, "family-and-name-255",
         family="F" * 255, containerDefinitions=[_container(name="n" * 255)]),
@@ -457,6 +468,8 @@ def test_every_rule_is_exercised_by_a_refused_request() -> None:
     seen = [
         v for case in REFUSED for v in check(case.values[0][0], case.values[0][1], case.values[1])
     ]
+    seen += [v for case in GROUP_REFUSED for v in check_group(case.values[0], *MODIFY_RG,
+                                                                case.values[1])]  # fmt: skip
     seen += [
         v
         for key, names in rules.REQUIRED_MEMBERS.items()
@@ -659,3 +672,88 @@ def test_installed_rules_raise_the_modeled_exception_where_there_is_one() -> Non
         assert ecs.list_task_definitions()["taskDefinitionArns"] == []
         good = ecs.register_task_definition(**GOOD[TASKDEF])["taskDefinition"]
         assert good["family"] == "rexpress-backend_2"
+
+
+# ModifyReplicationGroup's TLS and AUTH parameters, against the group as it is now.
+
+PLAIN = GroupState(engine="redis", engine_version="7.1")
+PREFERRED = GroupState(engine="redis", engine_version="7.1", transit_encryption=True,
+                       transit_mode="preferred")  # fmt: skip
+ROTATED = GroupState(engine="redis", engine_version="7.1", transit_encryption=True,
+                     transit_mode="preferred", auth_enabled=True, last_auth_change="ROTATE",
+                     last_rotated=TOKEN)  # fmt: skip
+TLS_ON = {"ReplicationGroupId": "rc", "TransitEncryptionEnabled": True,
+          "TransitEncryptionMode": "preferred", "ApplyImmediately": True}  # fmt: skip
+REQUIRED = {"ReplicationGroupId": "rc", "TransitEncryptionMode": "required",
+            "ApplyImmediately": True}  # fmt: skip
+ROTATE = {"ReplicationGroupId": "rc", "AuthToken": TOKEN, "AuthTokenUpdateStrategy": "ROTATE",
+          "ApplyImmediately": True}  # fmt: skip
+SET = {**ROTATE, "AuthTokenUpdateStrategy": "SET"}
+
+
+def on(state: GroupState, case: str, parameter: str, code: str, **params: Any) -> Any:
+    return pytest.param(state, params, parameter, code, id=case)
+
+
+# fmt: off
+GROUP_REFUSED = [
+    on(PLAIN, "tls-on-without-mode", "TransitEncryptionMode", COMBO,
+       **{**TLS_ON, "TransitEncryptionMode": None}),
+    on(PLAIN, "tls-on-straight-to-required", "TransitEncryptionMode", COMBO,
+       **{**TLS_ON, "TransitEncryptionMode": "required"}),
+    on(PLAIN, "required-on-a-plain-group", "TransitEncryptionMode", COMBO, **REQUIRED),
+    on(GroupState(engine="redis", engine_version="6.2.6"), "tls-on-redis-6",
+       "TransitEncryptionEnabled", COMBO, **TLS_ON),
+    on(GroupState(engine="valkey", engine_version="7.1"), "tls-on-valkey-7.1",
+       "TransitEncryptionEnabled", COMBO, **TLS_ON),
+    on(PLAIN, "token-on-a-plain-group", "AuthToken", COMBO, **ROTATE),
+    on(GroupState(engine="redis", engine_version="5.0.4", transit_encryption=True),
+       "token-on-redis-5.0.4", "AuthToken", COMBO, **ROTATE),
+    on(PREFERRED, "set-before-any-rotate", "AuthTokenUpdateStrategy", COMBO, **SET),
+    on(GroupState(engine="redis", engine_version="7.1", transit_encryption=True,
+                  auth_enabled=True, last_auth_change="SET"),
+       "set-twice", "AuthTokenUpdateStrategy", COMBO, **SET),
+    on(ROTATED, "set-another-token", "AuthToken", BAD, **{**SET, "AuthToken": "B" * 64}),
+]
+GROUP_ADMITTED = [
+    pytest.param(PLAIN, TLS_ON, id="tls-on-preferred"),
+    pytest.param(PREFERRED, REQUIRED, id="required-after-preferred"),
+    pytest.param(PREFERRED, ROTATE, id="rotate-on-a-tls-group"),
+    pytest.param(ROTATED, ROTATE, id="rotate-again"),
+    pytest.param(ROTATED, SET, id="set-the-rotated-token"),
+    pytest.param(GroupState(engine="redis", engine_version="", transit_encryption=True,
+                            auth_enabled=True), SET, id="set-when-rexctl-cannot-tell"),
+    pytest.param(GroupState(engine="valkey", engine_version="8.0"), TLS_ON, id="tls-on-valkey-8"),
+    pytest.param(GroupState(engine="redis", engine_version="7"), TLS_ON, id="major-only-7"),
+    pytest.param(PLAIN, {"ReplicationGroupId": "rc", "CacheNodeType": "cache.t4g.small"},
+                 id="nothing-about-tls-or-auth"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("state", "params", "parameter", "code"), GROUP_REFUSED)
+def test_what_aws_refuses_given_the_group(
+    state: GroupState, params: dict[str, Any], parameter: str, code: str
+) -> None:
+    params = {k: v for k, v in params.items() if v is not None}
+    v = _only(check_group(state, *MODIFY_RG, params))
+    assert (v.parameter, v.code) == (parameter, code)
+    assert check(*MODIFY_RG, params) == [], "the request alone is fine: the group decides"
+
+
+@pytest.mark.parametrize(("state", "params"), GROUP_ADMITTED)
+def test_what_aws_accepts_given_the_group(state: GroupState, params: dict[str, Any]) -> None:
+    assert check_group(state, *MODIFY_RG, params) == []
+
+
+def test_group_rules_never_show_a_token() -> None:
+    state = GroupState(
+        engine="redis",
+        engine_version="7.1",
+        transit_encryption=True,
+        auth_enabled=True,
+        last_auth_change="ROTATE",
+        last_rotated="S" * 40,
+    )
+    (v,) = check_group(state, *MODIFY_RG, {**SET, "AuthToken": "T" * 40})
+    assert "S" * 16 not in v.message() + repr(state) and "T" * 16 not in v.message()

@@ -275,6 +275,14 @@ REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
         {"ReplicationGroupId": "rexpress-cache-1", "RetainPrimaryCluster": False},
     ),
     (
+        "elasticache",
+        "AddTagsToResource",
+        {
+            "ResourceName": "arn:aws:elasticache:us-east-1:123456789012:replicationgroup:rc",
+            "Tags": [{"Key": "rexctl:auth-token", "Value": "ROTATE 2025-01-31T12:00:00+00:00"}],
+        },
+    ),
+    (
         "ecs",
         "RegisterTaskDefinition",
         {
