@@ -47,13 +47,15 @@ class SandboxState:
     cluster: str
     service: str
     started_at: float
+    ca_file: str = ""  # the sandbox CA's certificate, the tasks' system trust store
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SandboxState:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        fields = cls.__dataclass_fields__
+        return cls(**{k: data[k] for k in fields if k in data or not _has_default(fields[k])})
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,19 @@ class TaskInfo:
     gate_port: int  # 0 when the task does not reach the cache
     redis_host: str  # REDIS_HOST as the task definition says it
     subnet: str
+    redis_tls: int = 0  # the task's connections to the cache open now that speak TLS
+    redis_plain: int = 0  # ...and that speak plain RESP
 
 
 @dataclass(frozen=True)
 class Runtime:
     tasks: list[TaskInfo] = field(default_factory=list)
+
+
+def _has_default(f: Any) -> bool:
+    from dataclasses import MISSING
+
+    return f.default is not MISSING or f.default_factory is not MISSING
 
 
 def write_json(path: Path, data: Any) -> None:
