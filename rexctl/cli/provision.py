@@ -124,9 +124,23 @@ def provision(
     ctx: typer.Context,
     dry_run: DryRunOption = False,
     timeout: TimeoutOption = None,
+    poll: Annotated[
+        float,
+        typer.Option(
+            "--poll",
+            min=0.1,
+            envvar="REXCTL_DEPLOY_POLL",
+            help="Seconds between rollout checks when TLS/AUTH later rolls the service.",
+        ),
+    ] = 5.0,
     json: JsonOption = False,
 ) -> None:
-    """Create or reuse the cache, its subnet group and security group (steps 1-11)."""
+    """Create or reuse the cache, its subnet group and security group (steps 1-11).
+
+    On a running cache, `cache.tls` / `cache.auth` turned on are applied in place, step by step
+    (preferred, the token, a rollout, verify, required, SET), without the API losing its cache;
+    running it again continues where it stopped. See docs/provision.md.
+    """
     from rexctl.provision import provision as run
 
     f = get_factory(ctx, json=json)
@@ -138,6 +152,7 @@ def provision(
             reporter=UiReporter(cfg.cache.id, spinner),
             dry_run=dry_run,
             timeout=timeout,
+            poll=poll,
         )
     _show_provision(result, json=f.json)
     error = result.error()

@@ -1,0 +1,393 @@
+"""TLS and AUTH later (guide step 9, "you can enable them later"): a running cache taken to
+in-transit encryption and an AUTH token without the API losing it.
+
+ElastiCache does both on a running replication group (Redis OSS 7.0+ / Valkey 7.2+ for TLS, 5.0.5+
+for a token), each in two stages that let old and new clients work at once:
+
+    TLS:  ModifyReplicationGroup TransitEncryptionEnabled + TransitEncryptionMode=preferred
+          (TLS and plain on the one port; new TLS endpoint names, the plain ones kept)
+          ... every client moves to TLS (a rollout of the service with REDIS_TLS=true) ...
+          TransitEncryptionMode=required (plain connections dropped, the plain names deleted)
+    AUTH: the token generated into Secrets Manager; AuthToken + AuthTokenUpdateStrategy=ROTATE
+          (the token accepted, and what was accepted before: no token at all)
+          ... every client moves to the token (a rollout with the secret) ...
+          AuthToken + SET (only the token)
+
+rexctl runs them in that order, with one rollout for both when both are asked: preferred,
+secret, ROTATE, deploy, verify, required, SET. At no step does the API lose its cache for longer
+than the rollout of one task: each modify accepts what every running task does, and the rollout is
+ECS's rolling update (a task is replaced only once its successor answers).
+
+Resumable by construction: the steps are derived from what AWS shows, read again before each
+step (`observe`): TransitEncryptionEnabled / TransitEncryptionMode, AuthTokenEnabled, the secret,
+whether the service runs what `rexctl deploy` would set (REDIS_TLS, REDIS_HOST, the secret), and
+the last AUTH change. That last one AWS does not show (ROTATE and SET both leave AuthTokenEnabled
+true), so rexctl records it on the group as the tag `rexctl:auth-token` = `<ROTATE|SET>
+<AuthTokenLastModifiedDate>`. When the tag does not match the date (interrupted between the
+modify and the tag, or a change made elsewhere), rexctl ROTATEs the stored token again and then
+SETs it: harmless whichever state the group was in.
+
+Verification ("every task now connects with TLS"): ElastiCache shows no per-connection view of
+TLS or AUTH. The evidence rexctl uses is what AWS can show: ECS (the service's one deployment is
+the revision with REDIS_TLS=true and the secret, rollout COMPLETED, running = desired) and each
+running task's own log stream (`✅ Redis ready (TLS, AUTH)` since that task started). A client of
+the cache that is not this service is invisible to it: `required` and SET would cut it off.
+
+Not offered, because AWS does not (docs/provision.md): turning in-transit encryption off on a
+running group (AWS documents enabling only), and removing the AUTH token (AuthTokenUpdateStrategy
+DELETE is "allowed only when transitioning to RBAC").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from rexctl.aws import rules
+from rexctl.aws.elasticache import CacheView
+from rexctl.errors import AwsError, CheckFailed, Interrupted, RexctlError
+from rexctl.provision.model import Ref, Reporter
+
+if TYPE_CHECKING:
+    from rexctl.aws.secrets import SecretView
+
+AUTH_TAG = "rexctl:auth-token"  # "<ROTATE|SET> <AuthTokenLastModifiedDate>" (or "pending")
+AUTH_CHANGED_AFTER = "_auth_modified_after"  # in a wait's request: the date it must move past
+READY = "Redis ready"
+NO_DOWNTIME = (
+    "At no step does the API lose its cache for longer than the rollout of one task: each "
+    "modify keeps accepting what every running task uses (preferred takes TLS and plain "
+    "connections, ROTATE keeps the previous token or none), the service rolls one task at a "
+    "time onto TLS and the token, and plain connections and the old token are turned away "
+    "(required, SET) only once every running task logs that it uses TLS and the token."
+)
+
+# What each kind of step does, and why the API keeps its cache meanwhile.
+KINDS: dict[str, str] = {
+    "tls-preferred": "in-transit encryption on, mode preferred: TLS and plain clients both work",
+    "auth-secret": "a new AUTH token in Secrets Manager (nothing uses it yet)",
+    "auth-rotate": "ROTATE: the node accepts the token and what it accepted before",
+    "deploy": "a rolling update of the service: each new task uses TLS/the token, each old one "
+    "keeps its connection until its successor answers",
+    "verify": "reads only: ECS and each running task's log stream",
+    "tls-required": "mode required: plain connections are dropped; every task uses TLS",
+    "auth-set": "SET: only the token is accepted; every task uses it",
+}
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What AWS shows now, read again before every step."""
+
+    cache: CacheView
+    engine_version: str  # the primary node's ('' when it cannot be read)
+    auth_record: str  # ROTATE | SET: rexctl's tag, when it matches AuthTokenLastModifiedDate
+    secret: SecretView | None
+    deployed: bool  # the service runs what `rexctl deploy` would set now, rollout settled
+
+
+@dataclass(frozen=True)
+class SecureStep:
+    kind: str  # one of KINDS
+    summary: str
+    request: dict[str, Any] | None = None  # the ModifyReplicationGroup request (token: a Ref)
+    tls: bool = False  # verify: every task uses TLS
+    auth: bool = False  # verify: every task uses the token
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "summary": self.summary, "why": KINDS[self.kind]}
+        if self.request is not None:
+            out["request"] = {k: str(v) if isinstance(v, Ref) else v
+                              for k, v in self.request.items()}  # fmt: skip
+        return out
+
+
+@dataclass
+class SecurePlan:
+    """The steps still to do (in order), and what rexctl will not do (manual)."""
+
+    steps: list[SecureStep] = field(default_factory=list)
+    manual: list[str] = field(default_factory=list)
+    refused: list[rules.Violation] = field(default_factory=list)  # AWS would refuse a step
+
+    def describe(self) -> str:
+        return "; ".join(f"{i}. {s.summary}" for i, s in enumerate(self.steps, 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "steps": [s.to_dict() for s in self.steps],
+            "manual": list(self.manual),
+            "downtime": NO_DOWNTIME if self.steps else "",
+        }
+
+
+def state_of(obs: Observed) -> rules.GroupState:
+    c = obs.cache
+    mode = c.transit_mode or ("required" if c.transit_encryption else "")
+    return rules.GroupState(
+        engine=c.engine or "redis",
+        engine_version=obs.engine_version,
+        transit_encryption=c.transit_encryption,
+        transit_mode=mode if c.transit_encryption else "",
+        auth_enabled=c.auth_enabled,
+        last_auth_change=obs.auth_record,
+    )
+
+
+def plan_secure(obs: Observed, *, tls: bool, auth: bool, secret_name: str) -> SecurePlan:
+    """The steps from what `obs` shows to `tls`/`auth` (pure). Each modify request is checked
+    against AWS's rules, given the group as the steps before it leave it."""
+    c = obs.cache
+    plan = SecurePlan()
+    state = state_of(obs)
+    if c.transit_encryption and not tls:
+        plan.manual.append(
+            f"{c.id} has in-transit encryption and rexctl.toml asks for none. AWS documents "
+            "turning it on for a running group, not off: rexctl leaves it on. Keep `cache.tls = "
+            "true`, or create a new cache without it under another `cache.id`."
+        )
+    if c.auth_enabled and not auth:
+        plan.manual.append(
+            f"{c.id} has an AUTH token and rexctl.toml asks for none. ElastiCache removes a "
+            "token only when moving to role-based access control (AuthTokenUpdateStrategy "
+            "DELETE with UserGroupIdsToAdd; ElastiCache guide, Disabling access control): "
+            "rexctl leaves it on. Keep `cache.auth = true`, or do that migration yourself."
+        )
+    tls_on = state.transit_encryption or tls
+    moved = False  # a modify will change what the service must use: a rollout is needed
+    if tls and not state.transit_encryption:
+        request = {"ReplicationGroupId": c.id, "TransitEncryptionEnabled": True,
+                   "TransitEncryptionMode": "preferred", "ApplyImmediately": True}  # fmt: skip
+        _add(plan, state, SecureStep("tls-preferred", f"turn in-transit encryption on for {c.id} "
+             "in mode preferred (TLS and plain both accepted)", request))  # fmt: skip
+        state = replace(state, transit_encryption=True, transit_mode="preferred")
+        moved = True
+    want_token = auth and tls_on
+    if want_token and (obs.secret is None or obs.secret.scheduled_for_deletion):
+        plan.steps.append(SecureStep("auth-secret", "generate an AUTH token and store it in "
+                                     f"secret {secret_name}"))  # fmt: skip
+    # No secret while the group has a token: a new one, ROTATEd in and SET once every task uses
+    # it (the old token keeps working meanwhile), is how the token is recovered.
+    lost = want_token and (obs.secret is None or obs.secret.scheduled_for_deletion)
+    rotate = want_token and (
+        lost or not state.auth_enabled or state.last_auth_change not in ("ROTATE", "SET")
+    )
+    if rotate:
+        request = {"ReplicationGroupId": c.id, "AuthToken": Ref("auth_token"),
+                   "AuthTokenUpdateStrategy": "ROTATE", "ApplyImmediately": True}  # fmt: skip
+        if state.auth_enabled:
+            summary = (f"ROTATE {c.id}'s AUTH token to the stored one again (rexctl cannot tell "
+                       "whether the group's last change was ROTATE or SET)")  # fmt: skip
+        else:
+            summary = (f"ROTATE {c.id}'s AUTH token to the stored one: the token and no token "
+                       "both accepted")  # fmt: skip
+        _add(plan, state, SecureStep("auth-rotate", summary, request))
+        state = replace(state, auth_enabled=True, last_auth_change="ROTATE")
+        moved = True
+    required = tls and state.transit_mode == "preferred"
+    set_token = want_token and state.last_auth_change == "ROTATE"
+    if not (moved or required or set_token):
+        return plan  # nothing of TLS/AUTH to do: a rollout, if any, is `rexctl deploy`'s business
+    if moved or not obs.deployed:
+        plan.steps.append(SecureStep("deploy", "roll the service onto the cache's endpoint with "
+                                     f"REDIS_TLS={'true' if tls_on else 'unset'}"
+                                     + (" and the AUTH token's secret" if want_token else "")
+                                     + " (`rexctl deploy`)"))  # fmt: skip
+    if required or set_token:
+        what = " and ".join(w for w, on in (("TLS", required), ("the AUTH token", set_token)) if on)
+        plan.steps.append(SecureStep("verify", f"check that every running task uses {what}",
+                                     tls=required, auth=set_token))  # fmt: skip
+    if required:
+        request = {"ReplicationGroupId": c.id, "TransitEncryptionMode": "required",
+                   "ApplyImmediately": True}  # fmt: skip
+        _add(plan, state, SecureStep("tls-required", f"set {c.id}'s transit encryption mode to "
+             "required (plain connections dropped)", request))  # fmt: skip
+        state = replace(state, transit_mode="required")
+    if set_token:
+        request = {"ReplicationGroupId": c.id, "AuthToken": Ref("auth_token"),
+                   "AuthTokenUpdateStrategy": "SET", "ApplyImmediately": True}  # fmt: skip
+        _add(plan, state, SecureStep("auth-set", f"SET {c.id}'s AUTH token: only the stored one "
+             "accepted", request))  # fmt: skip
+    return plan
+
+
+def _add(plan: SecurePlan, state: rules.GroupState, step: SecureStep) -> None:
+    assert step.request is not None
+    request = {k: ("0" * 64 if isinstance(v, Ref) else v) for k, v in step.request.items()}
+    found = rules.check("elasticache", "ModifyReplicationGroup", request)
+    found += rules.check_group(state, "elasticache", "ModifyReplicationGroup", request)
+    plan.refused.extend(found)
+    plan.steps.append(step)
+
+
+# Applying -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Hooks:
+    """What the migration needs of the world; `rexctl provision` wires AWS, tests fakes."""
+
+    observe: Callable[[], Observed]
+    modify: Callable[[dict[str, Any]], None]  # ModifyReplicationGroup, as sent
+    wait: Callable[[dict[str, Any] | None], CacheView | None]  # until available (and shown)
+    read_token: Callable[[], str]  # the secret's token
+    create_secret: Callable[[str], None]  # store a new token
+    tag: Callable[[str], None]  # AUTH_TAG's value on the group
+    deploy: Callable[[], None]  # roll the service (raises when the rollout fails)
+    verify: Callable[[bool, bool], None]  # every running task uses TLS / the token (raises)
+
+
+def run(
+    hooks: Hooks,
+    *,
+    tls: bool,
+    auth: bool,
+    secret_name: str,
+    reporter: Reporter,
+    token_factory: Callable[[], str],
+    redact: Callable[[str], None],
+    max_steps: int = 20,
+) -> list[str]:
+    """Do the steps one at a time, deriving the next one from AWS each time; returns what was
+    done. An interruption or a failure says what was done and that re-running continues."""
+    done: list[str] = []
+    try:
+        for _ in range(max_steps):
+            obs = hooks.observe()
+            if obs.cache.status != "available":
+                hooks.wait(None)  # an interrupted modify: let it finish first
+                continue
+            plan = plan_secure(obs, tls=tls, auth=auth, secret_name=secret_name)
+            if not plan.steps:
+                return done
+            if plan.refused:
+                raise AwsError(
+                    "AWS would refuse " + " ".join(v.message() for v in plan.refused),
+                    hint="Nothing was sent.",
+                )
+            # A verification is good for the step that follows it at once (it changes nothing
+            # AWS shows): the two are done together.
+            now = plan.steps[:2] if plan.steps[0].kind == "verify" else plan.steps[:1]
+            for step in now:
+                reporter.info(f"Step 9 (TLS/AUTH later): {step.summary}...")
+                _do(step, hooks, token_factory, redact)
+                done.append(step.summary)
+                reporter.success(f"Step 9: {step.summary}.")
+        raise AwsError(
+            f"The TLS/AUTH migration did not settle after {max_steps} steps.",
+            hint="Check the cache (`rexctl status`) and run `rexctl provision` again.",
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "Interrupted during the TLS/AUTH migration.", hint=_resume(done)
+        ) from None
+    except RexctlError as exc:
+        hint = "\n".join(filter(None, [exc.hint, _resume(done)]))
+        raise type(exc)(exc.message, hint=hint) from None
+
+
+def _resume(done: list[str]) -> str:
+    before = ("Done: " + "; ".join(done) + ". ") if done else ""
+    return (
+        f"{before}Every step kept the API's cache; `rexctl provision` again continues from what "
+        "AWS shows (nothing is repeated but a harmless ROTATE of the same token)."
+    )
+
+
+def _do(
+    step: SecureStep,
+    hooks: Hooks,
+    token_factory: Callable[[], str],
+    redact: Callable[[str], None],
+) -> None:
+    if step.kind == "auth-secret":
+        token = token_factory()
+        redact(token)
+        hooks.create_secret(token)
+    elif step.kind in ("tls-preferred", "tls-required"):
+        assert step.request is not None
+        hooks.modify(step.request)
+        hooks.wait(step.request)
+    elif step.kind in ("auth-rotate", "auth-set"):
+        assert step.request is not None
+        token = hooks.read_token()
+        redact(token)
+        before = hooks.observe().cache.auth_modified
+        strategy = str(step.request["AuthTokenUpdateStrategy"])
+        # Written before the modify: interrupted between the two, the record says "pending"
+        # and the next run ROTATEs again (harmless) instead of trusting a stale record.
+        hooks.tag(f"{strategy} pending")
+        request = {**step.request, "AuthToken": token}
+        hooks.modify(request)
+        view = hooks.wait({**request, AUTH_CHANGED_AFTER: before})
+        hooks.tag(f"{strategy} {view.auth_modified if view else 'pending'}")
+    elif step.kind == "deploy":
+        hooks.deploy()
+    elif step.kind == "verify":
+        hooks.verify(step.tls, step.auth)
+
+
+def auth_record(tags: dict[str, str], cache: CacheView) -> str:
+    """The group's last AUTH change as rexctl knows it: ROTATE or SET when its tag records the
+    change AWS shows (AuthTokenLastModifiedDate); SET for a group with a token and no tag (a
+    token given at creation: a single one, as after SET); '' when it cannot tell (a "pending"
+    record, or a change made since)."""
+    if not cache.auth_enabled:
+        return ""
+    value = tags.get(AUTH_TAG)
+    if value is None:
+        return "SET"
+    change, _, when = value.partition(" ")
+    if change in ("ROTATE", "SET") and when and when == cache.auth_modified:
+        return change
+    return ""
+
+
+# Verification ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskEvidence:
+    task: str
+    line: str  # the task's last `Redis ready` line since it started ('' when none)
+    ok: bool
+
+
+def wait_until_verified(
+    check: Callable[[], list[TaskEvidence]],
+    *,
+    what: str,
+    timeout: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[TaskEvidence]:
+    """Poll `check` until every task's evidence is ok (logs arrive seconds after a line is
+    written); a CheckFailed naming the tasks that did not say so otherwise."""
+    deadline = clock() + timeout
+    while True:
+        evidence = check()
+        if evidence and all(e.ok for e in evidence):
+            return evidence
+        if clock() >= deadline:
+            lacking = [e for e in evidence if not e.ok] or evidence
+            shown = "; ".join(
+                f"task {e.task}: {e.line or 'no `Redis ready` line'}" for e in lacking
+            )
+            raise CheckFailed(
+                f"Not every running task uses {what} after {timeout:g} s"
+                + (f" ({shown})." if shown else ": the service runs no task."),
+                hint="Nothing was turned away yet: plain connections and the old token still "
+                "work. Look at those tasks' logs (a certificate or token problem shows as "
+                "`Redis error`), fix it, deploy, and run `rexctl provision` again.",
+            )
+        sleep(min(1.0, max(deadline - clock(), 0.0)))
+
+
+def ms(when: datetime | None) -> int:
+    if when is None:
+        return 0
+    aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return int(aware.timestamp() * 1000)
