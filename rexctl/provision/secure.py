@@ -22,10 +22,11 @@ Resumable by construction: the steps are derived from what AWS shows, read again
 step (`observe`): TransitEncryptionEnabled / TransitEncryptionMode, AuthTokenEnabled, the secret,
 whether the service runs what `rexctl deploy` would set (REDIS_TLS, REDIS_HOST, the secret), and
 the last AUTH change. That last one AWS does not show (ROTATE and SET both leave AuthTokenEnabled
-true), so rexctl records it on the group as the tag `rexctl:auth-token` = `<ROTATE|SET>
-<AuthTokenLastModifiedDate>`. When the tag does not match the date (interrupted between the
-modify and the tag, or a change made elsewhere), rexctl ROTATEs the stored token again and then
-SETs it: harmless whichever state the group was in.
+true), so rexctl records it on the group as the tag `rexctl:auth-token`: `<ROTATE|SET> pending
+<date before>` right before the modify, `<ROTATE|SET> <AuthTokenLastModifiedDate>` once it shows;
+interrupted in between, the date tells whether the change happened (`auth_record`). A ROTATE is
+never repeated blindly: on a group that accepted "no token" (ROTATE on a group without one), a
+second ROTATE would drop that, and the tasks still without the token with it.
 
 Verification ("every task now connects with TLS"): ElastiCache shows no per-connection view of
 TLS or AUTH. The evidence rexctl uses is what AWS can show: ECS (the service's one deployment is
@@ -54,7 +55,7 @@ from rexctl.provision.model import Ref, Reporter
 if TYPE_CHECKING:
     from rexctl.aws.secrets import SecretView
 
-AUTH_TAG = "rexctl:auth-token"  # "<ROTATE|SET> <AuthTokenLastModifiedDate>" (or "pending")
+AUTH_TAG = "rexctl:auth-token"  # "<ROTATE|SET> <AuthTokenLastModifiedDate>" (see auth_record)
 AUTH_CHANGED_AFTER = "_auth_modified_after"  # in a wait's request: the date it must move past
 READY = "Redis ready"
 NO_DOWNTIME = (
@@ -179,8 +180,8 @@ def plan_secure(obs: Observed, *, tls: bool, auth: bool, secret_name: str) -> Se
         request = {"ReplicationGroupId": c.id, "AuthToken": Ref("auth_token"),
                    "AuthTokenUpdateStrategy": "ROTATE", "ApplyImmediately": True}  # fmt: skip
         if state.auth_enabled:
-            summary = (f"ROTATE {c.id}'s AUTH token to the stored one again (rexctl cannot tell "
-                       "whether the group's last change was ROTATE or SET)")  # fmt: skip
+            summary = (f"ROTATE {c.id}'s AUTH token to the stored one (the group's last token "
+                       "change is not one rexctl made and saw done)")  # fmt: skip
         else:
             summary = (f"ROTATE {c.id}'s AUTH token to the stored one: the token and no token "
                        "both accepted")  # fmt: skip
@@ -254,6 +255,7 @@ def run(
     """Do the steps one at a time, deriving the next one from AWS each time; returns what was
     done. An interruption or a failure says what was done and that re-running continues."""
     done: list[str] = []
+    last: SecureStep | None = None  # the step done last: the same again means no progress
     try:
         for _ in range(max_steps):
             obs = hooks.observe()
@@ -271,11 +273,18 @@ def run(
             # A verification is good for the step that follows it at once (it changes nothing
             # AWS shows): the two are done together.
             now = plan.steps[:2] if plan.steps[0].kind == "verify" else plan.steps[:1]
+            if last is not None and now[0] == last:
+                raise AwsError(
+                    f"Step 9 did not take effect: {last.summary}; AWS still shows the same.",
+                    hint="Check the cache (`rexctl status`) and the service (`rexctl deploy "
+                    "--dry-run`).",
+                )
             for step in now:
                 reporter.info(f"Step 9 (TLS/AUTH later): {step.summary}...")
-                _do(step, hooks, token_factory, redact)
+                _do(step, obs, hooks, token_factory, redact)
                 done.append(step.summary)
                 reporter.success(f"Step 9: {step.summary}.")
+            last = now[-1]
         raise AwsError(
             f"The TLS/AUTH migration did not settle after {max_steps} steps.",
             hint="Check the cache (`rexctl status`) and run `rexctl provision` again.",
@@ -293,12 +302,13 @@ def _resume(done: list[str]) -> str:
     before = ("Done: " + "; ".join(done) + ". ") if done else ""
     return (
         f"{before}Every step kept the API's cache; `rexctl provision` again continues from what "
-        "AWS shows (nothing is repeated but a harmless ROTATE of the same token)."
+        "AWS shows."
     )
 
 
 def _do(
     step: SecureStep,
+    obs: Observed,
     hooks: Hooks,
     token_factory: Callable[[], str],
     redact: Callable[[str], None],
@@ -306,6 +316,8 @@ def _do(
     if step.kind == "auth-secret":
         token = token_factory()
         redact(token)
+        if obs.cache.auth_enabled:  # the group has a token rexctl lost: this one replaces it
+            hooks.tag("ROTATE needed")
         hooks.create_secret(token)
     elif step.kind in ("tls-preferred", "tls-required"):
         assert step.request is not None
@@ -315,11 +327,11 @@ def _do(
         assert step.request is not None
         token = hooks.read_token()
         redact(token)
-        before = hooks.observe().cache.auth_modified
+        before = obs.cache.auth_modified
         strategy = str(step.request["AuthTokenUpdateStrategy"])
-        # Written before the modify: interrupted between the two, the record says "pending"
-        # and the next run ROTATEs again (harmless) instead of trusting a stale record.
-        hooks.tag(f"{strategy} pending")
+        # Written before the modify, with the date before it: interrupted between the two, the
+        # next run tells from the date whether the change happened (auth_record).
+        hooks.tag(f"{strategy} pending {before or '-'}")
         request = {**step.request, "AuthToken": token}
         hooks.modify(request)
         view = hooks.wait({**request, AUTH_CHANGED_AFTER: before})
@@ -331,17 +343,28 @@ def _do(
 
 
 def auth_record(tags: dict[str, str], cache: CacheView) -> str:
-    """The group's last AUTH change as rexctl knows it: ROTATE or SET when its tag records the
-    change AWS shows (AuthTokenLastModifiedDate); SET for a group with a token and no tag (a
-    token given at creation: a single one, as after SET); '' when it cannot tell (a "pending"
-    record, or a change made since)."""
+    """The group's last AUTH change as rexctl knows it: ROTATE or SET, '' when it cannot tell.
+
+    The tag says `<change> <AuthTokenLastModifiedDate>` once a change is seen done, and
+    `<change> pending <the date before>` while it is being made: a date that moved since means
+    it happened; one that did not, that it did not (an interrupted SET leaves the ROTATE before
+    it). A group with a token and no tag got it at creation: a single one, as after SET.
+    Anything else (a change made elsewhere, a token stored anew) is ''."""
     if not cache.auth_enabled:
         return ""
     value = tags.get(AUTH_TAG)
     if value is None:
         return "SET"
-    change, _, when = value.partition(" ")
-    if change in ("ROTATE", "SET") and when and when == cache.auth_modified:
+    parts = value.split(" ")
+    change = parts[0]
+    if change not in ("ROTATE", "SET"):
+        return ""
+    if len(parts) == 3 and parts[1] == "pending":
+        before = "" if parts[2] == "-" else parts[2]
+        if cache.auth_modified != before:
+            return change
+        return "ROTATE" if change == "SET" else ""
+    if len(parts) == 2 and parts[1] == cache.auth_modified:
         return change
     return ""
 
