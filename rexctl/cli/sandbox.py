@@ -115,6 +115,20 @@ def rehearse_cmd(
         float,
         typer.Option("--duration", min=2, max=600, help="Seconds each failure drill observes."),
     ] = 8.0,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure", help="With in-transit encryption (TLS) and an AUTH token from the start."
+        ),
+    ] = False,
+    enable_later: Annotated[
+        bool,
+        typer.Option(
+            "--enable-later",
+            help="Start plain; after the drills, turn TLS and AUTH on with `rexctl provision` "
+            "while the API is asked, and show that no answer failed.",
+        ),
+    ] = False,
     json: JsonOption = False,
 ) -> None:
     """Rehearse the guide's 15 steps against the local sandbox (no AWS account needed).
@@ -125,7 +139,19 @@ def rehearse_cmd(
     from rexctl.sandbox.rehearse import rehearse
 
     f = get_factory(ctx, json=json)
-    result = rehearse(Path.cwd(), keep=keep, duration=duration, on_step=_progress)
+    if secure and enable_later:
+        raise UsageError(
+            "--secure and --enable-later are two rehearsals: TLS and AUTH from the start, or "
+            "turned on later. Choose one."
+        )
+    result = rehearse(
+        Path.cwd(),
+        keep=keep,
+        duration=duration,
+        secure=secure,
+        enable_later=enable_later,
+        on_step=_progress,
+    )
     if f.json:
         ui.print_json(result.to_dict())
     else:

@@ -1,0 +1,120 @@
+"""Ask the API while a rehearsal step runs, as a drill does: `rexctl rehearse --enable-later`
+watches TLS and AUTH being turned on with it.
+
+`ApiWatch` sends one GET every `interval` seconds on a thread of its own (`rexctl.probe.probe_once`
+on one kept-alive client, as the drills' probe) from before the step starts until shortly after it
+ended, and keeps each answer in the shape of a drill's `observations.answers`
+(`rexctl.drills.observe.Answer`: t, phase before/during/after, status, source, latency_ms, error),
+so the same report can draw both. `summary` says what a reader wants to know: did any answer fail,
+and did the cache keep answering (the longest stretch without a cache answer).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from rexctl.drills.observe import Answer
+
+BEFORE_SECONDS = 1.0  # answers taken before the step starts, to compare with
+AFTER_SECONDS = 2.0  # ...and after it ended
+
+
+@dataclass
+class Summary:
+    answers: int
+    failed: int
+    sources: dict[str, int]
+    longest_without_cache: float  # seconds, during the step (from its first answer)
+    cache_after: bool  # the cache answers once the step is over
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answers": self.answers,
+            "failed": self.failed,
+            "sources": dict(self.sources),
+            "longest_without_cache_s": round(self.longest_without_cache, 2),
+            "cache_after": self.cache_after,
+        }
+
+
+@dataclass
+class ApiWatch:
+    url: str
+    interval: float = 0.25
+    timeout: float = 5.0
+    clock: Callable[[], float] = time.monotonic
+    answers: list[Answer] = field(default_factory=list)
+    _phase: str = "before"
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _start: float = 0.0
+
+    def __enter__(self) -> ApiWatch:
+        self._start = self.clock()
+        self._thread = threading.Thread(target=self._run, name="rehearse-api-watch", daemon=True)
+        self._thread.start()
+        deadline = self.clock() + BEFORE_SECONDS
+        while self.clock() < deadline and not self._stop.is_set():
+            time.sleep(0.05)
+        self._phase = "during"
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._phase = "after"
+        if kind is None:
+            deadline = self.clock() + AFTER_SECONDS
+            while self.clock() < deadline:
+                time.sleep(0.05)
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self.timeout + 1)
+
+    def _run(self) -> None:
+        import httpx
+
+        from rexctl.probe import probe_once
+
+        with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
+            index = 0
+            while not self._stop.is_set():
+                index += 1
+                phase = self._phase
+                sent = self.clock()
+                r = probe_once(client, self.url, index=index, timeout=self.timeout)
+                t = round(sent - self._start, 3)
+                answer = Answer(t, phase, r.status, r.source, r.latency_ms, r.error)
+                self.answers.append(answer)
+                self._stop.wait(max(self.interval - (self.clock() - sent), 0.0))
+
+    def summary(self) -> Summary:
+        return summarize(self.answers)
+
+
+def summarize(answers: list[Answer]) -> Summary:
+    during = [a for a in answers if a.phase == "during"]
+    longest = 0.0
+    last_cache = during[0].t if during else 0.0
+    for a in during:
+        if a.ok and a.source == "cache":
+            last_cache = a.t
+        else:
+            longest = max(longest, a.t - last_cache)
+    after = [a for a in answers if a.phase == "after"]
+    return Summary(
+        answers=len(answers),
+        failed=sum(not a.ok for a in answers),
+        sources=dict(Counter(a.source or "none" for a in answers)),
+        longest_without_cache=longest,
+        cache_after=any(a.ok and a.source == "cache" for a in after),
+    )
