@@ -1,9 +1,14 @@
-"""End to end, with in-transit encryption and an AUTH token on (issue 10): steps 1-12 on the
-sandbox, whose AWS refuses what AWS refuses (an AUTH token without TLS, TLS without a subnet group,
-`secrets` without an execution role) and whose ECS starts a task only when the execution role may
-read its secret. The sandbox does not speak TLS or AUTH on the node yet (docs/sandbox.md), so the
-journey stops at the deployed revision: its tasks started with the secret, as ECS would start
-them."""
+"""End to end, with in-transit encryption and an AUTH token (issues 10 and 13).
+
+`rexctl rehearse --secure`: the whole journey, drills included, with TLS and AUTH on from the
+start: the sandbox's node answers TLS with its CA's certificate and requires the token.
+`rexctl rehearse --enable-later`: the journey plain, then both turned on by `rexctl provision`
+while the API is asked; no answer fails and the cache keeps answering.
+
+Each keeps its sandbox to look for the token afterwards: in what every command printed, in every
+file of the sandbox (task logs, the daemon's log, drill journals, rexctl.toml) and in CloudWatch
+Logs. It is in Secrets Manager, the node, and nowhere else.
+"""
 
 from __future__ import annotations
 
@@ -14,39 +19,87 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
-from rexctl.sandbox.state import CLUSTER, SERVICE
+from rexctl.sandbox.state import read_state, sandbox_dir
+
+SECRET = "rexctl/rexpress-redis/auth-token"
 
 
-def rexctl(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+def rehearse(cwd: Path, *args: str) -> tuple[dict[str, Any], str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "rexctl", *args],
-        cwd=cwd, env={**os.environ, "REXCTL_DEBUG": "", **(env or {})},
-        capture_output=True, text=True, timeout=240, check=False,
+        [sys.executable, "-m", "rexctl", "rehearse", "--keep", "--json", *args],
+        cwd=cwd, env={**os.environ, "REXCTL_DEBUG": ""},
+        capture_output=True, text=True, timeout=400, check=False,
     )  # fmt: skip
-    assert proc.returncode == 0, f"rexctl {' '.join(args)}\n{proc.stdout}\n{proc.stderr}"
-    return json.loads(proc.stdout) if "--json" in args else proc
+    assert proc.stdout.strip(), proc.stderr
+    result = json.loads(proc.stdout)
+    failed = [s for s in result["steps"] if s["status"] != "passed"]
+    assert failed == [] and proc.returncode == 0, proc.stderr
+    return result, proc.stdout + proc.stderr
+
+
+def token_is_nowhere_but_where_it_belongs(cwd: Path, printed: str) -> None:
+    state = read_state(sandbox_dir(cwd))
+    assert state is not None
+    session = boto3.Session(aws_access_key_id="sandbox", aws_secret_access_key="sandbox",
+                            region_name=state.region)  # fmt: skip
+    sm = session.client("secretsmanager", endpoint_url=state.endpoint_url)
+    token = sm.get_secret_value(SecretId=SECRET)["SecretString"]
+    assert len(token) == 64
+    assert token not in printed
+    for path in sandbox_dir(cwd).rglob("*"):
+        if path.is_file() and path.name != "dump.rdb":
+            assert token.encode() not in path.read_bytes(), path
+    logs = session.client("logs", endpoint_url=state.endpoint_url)
+    events = [
+        e["message"]
+        for page in logs.get_paginator("filter_log_events").paginate(
+            logGroupName="/ecs/rexpress-backend"
+        )
+        for e in page["events"]
+    ]
+    assert any("✅ Redis ready (TLS, AUTH)" in m for m in events)
+    assert not [m for m in events if token in m]
+
+
+def down(cwd: Path) -> None:
+    subprocess.run([sys.executable, "-m", "rexctl", "sandbox", "down"], cwd=cwd,
+                   capture_output=True, timeout=60, check=False)  # fmt: skip
 
 
 @pytest.mark.e2e
-def test_tls_and_auth_provision_and_deploy_on_the_sandbox(tmp_path: Path) -> None:
-    rexctl(tmp_path, "sandbox", "up")
+def test_rehearse_secure_runs_the_journey_with_tls_and_auth(tmp_path: Path) -> None:
     try:
-        secure = {"REXCTL_CACHE_TLS": "true", "REXCTL_CACHE_AUTH": "true"}
-        config = str(tmp_path / "rexctl.toml")
-        base = ["--sandbox", "--config", config]
-        rexctl(tmp_path, *base, "init", "--cluster", CLUSTER, "--service", SERVICE, "--force")
-        provisioned = rexctl(tmp_path, *base, "provision", "--timeout", "120", "--json", env=secure)
-        assert provisioned["status"] == "available" and provisioned["endpoint"]
-        deployed = rexctl(tmp_path, *base, "deploy", "--timeout", "120", "--poll", "0.5",
-                          "--json", env=secure)  # fmt: skip
-        assert deployed["status"] == "deployed", deployed
-        revision = deployed["plan"]["revision"]
-        (container,) = [c for c in revision["containerDefinitions"] if c["name"] == "backend"]
-        env = {e["name"]: e["value"] for e in container["environment"]}
-        assert env["REDIS_TLS"] == "true" and "REDIS_AUTH_TOKEN" not in env
-        assert [s["name"] for s in container["secrets"]] == ["REDIS_AUTH_TOKEN"]
-        assert revision["executionRoleArn"].endswith(":role/ecsTaskExecutionRole")
+        result, printed = rehearse(tmp_path, "--secure")
+        names = [s["name"] for s in result["steps"]]
+        assert names[-3:] == ["chaos break-sg", "chaos break-nacl", "chaos wrong-host"]
+        verify = next(s for s in result["steps"] if s["name"] == "verify")
+        assert "says `Redis ready (TLS, AUTH)`" in verify["detail"]
+        assert result["steps"][2]["detail"].split("primary endpoint ")[1].startswith("master.")
+        token_is_nowhere_but_where_it_belongs(tmp_path, printed)
     finally:
-        rexctl(tmp_path, "sandbox", "down")
+        down(tmp_path)
+
+
+@pytest.mark.e2e
+def test_rehearse_enable_later_turns_tls_and_auth_on_while_the_api_answers(
+    tmp_path: Path,
+) -> None:
+    try:
+        result, printed = rehearse(tmp_path, "--enable-later")
+        steps = result["steps"]
+        later = next(s for s in steps if s["step"] == "9 later")
+        assert set(later) == {"step", "name", "status", "detail", "observations"}
+        answers = later["observations"]["answers"]
+        assert answers and all(a["ok"] for a in answers)
+        assert {a["phase"] for a in answers} == {"before", "during", "after"}
+        assert set(answers[0]) == {"t", "phase", "status", "source", "latency_ms", "error", "ok"}
+        summary = later["observations"]["summary"]
+        assert summary["failed"] == 0 and summary["cache_after"]
+        assert "0 plain connection(s)" in later["detail"]
+        assert [s["name"] for s in steps][-1] == "verify (TLS, AUTH)"
+        token_is_nowhere_but_where_it_belongs(tmp_path, printed)
+    finally:
+        down(tmp_path)

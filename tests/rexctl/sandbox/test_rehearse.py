@@ -104,3 +104,116 @@ def test_rehearse_json_is_the_steps_and_exit_1_when_a_step_failed(
         ]
     }
     assert "sudo apt-get install redis-server" in INSTALL_HINT
+
+
+# --secure and --enable-later (issue 13) ---------------------------------------------------------
+
+
+def answer(t: float, source: str | None = "cache", status: int | None = 200,
+           phase: str = "during", error: str | None = None) -> Any:  # fmt: skip
+    from rexctl.drills.observe import Answer
+
+    return Answer(t, phase, status, source, 1.0, error)
+
+
+def later(
+    code: int = 0, done: tuple[str, ...] | None = None, answers: tuple[Any, ...] = ()
+) -> Outcome:
+    steps = done if done is not None else (
+        "turn in-transit encryption on", "ROTATE", "roll the service",
+        "check that every running task uses TLS", "set x's transit encryption mode to required",
+        "SET x's AUTH token",
+    )  # fmt: skip
+    return Outcome(code, {"migration": {"done": list(steps)}}, "", answers)
+
+
+STEADY = (*(answer(t / 4) for t in range(40)), answer(11.0, phase="after"))
+
+
+def test_enable_later_passes_when_no_answer_failed_and_the_cache_kept_answering() -> None:
+    from rexctl.sandbox.rehearse import judge_enable_later
+
+    ok, why = judge_enable_later(later(answers=STEADY))
+    assert ok, why
+    assert "41 times meanwhile, 0 failed" in why and "{'cache': 41}" in why
+
+
+@pytest.mark.parametrize(
+    ("outcome", "said"),
+    [
+        (later(answers=(*STEADY, answer(5.0, status=502, source=None, error="HTTP 502"))),
+         "1 failed"),
+        (later(answers=(answer(0.0), *(answer(t, source="db") for t in range(1, 13)),
+                        answer(13.0), answer(14.0, phase="after"))),
+         "the cache did not keep answering"),
+        (later(answers=tuple(answer(t / 4) for t in range(8))), "the cache did not keep answering"),
+        (later(done=("turn in-transit encryption on",), answers=STEADY), "without turning TLS"),
+        (Outcome(1, None, "Error: Not every running task uses TLS\n"), "exit 1: Not every"),
+    ],
+    ids=["a-failed-answer", "twelve-seconds-from-the-database", "no-cache-after", "half-done",
+         "provision-failed"],
+)  # fmt: skip
+def test_enable_later_fails_otherwise(outcome: Outcome, said: str) -> None:
+    from rexctl.sandbox.rehearse import judge_enable_later
+
+    ok, why = judge_enable_later(outcome)
+    assert not ok and said in why, why
+
+
+def test_verify_with_tls_and_auth_needs_every_task_stream_to_say_so() -> None:
+    from rexctl.sandbox.rehearse import judge_verify_secure
+
+    def verified(*lines: str) -> Outcome:
+        streams = [{"ready": {"last": {"message": m} if m else None}} for m in lines]
+        checks = [{"name": "logs", "status": "passed"}]
+        return Outcome(0, {"checks": checks, "logs": {"streams": streams}}, "")
+
+    ok, why = judge_verify_secure(
+        verified("✅ Redis ready (TLS, AUTH)", "✅ Redis ready (TLS, AUTH)")
+    )
+    assert ok and "every task stream (2)" in why
+    ok, why = judge_verify_secure(verified("✅ Redis ready (TLS, AUTH)", "✅ Redis ready"))
+    assert not ok and "not every task stream" in why
+    ok, _ = judge_verify_secure(verified("✅ Redis ready (TLS, AUTH)", ""))
+    assert ok, "a stream with no ready line (a task of the revision before) is not counted"
+
+
+def test_secure_and_later_run_the_journey_with_their_settings(tmp_path: Path) -> None:
+    seen: list[tuple[list[str], dict[str, str]]] = []
+
+    def fake_runner(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> Outcome:
+        seen.append((args, env))
+        return Outcome(9, None, "Error: stop here\n")  # init fails: the rest is not run
+
+    up = lambda cwd: UpResult(state(tmp_path), started=False)  # noqa: E731
+    secure = rehearse(tmp_path, runner=fake_runner, start=up, stop=lambda c: None, secure=True)
+    assert seen[0][1]["REXCTL_CACHE_TLS"] == "true" and seen[0][1]["REXCTL_CACHE_AUTH"] == "true"
+    assert [s.name for s in secure.steps][-1] == "chaos wrong-host"
+    seen.clear()
+    later_run = rehearse(tmp_path, runner=fake_runner, start=up, stop=lambda c: None,
+                         enable_later=True)  # fmt: skip
+    assert "REXCTL_CACHE_TLS" not in seen[0][1], "the journey itself runs plain"
+    assert [(s.step, s.name) for s in later_run.steps][-2:] == [
+        ("9 later", "provision (TLS and AUTH later)"), ("13-14", "verify (TLS, AUTH)")
+    ]  # fmt: skip
+    assert {tuple(s.to_dict()) for s in later_run.steps} == {("step", "name", "status", "detail")}
+
+
+def test_secure_and_later_are_one_or_the_other() -> None:
+    result = runner.invoke(app, ["rehearse", "--secure", "--enable-later"])
+    assert result.exit_code == 2, result.output
+    assert "--secure and --enable-later are two rehearsals" in result.output
+
+
+def test_the_watch_keeps_answers_as_a_drill_does() -> None:
+    from rexctl.sandbox.watch import summarize
+
+    answers = [answer(0.0, phase="before"), answer(1.0), answer(2.0, source="db"),
+               answer(3.5, source="db"), answer(4.0), answer(5.0, phase="after")]  # fmt: skip
+    summary = summarize(answers)
+    assert summary.to_dict() == {
+        "answers": 6, "failed": 0, "sources": {"cache": 4, "db": 2},
+        "longest_without_cache_s": 2.5, "cache_after": True,
+    }  # fmt: skip
+    assert set(answers[1].to_dict()) == {"t", "phase", "status", "source", "latency_ms",
+                                         "error", "ok"}  # fmt: skip
