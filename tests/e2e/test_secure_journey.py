@@ -103,3 +103,60 @@ def test_rehearse_enable_later_turns_tls_and_auth_on_while_the_api_answers(
         token_is_nowhere_but_where_it_belongs(tmp_path, printed)
     finally:
         down(tmp_path)
+
+
+def run(
+    cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "rexctl", *args], cwd=cwd,
+        env={**os.environ, "REXCTL_DEBUG": "", **(env or {})},
+        capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"rexctl {' '.join(args)}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+@pytest.mark.e2e
+def test_provision_interrupted_during_the_rollout_continues_where_it_stopped(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C while TLS and AUTH later rolls the service, then `rexctl provision` again."""
+    import signal
+    import time
+
+    secure = {"REXCTL_CACHE_TLS": "true", "REXCTL_CACHE_AUTH": "true"}
+    base = ["--sandbox", "--config", str(tmp_path / "rexctl.toml")]
+    run(tmp_path, "sandbox", "up")
+    try:
+        run(tmp_path, *base, "init", "--cluster", "rexpress", "--service", "backend", "--force")
+        run(tmp_path, *base, "provision", "--timeout", "120")
+        run(tmp_path, *base, "deploy", "--timeout", "120", "--poll", "0.5")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rexctl", *base, "provision", "--timeout", "120", "--poll",
+             "0.5"], cwd=tmp_path, env={**os.environ, "REXCTL_DEBUG": "", **secure},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert proc.stderr is not None
+        seen = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            seen.append(line)
+            if "Step 9 (TLS/AUTH later): roll the service" in line:
+                proc.send_signal(signal.SIGINT)
+                break
+        _, err = proc.communicate(timeout=60)
+        printed = "".join(seen) + err
+        assert proc.returncode == 130, printed
+        assert "At no step does the API lose its cache" in printed
+        assert "Done: turn in-transit encryption on" in printed
+        again = run(tmp_path, *base, "provision", "--timeout", "120", "--poll", "0.5", "--json",
+                    env=secure)  # fmt: skip
+        done = json.loads(again.stdout)["migration"]["done"]
+        assert not any(d.startswith("turn in-transit encryption on") for d in done), done
+        assert not any(d.startswith("ROTATE") for d in done), "the ROTATE is not repeated"
+        assert any("required" in d for d in done) and any(d.startswith("SET") for d in done)
+        token_is_nowhere_but_where_it_belongs(tmp_path, printed + again.stdout + again.stderr)
+    finally:
+        down(tmp_path)
