@@ -45,6 +45,12 @@ class UsageError(RexctlError):
     exit_code = ExitCode.BAD_INPUT
 
 
+class StateError(RexctlError):
+    """rexctl's own state (drill journals, the drill lock) cannot be written or is in use."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
 class AwsError(RexctlError):
     """An AWS API call failed; the message says which and what to do."""
 

@@ -16,7 +16,9 @@ decide what a failure means.
 
 Requests are sequential by default, over one kept-alive connection, like a client that reuses its
 pool. With `concurrency > 1` a thread pool keeps at most that many requests in flight. Latency is
-wall time from sending the request to having read the whole body.
+wall time from sending the request to having read the whole body. The timeout bounds each request
+as a whole (connect, headers and body together: `rexctl.deadline.within`), not each read, so a
+server that trickles its answer is given up on at the timeout.
 
 Percentiles use the nearest-rank method: p95 is a latency that was actually observed (with fewer
 than 20 samples, p95 and p99 are the maximum). Only successful requests enter the per-source
@@ -25,6 +27,7 @@ summaries; failed ones are counted separately.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import socket
@@ -227,14 +230,48 @@ def probe_once(
     timeout: float = 10.0,
     headers: Mapping[str, str] | None = None,
 ) -> ProbeResult:
-    """One GET; never raises for network or HTTP trouble (see `ProbeResult.error`)."""
-    import httpx
+    """One GET, given `timeout` seconds as a whole: connect, headers and body together (a
+    server that trickles its answer cannot stretch it). Never raises for network or HTTP
+    trouble (see `ProbeResult.error`)."""
+    from rexctl.deadline import DeadlineExceeded, within
 
-    sent_headers = {"User-Agent": USER_AGENT, **(headers or {})}
     started_at = time.time()
     start = time.perf_counter()
     try:
-        response = client.get(url, headers=sent_headers, timeout=timeout)
+        return within(
+            timeout,
+            lambda: _get(client, url, index, source_field, timeout, headers, started_at, start),
+            "the request",
+        )
+    except DeadlineExceeded:
+        latency = (time.perf_counter() - start) * 1000
+        error = f"timeout after {float(timeout)}s"
+        return ProbeResult(index, None, None, latency, error, None, started_at)
+
+
+def _get(
+    client: httpx.Client,
+    url: str,
+    index: int,
+    source_field: str,
+    timeout: float,
+    headers: Mapping[str, str] | None,
+    started_at: float,
+    start: float,
+) -> ProbeResult:
+    """The request itself (on `within`'s worker): it stops reading a body once the deadline
+    has passed, so a worker the caller gave up on ends soon after too."""
+    import httpx
+
+    sent_headers = {"User-Agent": USER_AGENT, **(headers or {})}
+    deadline = start + timeout
+    try:
+        with client.stream("GET", url, headers=sent_headers, timeout=timeout) as response:
+            chunks = []
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                if time.perf_counter() > deadline:
+                    raise httpx.ReadTimeout("the whole request took longer than its timeout")
     except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
         latency = (time.perf_counter() - start) * 1000
         return ProbeResult(
@@ -245,7 +282,7 @@ def probe_once(
     body: Any = None
     error: str | None = None
     try:
-        body = response.json()
+        body = json.loads(b"".join(chunks))
     except ValueError:
         body = None
         error = "invalid JSON"
@@ -325,7 +362,8 @@ def run_probe(
 
     own = client is None
     if client is None:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        # No cap on connections: a request given up at its deadline may still hold one.
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=concurrency)
         client = httpx.Client(timeout=timeout, limits=limits, follow_redirects=False)
     use = client
 

@@ -512,6 +512,33 @@ def rule_present(ec2: EC2Client, rule: Rule) -> bool:
     )
 
 
+def tag_request(resource_id: str, key: str, value: str) -> dict[str, Any]:
+    """CreateTags/DeleteTags parameters for one tag of one resource. DeleteTags always names
+    the key and the value: without `Tags` it would delete every tag of the resource, and with
+    the value it deletes the tag only while it still has that value (EC2 API reference)."""
+    return {"Resources": [resource_id], "Tags": [{"Key": key, "Value": value}]}
+
+
+def tag_resource(ec2: EC2Client, resource_id: str, key: str, value: str) -> None:
+    with aws_errors(f"tag {resource_id} with {key}"):
+        ec2.create_tags(**tag_request(resource_id, key, value))
+
+
+def untag_resource(ec2: EC2Client, resource_id: str, key: str, value: str) -> None:
+    """Delete one tag (only while it has `value`); a tag or resource already gone is fine."""
+    unless_missing(
+        ("InvalidGroup.NotFound", "InvalidID"),
+        f"remove tag {key} from {resource_id}",
+        lambda: ec2.delete_tags(**tag_request(resource_id, key, value)),
+    )
+
+
+def security_group_tags(ec2: EC2Client, group_id: str) -> dict[str, str]:
+    """The group's tags as described now ({} when the group is gone)."""
+    groups = _groups_with_id(ec2, group_id)
+    return _tags(groups[0].get("Tags")) if groups else {}
+
+
 def delete_security_group(ec2: EC2Client, group_id: str) -> None:
     with aws_errors(f"delete security group {group_id}"):
         ec2.delete_security_group(GroupId=group_id)

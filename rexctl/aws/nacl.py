@@ -297,14 +297,12 @@ def find_acl(ec2: EC2Client, acl_id: str) -> NetworkAcl | None:
 
 
 def tagged_acls(ec2: EC2Client, vpc_id: str, key: str, value: str) -> list[str]:
-    """The ids of the VPC's network ACLs tagged `key`=`value`."""
-    with aws_errors(f"look for the network ACLs tagged {key}={value} in {vpc_id}"):
-        acls = ec2.describe_network_acls(
-            Filters=[
-                {"Name": "vpc-id", "Values": [vpc_id]},
-                {"Name": f"tag:{key}", "Values": [value]},
-            ]
-        )["NetworkAcls"]
+    """The ids of the VPC's network ACLs tagged `key`=`value` (any VPC's when `vpc_id` is '')."""
+    filters: list[Any] = [{"Name": f"tag:{key}", "Values": [value]}]
+    if vpc_id:
+        filters.insert(0, {"Name": "vpc-id", "Values": [vpc_id]})
+    with aws_errors(f"look for the network ACLs tagged {key}={value} in {vpc_id or 'any VPC'}"):
+        acls = ec2.describe_network_acls(Filters=filters)["NetworkAcls"]
     return sorted(str(a["NetworkAclId"]) for a in acls)
 
 

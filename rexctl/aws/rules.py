@@ -20,7 +20,8 @@ Three users, one function:
 The operations covered are those rexctl calls (`grep` of `rexctl/`): EC2 CreateSecurityGroup,
 AuthorizeSecurityGroupIngress, RevokeSecurityGroupIngress, DeleteSecurityGroup, CreateNetworkAcl,
 CreateNetworkAclEntry, DeleteNetworkAclEntry, ReplaceNetworkAclAssociation, DeleteNetworkAcl
-(break-nacl's copy of an ACL); ElastiCache CreateCacheSubnetGroup,
+(break-nacl's copy of an ACL), CreateTags and DeleteTags (break-sg's mark on the cache's security
+group); ElastiCache CreateCacheSubnetGroup,
 DeleteCacheSubnetGroup, CreateReplicationGroup, ModifyReplicationGroup, DeleteReplicationGroup,
 AddTagsToResource (the record of the last AUTH token change);
 ECS RegisterTaskDefinition, UpdateService, DeregisterTaskDefinition; Secrets Manager
@@ -105,7 +106,10 @@ Left out (considered, and why):
 - ECS `logConfiguration.secretOptions` without an execution role, Fargate cpu/memory
   combinations (the table in RegisterTaskDefinition.memory, which depends on platform versions
   and accepts "1 vCPU"/"1GB" strings), port ranges beyond "ports are given": not checked.
-- Operations rexctl does not call (CreateTags, AuthorizeSecurityGroupEgress,
+- DeleteTags without `Tags` deletes every user-defined tag of the resources (EC2 API reference,
+  DeleteTags.Tags): AWS accepts it, so it is not a rule here; rexctl always names the key and
+  the value of the one tag it deletes.
+- Operations rexctl does not call (AuthorizeSecurityGroupEgress,
   Increase/DecreaseReplicaCount, ECS TagResource, Secrets Manager PutSecretValue and
   TagResource).
 - ReplaceNetworkAclAssociation and DeleteNetworkAcl: only their required members; that AWS
@@ -250,6 +254,8 @@ REQUIRED_MEMBERS: dict[tuple[str, str], tuple[str, ...]] = {
     ("ec2", "CreateNetworkAcl"): ("VpcId",),
     ("ec2", "ReplaceNetworkAclAssociation"): ("AssociationId", "NetworkAclId"),
     ("ec2", "DeleteNetworkAcl"): ("NetworkAclId",),
+    ("ec2", "CreateTags"): ("Resources", "Tags"),
+    ("ec2", "DeleteTags"): ("Resources",),
     ("elasticache", "CreateCacheSubnetGroup"): (
         "CacheSubnetGroupName",
         "CacheSubnetGroupDescription",
@@ -414,6 +420,11 @@ EC2_TAG_COUNT = _rule(
     "EC2 API reference, CreateTags",
     "TagLimitExceeded",
 )
+EC2_TAG_RESOURCES = _rule(
+    "may name at most 1000 resources",
+    "EC2 API reference, CreateTags.Resources and DeleteTags.Resources (Up to 1000 resource IDs)",
+    "InvalidParameterValue",
+)
 EC2_TAG_UNIQUE = _rule(
     "must be unique per resource",
     "EC2 API reference, CreateTags (Tag keys must be unique per resource)",
@@ -423,21 +434,36 @@ EC2_TAG_UNIQUE = _rule(
 
 def _ec2_tag_specs(found: _Found, params: Mapping[str, Any]) -> None:
     for i, spec in _items(params.get("TagSpecifications")):
-        tags = spec.get("Tags")
-        path = f"TagSpecifications[{i}].Tags"
-        if isinstance(tags, list | tuple) and len(tags) > 50:
-            found.add(path, EC2_TAG_COUNT, f" (it has {len(tags)})")
-        seen: set[str] = set()
-        for j, tag in _items(tags):
-            key, value = tag.get("Key"), tag.get("Value")
-            _max_len(found, f"{path}[{j}].Key", key, 127, EC2_TAG_KEY_LENGTH)
-            if isinstance(key, str) and key.startswith("aws:"):
-                found.add(f"{path}[{j}].Key", EC2_TAG_KEY_PREFIX)
-            if isinstance(key, str):
-                if key in seen:
-                    found.add(f"{path}[{j}].Key", EC2_TAG_UNIQUE, f" ({key!r} repeats)")
-                seen.add(key)
-            _max_len(found, f"{path}[{j}].Value", value, 256, EC2_TAG_VALUE_LENGTH)
+        _ec2_tags(found, f"TagSpecifications[{i}].Tags", spec.get("Tags"))
+
+
+def _ec2_tags(found: _Found, path: str, tags: Any) -> None:
+    if isinstance(tags, list | tuple) and len(tags) > 50:
+        found.add(path, EC2_TAG_COUNT, f" (it has {len(tags)})")
+    seen: set[str] = set()
+    for j, tag in _items(tags):
+        key, value = tag.get("Key"), tag.get("Value")
+        _max_len(found, f"{path}[{j}].Key", key, 127, EC2_TAG_KEY_LENGTH)
+        if isinstance(key, str) and key.startswith("aws:"):
+            found.add(f"{path}[{j}].Key", EC2_TAG_KEY_PREFIX)
+        if isinstance(key, str):
+            if key in seen:
+                found.add(f"{path}[{j}].Key", EC2_TAG_UNIQUE, f" ({key!r} repeats)")
+            seen.add(key)
+        _max_len(found, f"{path}[{j}].Value", value, 256, EC2_TAG_VALUE_LENGTH)
+
+
+def _create_tags(params: Mapping[str, Any], found: _Found) -> None:
+    _ec2_tags(found, "Tags", params.get("Tags"))
+    resources = params.get("Resources")
+    if isinstance(resources, list | tuple) and len(resources) > 1000:
+        found.add("Resources", EC2_TAG_RESOURCES, f" (it has {len(resources)})")
+
+
+def _delete_tags(params: Mapping[str, Any], found: _Found) -> None:
+    resources = params.get("Resources")
+    if isinstance(resources, list | tuple) and len(resources) > 1000:
+        found.add("Resources", EC2_TAG_RESOURCES, f" (it has {len(resources)})")
 
 
 def _create_security_group(params: Mapping[str, Any], found: _Found) -> None:
@@ -1096,6 +1122,8 @@ _CHECKS: dict[tuple[str, str], Callable[[Mapping[str, Any], _Found], None]] = {
     ("ec2", "RevokeSecurityGroupIngress"): _revoke_ingress,
     ("ec2", "CreateNetworkAclEntry"): _create_network_acl_entry,
     ("ec2", "CreateNetworkAcl"): lambda params, found: _ec2_tag_specs(found, params),
+    ("ec2", "CreateTags"): _create_tags,
+    ("ec2", "DeleteTags"): _delete_tags,
     ("elasticache", "CreateCacheSubnetGroup"): _create_cache_subnet_group,
     ("elasticache", "CreateReplicationGroup"): _create_replication_group,
     ("elasticache", "ModifyReplicationGroup"): _modify_replication_group,

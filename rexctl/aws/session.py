@@ -42,6 +42,25 @@ class Clients(Protocol):
 
 
 @dataclass(frozen=True)
+class Patience:
+    """How long one AWS call may take: botocore's connect and read timeouts and its attempts
+    (with its backoff between them, at most 20 s each). A call against an endpoint that never
+    answers gives up after about max_attempts x (connect_timeout + read_timeout) + backoff."""
+
+    connect_timeout: float
+    read_timeout: float
+    max_attempts: int
+
+
+PATIENT = Patience(connect_timeout=10, read_timeout=60, max_attempts=8)  # provision, deploy, ...
+# A drill's own calls (inject, restore): a dead endpoint must not hold a fault in place for
+# minutes per call; the restore retries on its own (5 attempts, with backoff).
+DRILL = Patience(connect_timeout=5, read_timeout=15, max_attempts=3)
+# A drill's looks at the tasks and logs while the fault is in place (each also has a deadline).
+LOOK = Patience(connect_timeout=3, read_timeout=8, max_attempts=2)
+
+
+@dataclass(frozen=True)
 class ClientSet:
     """Explicit clients, e.g. moto-backed ones with one of them wrapped in a botocore Stubber."""
 
@@ -61,13 +80,13 @@ class AwsClients:
         profile: str = "",
         region: str = "",
         endpoint_url: str = "",
-        max_attempts: int = 8,
         credentials: tuple[str, str] | None = None,
+        patience: Patience | None = None,
     ) -> None:
         self.profile = profile or None
         self.region = region or None
         self.endpoint_url = endpoint_url or None
-        self.max_attempts = max_attempts
+        self.patience = patience or PATIENT
         # Explicit keys (the sandbox's) replace boto3's chain, so real ones are never used.
         self.credentials = credentials
         self._clients: dict[str, Any] = {}
@@ -109,10 +128,10 @@ class AwsClients:
                     "AWS_REGION.",
                 )
             config = Config(
-                retries={"mode": "adaptive", "max_attempts": self.max_attempts},
+                retries={"mode": "adaptive", "max_attempts": self.patience.max_attempts},
                 user_agent_extra=f"rexctl/{__version__}",
-                connect_timeout=10,
-                read_timeout=60,
+                connect_timeout=self.patience.connect_timeout,
+                read_timeout=self.patience.read_timeout,
             )
             kwargs: dict[str, Any] = {"config": config}
             if self.endpoint_url:

@@ -130,14 +130,25 @@ def rehearse_cmd(
         ),
     ] = False,
     json: JsonOption = False,
+    report_html: Annotated[
+        Path | None,
+        typer.Option(
+            "--report-html",
+            help="Write the rehearsal as one self-contained HTML page: the steps, and each "
+            "drill's timeline chart, verdict, tasks, Redis errors and changes.",
+        ),
+    ] = None,
 ) -> None:
     """Rehearse the guide's 15 steps against the local sandbox (no AWS account needed).
 
     Runs init, provision (1-11), deploy (12), verify (13-14) and the three drills (15), each as
     `rexctl --sandbox ...`. Exit 0 only when every step had its expected outcome.
     """
+    from rexctl.drills import records
     from rexctl.sandbox.rehearse import rehearse
 
+    if report_html is not None:
+        records.check_output("--report-html", report_html)
     f = get_factory(ctx, json=json)
     if secure and enable_later:
         raise UsageError(
@@ -152,6 +163,8 @@ def rehearse_cmd(
         enable_later=enable_later,
         on_step=_progress,
     )
+    if report_html is not None:
+        _write_rehearsal_page(result, report_html)
     if f.json:
         ui.print_json(result.to_dict())
     else:
@@ -217,6 +230,25 @@ def _progress(step: StepResult | None, label: str) -> None:
         ui.success(f"{label}: passed ({step.seconds:.1f} s). {step.detail}")
     else:
         ui.error(f"{label}: failed ({step.seconds:.1f} s). {step.detail}")
+
+
+def _write_rehearsal_page(result: Rehearsal, path: Path) -> None:
+    """The steps on top, then a section per drill, from the record each drill printed."""
+    from rexctl.drills import records
+
+    steps, drawn = [], []
+    for s in result.steps:
+        row = s.to_dict()
+        if records.is_record(s.data):
+            drawn.append(s.data)
+            row["record_id"] = s.data.get("id")
+        steps.append(row)
+    try:
+        records.write_html(path, drawn, steps)
+    except OSError as exc:  # the rehearsal's outcome decides the exit code
+        ui.warn(f"Could not write the report {path}: {exc}")
+    else:
+        ui.info(f"The rehearsal's report: {path} (open it in a browser).")
 
 
 def _show_rehearsal(result: Rehearsal) -> None:

@@ -10,8 +10,10 @@ A journal's `changes` are these records; on disk each is a JSON object keyed by 
 - `nacl-clone` (`AclCloneChange`, break-nacl): a copy of the cache subnets' network ACL with the
   DENY entries, and the cache's subnets moved to it (`SubnetMove`), to move back and delete.
 
-`to_dict` writes exactly the JSON earlier rexctl wrote for these kinds (journals left by a crash
-must restore with a newer rexctl), and `change_from_dict` reads any of them back by `"type"`. A
+`to_dict` writes the JSON earlier rexctl wrote for these kinds, plus any field added since
+(journals left by a crash must restore with a newer rexctl, and a field an earlier rexctl did not
+write has a default that means what that rexctl did), and `change_from_dict` reads any of them
+back by `"type"`. A
 change rexctl cannot read (an unknown type, a missing field) becomes an `UnreadableChange` that
 keeps its JSON as it was: the journal still lists as unrestored, and restoring it says why it
 cannot, instead of marking it restored.
@@ -29,19 +31,36 @@ from rexctl.aws.ec2 import Rule
 from rexctl.aws.nacl import AclEntry, AclEntryView
 
 
-@dataclass(frozen=True)
+@dataclass
 class SgRuleChange:
-    """break-sg: an inbound rule of the cache's security group, revoked during the drill."""
+    """break-sg: an inbound rule of the cache's security group, revoked during the drill.
+
+    `mark` is the tag the drill puts on the group before it revokes (`rexctl:drill:<drill id>`),
+    journaled before it is created; `revoking` is journaled as true right before the revoke is
+    sent. A restore authorizes the rule again only when this drill sent its revoke: a drill
+    that backed off (another one had marked the group) must not put back the other's rule.
+    Journals of earlier rexctl have neither, and restore as they did (`revoking` true).
+    """
 
     KIND: ClassVar[str] = "sg-rule"
     rule: Rule
+    mark: str = ""
+    revoking: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.KIND, "rule": self.rule.to_dict()}
+        return {
+            "type": self.KIND,
+            "rule": self.rule.to_dict(),
+            "mark": self.mark,
+            "revoking": self.revoking,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SgRuleChange:
-        return cls(Rule.from_dict(data["rule"]))
+        revoking = data.get("revoking", True)
+        if not isinstance(revoking, bool):
+            raise TypeError(f"revoking is {revoking!r}, not true/false")
+        return cls(Rule.from_dict(data["rule"]), str(data.get("mark") or ""), revoking)
 
 
 @dataclass(frozen=True)
@@ -163,7 +182,7 @@ class AclCloneChange:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AclCloneChange:
         return cls(
-            vpc_id=data["vpc_id"],
+            vpc_id=data.get("vpc_id") or "",  # only to find a copy by its tag: any VPC will do
             source_acl_id=data["source_acl_id"],
             copied=[AclEntryView.from_dict(e) for e in data.get("copied", [])],
             denied=[AclEntryView.from_dict(e) for e in data.get("denied", [])],
@@ -203,10 +222,22 @@ _READERS: dict[str, Callable[[dict[str, Any]], Change]] = {
 }
 
 
-def change_from_dict(data: Any) -> Change:
-    """The record for one journaled change, by its `"type"` (never raises)."""
+# What a change of each drill is when its "type" was lost (a journal cut short: "type" sorts
+# late among its keys). break-nacl wrote DENY entries in place before it copied the ACL.
+KIND_OF_DRILL: dict[str, Callable[[dict[str, Any]], str]] = {
+    "break-sg": lambda data: SgRuleChange.KIND,
+    "break-nacl": lambda data: NaclEntryChange.KIND if "entry" in data else AclCloneChange.KIND,
+    "wrong-host": lambda data: ServiceRevisionChange.KIND,
+}
+
+
+def change_from_dict(data: Any, drill: str = "") -> Change:
+    """The record for one journaled change, by its `"type"` (by `drill` when the change has
+    none, as in a journal cut short; never raises)."""
     if not isinstance(data, dict):
         return UnreadableChange({"value": data}, "not a JSON object")
+    if "type" not in data and drill in KIND_OF_DRILL:
+        data = {**data, "type": KIND_OF_DRILL[drill](data)}
     reader = _READERS.get(str(data.get("type", "")))
     if reader is None:
         return UnreadableChange(data, "unknown type")

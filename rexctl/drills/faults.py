@@ -115,6 +115,20 @@ def _nothing() -> None:
 
 
 DRILL_TAG = "rexctl:drill"  # on what a drill creates: the bad revision, the ACL copy
+
+
+def drill_mark(drill_id: str) -> str:
+    """The tag key break-sg puts on the security group it changes: one per drill, so that two
+    drills marking the group at once both see each other (tags are last-writer-wins)."""
+    return f"{DRILL_TAG}:{drill_id}"
+
+
+def drill_marks(tags: Mapping[str, str]) -> dict[str, str]:
+    """The drill marks among `tags`: {tag key: drill id}."""
+    prefix = f"{DRILL_TAG}:"
+    return {k: k.removeprefix(prefix) for k in tags if k.startswith(prefix)}
+
+
 MANAGED_BY = ("managed-by", "rexctl")
 Request = tuple[str, str, Mapping[str, Any]]  # botocore service, operation, boto3 kwargs
 
@@ -213,6 +227,17 @@ class BreakSg(_Base):
         vpc_id = cfg.ecs.vpc_id or ec2_api.vpc_of_security_group(ec2, sources[0])
         group = _cache_group(ec2, cfg.cache.security_group, vpc_id)
         port = cfg.cache.port
+        marks = drill_marks(group.tags)
+        if marks:
+            raise ConfigError(
+                f"Security group {group.id} ({cfg.cache.security_group}) is marked by drill "
+                f"{', '.join(marks.values())} (tag {', '.join(marks)}): a break-sg drill, maybe "
+                "from another machine or state directory, has revoked its rule and not put it "
+                "back yet. Nothing was changed.",
+                hint="Let it end, or run `rexctl chaos restore` where it ran. If no drill runs "
+                "any more, put the rule back by hand and remove the tag: `aws ec2 delete-tags "
+                f"--resources {group.id} --tags Key=<the tag>`.",
+            )
         rules = group.inbound_from(sources, port)
         if not rules:
             raise ConfigError(
@@ -235,9 +260,13 @@ class BreakSg(_Base):
                     "it a new rule id, so a tool that manages it by id (Terraform, "
                     "CloudFormation) may see it as deleted or try to create it again."
                 )
+        from rexctl.drills.journal import new_drill_id
+
+        mark = ec2_api.tag_request(group.id, drill_mark(new_drill_id(self.name)), self.name)
         refuse_what_aws_refuses(
             self.name,
-            [
+            [("ec2", "CreateTags", mark), ("ec2", "DeleteTags", mark)]
+            + [
                 request
                 for r in rules
                 for request in (
@@ -246,25 +275,59 @@ class BreakSg(_Base):
                 )
             ],
         )
-        changes: list[Change] = [SgRuleChange(r) for r in rules]
+        changes: list[Change] = [SgRuleChange(r, revoking=False) for r in rules]
         return Plan(
             drill=self.name,
-            summary=[f"Revoke {r.label()} ({r.description or 'no description'})" for r in rules]
-            + ["Undo: authorize the same rule again (same ports, source, description, tags)."],
+            summary=[
+                f"Mark {group.id} with the tag {DRILL_TAG}:<drill id> (a second drill on this "
+                "group, from any machine, refuses while it is there)"
+            ]
+            + [f"Revoke {r.label()} ({r.description or 'no description'})" for r in rules]
+            + [
+                "Undo: authorize the same rule again (same ports, source, description, tags), "
+                "then remove the mark."
+            ],
             changes=changes,
             before=self.snapshot(changes),
             warnings=warnings,
         )
 
     @staticmethod
-    def _rules(changes: list[Change]) -> list[ec2_api.Rule]:
-        return [c.rule for c in changes if isinstance(c, SgRuleChange)]
+    def _changes(changes: list[Change]) -> list[SgRuleChange]:
+        return [c for c in changes if isinstance(c, SgRuleChange)]
+
+    @classmethod
+    def _rules(cls, changes: list[Change]) -> list[ec2_api.Rule]:
+        return [c.rule for c in cls._changes(changes)]
 
     def inject(self, journal: Journal, save: Callable[[], None]) -> None:
-        for rule in self._rules(journal.changes):
-            ec2_api.revoke_rule(self.clients.ec2, rule)
-            self._confirm_revoked(rule)
-            journal.note(f"revoked {rule.label()} ({rule.id})")
+        ec2 = self.clients.ec2
+        mine = self._changes(journal.changes)
+        mark = drill_mark(journal.id)
+        for change in mine:
+            change.mark = mark
+        save()  # the mark is journaled before it exists: a restore removes it either way
+        for group in sorted({c.rule.group_id for c in mine}):
+            ec2_api.tag_resource(ec2, group, mark, self.name)
+            others = {
+                k: v
+                for k, v in drill_marks(ec2_api.security_group_tags(ec2, group)).items()
+                if k != mark
+            }
+            if others:  # another drill marked it meanwhile (another machine): both back off
+                raise CheckFailed(
+                    f"Drill {', '.join(others.values())} marked {group} at the same time "
+                    f"(tag {', '.join(others)}). This drill changed nothing but its own mark, "
+                    "which it removes.",
+                    hint="Run the drill again once the other one has ended.",
+                )
+            journal.note(f"marked {group} with {mark}")
+        for change in mine:
+            change.revoking = True
+            save()  # from here on the revoke may have happened: the restore puts the rule back
+            ec2_api.revoke_rule(ec2, change.rule)
+            self._confirm_revoked(change.rule)
+            journal.note(f"revoked {change.rule.label()} ({change.rule.id})")
 
     def _confirm_revoked(self, rule: ec2_api.Rule, attempts: int = 3) -> None:
         """The group no longer lets the rule's traffic in, as described again (EC2 is eventually
@@ -282,15 +345,25 @@ class BreakSg(_Base):
         )
 
     def restore(self, changes: list[Change], save: Callable[[], None] = _nothing) -> None:
-        for rule in self._rules(changes):
-            ec2_api.authorize_rule(self.clients.ec2, rule)
+        ec2 = self.clients.ec2
+        for change in self._changes(changes):
+            if change.revoking:  # only a rule this drill revoked (or may have) is put back
+                ec2_api.authorize_rule(ec2, change.rule)
+        for group, mark in sorted({(c.rule.group_id, c.mark) for c in self._changes(changes)}):
+            if mark:
+                ec2_api.untag_resource(ec2, group, mark, self.name)
 
     def confirm_restored(self, changes: list[Change]) -> list[str]:
-        return [
-            f"{rule.label()} is not back"
-            for rule in self._rules(changes)
-            if not ec2_api.rule_present(self.clients.ec2, rule)
+        ec2 = self.clients.ec2
+        problems = [
+            f"{c.rule.label()} is not back"
+            for c in self._changes(changes)
+            if c.revoking and not ec2_api.rule_present(ec2, c.rule)
         ]
+        for group, mark in sorted({(c.rule.group_id, c.mark) for c in self._changes(changes)}):
+            if mark and mark in ec2_api.security_group_tags(ec2, group):
+                problems.append(f"{group} still carries the drill's mark {mark}")
+        return problems
 
     def snapshot(self, changes: list[Change]) -> dict[str, Any]:
         groups = sorted({r.group_id for r in self._rules(changes)})
@@ -298,7 +371,16 @@ class BreakSg(_Base):
         return {"security_groups": {g: ec2_api.security_group_snapshot(ec2, g) for g in groups}}
 
     def manual_undo(self, changes: list[Change], aws: Mapping[str, str]) -> list[str]:
-        return [rule.cli_authorize(cli_target(aws)) for rule in self._rules(changes)]
+        target = cli_target(aws)
+        mine = self._changes(changes)
+        commands = [c.rule.cli_authorize(target) for c in mine if c.revoking]
+        for group, mark in sorted({(c.rule.group_id, c.mark) for c in mine}):
+            if mark:
+                tag = shlex.quote(f"Key={mark},Value={self.name}")
+                commands.append(
+                    f"aws ec2 delete-tags --resources {shlex.quote(group)} --tags {tag}{target}"
+                )
+        return commands
 
 
 # --- break-nacl -------------------------------------------------------------------------------
@@ -581,6 +663,7 @@ class BreakNacl(_Base):
             if not change.clone_acl_id and len(copies) == 1:
                 change.clone_acl_id = next(iter(copies))
                 save()
+            self._track_strays(change, copies)
             found = nacl.associations(ec2, [m.subnet_id for m in change.subnets])
             for move in change.subnets:
                 current = found.get(move.subnet_id)
@@ -597,6 +680,20 @@ class BreakNacl(_Base):
                     save()  # the new association id, before the next call
             for copy in sorted(copies):
                 nacl.delete_acl(ec2, copy)  # AWS refuses while a subnet still uses it
+
+    def _track_strays(self, change: AclCloneChange, copies: set[str]) -> None:
+        """Subnets on the drill's copy that the journal does not list (it was cut short before
+        them): every subnet on a copy came from the copied ACL, so they go back there too."""
+        listed = {m.subnet_id for m in change.subnets}
+        for copy in sorted(copies):
+            acl = nacl.find_acl(self.clients.ec2, copy)
+            strays = {} if acl is None else acl.associations
+            for subnet, association in sorted(strays.items()):
+                if subnet not in listed:
+                    change.subnets.append(
+                        SubnetMove(subnet, change.source_acl_id, association, copy)
+                    )
+                    listed.add(subnet)
 
     def confirm_restored(self, changes: list[Change]) -> list[str]:
         ec2 = self.clients.ec2
@@ -839,11 +936,17 @@ class WrongHost(_Base):
             if not change.bad:
                 change.bad = self._unjournaled_revision(change)
             view = describe_service(self.clients.ecs, change.cluster, change.service)
-            if view.task_definition != change.previous:
+            # Only this drill's own revision is rolled back: the service is moved to the bad
+            # revision only after its ARN is journaled, and a service on any other revision
+            # (a deploy meanwhile, another drill) is not this drill's to change.
+            if change.bad and view.task_definition == change.bad:
                 update_service(self.clients.ecs, change.cluster, change.service, change.previous)
-            result = self._wait(change, change.previous)
-            if not result.ok:
-                raise AwsError(f"The rollback to {change.previous} did not finish: {result.reason}")
+            if view.task_definition in (change.bad, change.previous):
+                result = self._wait(change, change.previous)
+                if not result.ok:
+                    raise AwsError(
+                        f"The rollback to {change.previous} did not finish: {result.reason}"
+                    )
             if change.bad and _revision_status(self.clients.ecs, change.bad) != "INACTIVE":
                 deregister_task_definition(self.clients.ecs, change.bad)
 
@@ -876,10 +979,10 @@ class WrongHost(_Base):
         problems = []
         for change in self._revisions(changes):
             view = describe_service(self.clients.ecs, change.cluster, change.service)
-            if view.task_definition != change.previous:
+            if change.bad and view.task_definition == change.bad:
                 problems.append(
-                    f"service {change.service} runs {short_arn(view.task_definition)}, "
-                    f"not {short_arn(change.previous)}"
+                    f"service {change.service} still runs {short_arn(change.bad)}, the drill's "
+                    f"revision, not {short_arn(change.previous)}"
                 )
             if change.bad:
                 status = _revision_status(self.clients.ecs, change.bad)

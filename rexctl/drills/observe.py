@@ -85,6 +85,7 @@ class Sensors:
     logs: Callable[[int, int | None], list[LogLine]] | None  # None: the container has no awslogs
     logs_missing_reason: str = ""
     close: Callable[[], None] = lambda: None
+    timeout: float = 5.0  # each request's, as a whole (connect, headers, body)
 
 
 def build_sensors(
@@ -184,6 +185,7 @@ def build_sensors(
         logs=logs,
         logs_missing_reason=missing,
         close=client.close if http is None else (lambda: None),
+        timeout=timeout,
     )
 
 

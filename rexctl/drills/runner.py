@@ -28,23 +28,27 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rexctl.aws.session import Clients
+from rexctl.deadline import DeadlineExceeded, within
 from rexctl.drills import journal as journal_mod
 from rexctl.drills.changes import ServiceRevisionChange, unreadable
 from rexctl.drills.faults import DRILLS, Fault, Plan, make_fault
 from rexctl.drills.journal import Journal
 from rexctl.drills.observe import Answer, LogLine, Sensors, TaskSample
 from rexctl.drills.verdict import Observations, Verdict, judge, timeline
-from rexctl.errors import CheckFailed, ExitCode, RexctlError, UsageError
+from rexctl.errors import CheckFailed, ExitCode, RexctlError, StateError, UsageError
 
 if TYPE_CHECKING:
     from rexctl.config import Config
 
 MAX_DURATION = 3600.0
+AWS_LOOK = 10.0  # seconds a look at the tasks or the logs may take, as a whole
 Sink = Callable[[str, Any], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -76,20 +80,35 @@ def check_options(opts: Options) -> None:
 
 
 def refuse_if_unrestored(state_dir: Path) -> None:
+    """A new drill waits until every journal is restored (or void), damaged ones included."""
     pending = journal_mod.unrestored(state_dir)
-    if pending:
-        ids = ", ".join(f"{j.id} ({j.drill}, {j.status})" for j in pending)
+    if not pending:
+        return
+    damaged = [j for j in pending if j.damage]
+    if damaged:
         raise UsageError(
-            f"A drill is not restored yet: {ids}. A new drill will not start until it is.",
-            hint="Run `rexctl chaos restore` to undo it (its journal says how), then try again.",
+            "A drill journal is in the way of a new drill. "
+            + " ".join(journal_mod.damage_text(j) for j in damaged),
+            hint="`rexctl chaos list` shows every journal and what is wrong with it.",
         )
+    ids = ", ".join(f"{j.id} ({j.drill}, {j.status})" for j in pending)
+    raise UsageError(
+        f"A drill is not restored yet: {ids}. A new drill will not start until it is.",
+        hint="Run `rexctl chaos restore` to undo it (its journal says how), then try again.",
+    )
 
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM (or a test); the drill stops observing and restores."""
+    """Set by SIGINT/SIGTERM/SIGHUP (or a test); the drill stops observing and restores.
+
+    While `interruptible` (everything but the restore), the signal also raises `_Stop` in the
+    main thread, so a drill blocked in a request, an AWS call or a wait starts its restore at
+    once, whatever the network is doing. During the restore, signals are only noted.
+    """
 
     def __init__(self) -> None:
         self.signals: list[str] = []
+        self.interruptible = False
 
     def is_set(self) -> bool:
         return bool(self.signals)
@@ -107,7 +126,8 @@ def deferred_signals(
     stop: StopFlag, on_signal: Callable[[str], None] | None = None
 ) -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP (the terminal or SSH session went away) set `stop` instead of
-    killing or raising (main thread only; a signal that is ignored stays ignored)."""
+    killing, and raise `_Stop` only while `stop.interruptible` (main thread only; a signal
+    that is ignored stays ignored)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -118,6 +138,9 @@ def deferred_signals(
         if on_signal is not None:
             with contextlib.suppress(Exception):  # e.g. stderr gone with the terminal (SIGHUP)
                 on_signal(name)
+        if stop.interruptible:
+            stop.interruptible = False  # once: the restore that follows is not interruptible
+            raise _Stop()
 
     # A signal the caller ignores stays ignored: `nohup rexctl chaos ... &` must survive a logout.
     watched = [
@@ -135,11 +158,12 @@ def deferred_signals(
 
 @dataclass
 class RestoreResult:
-    ok: bool
+    ok: bool  # nothing the journal recorded is left in place
     attempts: int
     errors: list[str] = field(default_factory=list)
     manual_undo: list[str] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)  # differences to the "before" describe
+    void: str = ""  # why the journal is void (its sandbox is gone) instead of restored
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -167,6 +191,23 @@ def save_journal(fault: Fault, journal: Journal, state_dir: Path) -> None:
     journal_mod.save(journal, state_dir)
 
 
+def void_if_sandbox_gone(journal: Journal, state_dir: Path) -> str:
+    """Mark a journal void when the sandbox it ran against is gone (its resources went with
+    it); returns why, or '' (always '' for a journal of AWS: only the user voids those)."""
+    from rexctl.sandbox.state import gone
+
+    reason = gone(journal.sandbox) if journal.sandbox and not journal.newer else ""
+    if not reason:
+        return ""
+    journal.status = journal_mod.VOID
+    journal.void_reason = f"{reason}: what the drill changed no longer exists"
+    journal.damage, journal.partial = [], False  # nothing is left that the file could name
+    journal.note(f"void: {journal.void_reason}")
+    with contextlib.suppress(StateError):  # void either way; the next look finds it gone too
+        journal_mod.save(journal, state_dir)
+    return journal.void_reason
+
+
 def restore_with_retry(
     fault: Fault,
     journal: Journal,
@@ -180,30 +221,50 @@ def restore_with_retry(
 
     Each attempt runs the (idempotent) restore and then re-describes: only an empty list of
     problems marks the journal restored. A change this rexctl cannot read (`UnreadableChange`)
-    is never taken as undone: the rest is restored, and the journal stays unrestored.
+    is never taken as undone, nor is a journal whose file was cut short in its changes
+    (`partial`): the rest is restored, and the journal stays unrestored until it is discarded.
+    A journal of a newer rexctl is not acted on at all. A journal whose sandbox is gone is void
+    (checked before each attempt: the sandbox may die during the drill). A journal that cannot
+    be written is said in `errors`; the restore goes on.
     """
+    if journal.newer:
+        reason = journal.damage[0] if journal.damage else "a newer journal format"
+        return RestoreResult(False, 0, [f"not restored: {reason}; upgrade rexctl to restore it"])
     errors: list[str] = []
     cannot = unreadable(journal.changes)
 
     def save() -> None:  # what the restore learns from AWS (new association ids) is journaled
-        save_journal(fault, journal, state_dir)
+        try:
+            save_journal(fault, journal, state_dir)
+        except StateError as exc:
+            if exc.message not in errors:
+                errors.append(exc.message)
 
     for attempt in range(1, attempts + 1):
+        void = void_if_sandbox_gone(journal, state_dir)
+        if void:
+            return RestoreResult(True, attempt - 1, errors, [], [], void)
         try:
             fault.restore(journal.changes, save)
             problems = fault.confirm_restored(journal.changes)
-            if not problems and cannot:  # the rest is undone; retrying cannot read these
-                what = "; ".join(c.label() for c in cannot)
-                errors.append(f"attempt {attempt}: cannot undo {what}")
+            if not problems and (cannot or journal.partial):  # retrying cannot read more
+                what = "; ".join(c.label() for c in cannot) or (
+                    "what the journal file lost when it was cut short "
+                    f"({'; '.join(journal.damage) or 'damaged'})"
+                )
+                errors.append(f"attempt {attempt}: restored what could be read; cannot undo {what}")
                 attempts = attempt
                 break
             if not problems:
                 after = fault.snapshot(journal.changes)
                 drift = diff(as_journaled(journal.before), as_journaled(after))
+                if journal.damage:
+                    journal.note(f"read from a damaged file ({'; '.join(journal.damage)})")
+                    journal.damage = []
                 journal.status = journal_mod.RESTORED
                 journal.restored_at = journal_mod.now_iso()
                 journal.note(f"restored (attempt {attempt}), confirmed by AWS")
-                journal_mod.save(journal, state_dir)
+                save()
                 return RestoreResult(True, attempt, errors, [], drift)
             errors.append(f"attempt {attempt}: not confirmed: {'; '.join(problems)}")
         except (Exception, KeyboardInterrupt) as exc:  # every failure is retried
@@ -216,7 +277,7 @@ def restore_with_retry(
     journal.status = journal_mod.RESTORE_FAILED
     journal.manual_undo = fault.manual_undo(journal.changes, journal.aws)
     journal.note(f"restore failed after {attempts} attempts: {errors[-1] if errors else ''}")
-    journal_mod.save(journal, state_dir)
+    save()
     return RestoreResult(False, attempts, errors, journal.manual_undo)
 
 
@@ -272,6 +333,7 @@ class Course:
     sink: Sink = lambda kind, data: None
     stop: StopFlag = field(default_factory=StopFlag)
     drill_id: str = ""
+    sandbox: dict[str, str] = field(default_factory=dict)  # the sandbox it runs against, if any
 
 
 def run(fault: Fault, plan: Plan, course: Course) -> DrillRecord:
@@ -301,10 +363,12 @@ class DrillRun:
         self.obs = self.record.observations
         self.obs.settle_timeout = course.options.settle
         self.t0 = course.clock()
+        self.obs.started_at = datetime.fromtimestamp(course.wall(), UTC).isoformat()
         self.journal: Journal | None = None
         self.start_ms = 0  # wall clock when the fault went in: the log search starts there
         self.interrupted = False
         self.failure: RexctlError | None = None  # what ended inject/observe early, if anything
+        self.observe_until: float | None = None  # while observing: when it ends (clock)
         self._seen_logs: set[tuple[str, int, str]] = set()
 
     # --- the course ---------------------------------------------------------------------------
@@ -313,11 +377,22 @@ class DrillRun:
         c = self.c
         self.obs.logs_missing_reason = c.sensors.logs_missing_reason
         with deferred_signals(c.stop, lambda name: c.sink("signal", name)):
+            c.stop.interruptible = True
             if not self.steady_state_before():
                 return self.record  # nothing was changed
-            self.write_journal()
+            c.stop.interruptible = False  # a journal is written whole or not at all
+            try:
+                self.write_journal()
+            except StateError as exc:  # nothing was changed: one message, exit 2
+                self.record.outcome, self.record.exit_code = "error", int(exc.exit_code)
+                self.record.error, self.record.hint = exc.message, exc.hint or ""
+                self.record.journal = None
+                return self.record
             self.start_ms = int(c.wall() * 1000)
             try:
+                c.stop.interruptible = True
+                if c.stop.is_set():  # a signal while the journal was written
+                    raise _Stop()
                 self.inject()
                 self.observe()
             except (KeyboardInterrupt, _Stop):
@@ -325,8 +400,11 @@ class DrillRun:
             except RexctlError as exc:
                 self.failure = exc
             finally:
+                c.stop.interruptible = False
                 self.restore()  # whatever happened; signals only set the flag meanwhile
+            c.stop.interruptible = not c.stop.is_set()
             self.steady_state_after()
+            c.stop.interruptible = False
         self.judge()
         return self.record
 
@@ -378,6 +456,7 @@ class DrillRun:
             summary=self.plan.summary,
             before=self.plan.before,
             manual_undo=self.fault.manual_undo(self.plan.changes, c.aws_target),
+            sandbox=dict(c.sandbox),
         )
         journal.note("journal written before any change")
         self.journal = self.record.journal = journal
@@ -392,7 +471,9 @@ class DrillRun:
         c, fault, journal = self.c, self.fault, self._journal()
         c.sink("phase", "inject")
         fault.sleep, fault.clock = self.nap, c.clock  # a rollout wait gives up on Ctrl-C
+        self.mark("inject")
         fault.inject(journal, self.save)
+        self.mark("injected")
         journal.manual_undo = fault.manual_undo(journal.changes, c.aws_target)
         journal.note("fault injected")
         self.save()
@@ -404,21 +485,27 @@ class DrillRun:
 
     def observe(self) -> None:
         """4. For `duration`, every `interval`: an answer and the tasks; the logs every
-        `log_every` seconds."""
+        `log_every` seconds. Nothing new starts once `duration` is over, and whatever is under
+        way then has its own deadline (the request timeout at most: `margin`)."""
         c = self.c
         c.sink("phase", "observe")
         start = c.clock()
-        deadline = start + c.options.duration
+        deadline = self.observe_until = start + c.options.duration
         next_logs = start + c.options.log_every
         tick = 0
         while not c.stop.is_set() and c.clock() < deadline:
+            if self.sandbox_gone():
+                break  # what the drill changed went with it: nothing left to watch or undo
             self.answer("during")
+            if c.clock() >= deadline:
+                break
             self.sample_during()
-            if c.clock() >= next_logs:
+            if c.clock() >= next_logs and c.clock() < deadline:
                 self.poll_logs(self.start_ms, None)
                 next_logs = c.clock() + c.options.log_every
             tick += 1
             self.nap(max(0.0, min(start + tick * c.options.interval, deadline) - c.clock()))
+        self.observe_until = None
         if c.stop.is_set():
             self.interrupted = True
 
@@ -427,6 +514,7 @@ class DrillRun:
         c = self.c
         self.fault.sleep = c.sleep
         _emit_quietly(c.sink, "phase", "restore")
+        self.mark("restore")
         result = self.record.restore = restore_with_retry(
             self.fault,
             self._journal(),
@@ -435,17 +523,35 @@ class DrillRun:
             backoff=c.options.restore_backoff,
             sleep=c.sleep,
         )
+        self.mark("restored")
         _emit_quietly(c.sink, "restored", result)
         return result
 
+    def sandbox_gone(self) -> bool:
+        """The sandbox the drill runs against died (cheap: files and /proc, no request)."""
+        from rexctl.sandbox.state import gone
+
+        reason = gone(self.c.sandbox) if self.c.sandbox else ""
+        if reason:
+            self.obs.notes.append(f"at t={self.since():.1f}s {reason}")
+        return bool(reason)
+
     def steady_state_after(self) -> None:
         """6. The cache is used again (skipped when interrupted: the user wants out), and the
-        last log search, up to the restore."""
+        last log search, up to the restore (neither when the sandbox is gone)."""
         c = self.c
+        if self.record.restore is not None and self.record.restore.void:
+            return
         restored_ms = int(c.wall() * 1000)
         self.interrupted = self.interrupted or c.stop.is_set()
         restore = self.record.restore
-        if restore is not None and restore.ok and not self.interrupted and self.failure is None:
+        if (
+            restore is not None
+            and restore.ok
+            and not restore.void
+            and not self.interrupted
+            and self.failure is None
+        ):
             try:
                 c.sink("phase", "steady state after")
                 self.settle()
@@ -453,7 +559,7 @@ class DrillRun:
                 self.interrupted = True
         try:
             self.poll_logs(self.start_ms, restored_ms)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, _Stop):
             self.interrupted = True
 
     def settle(self) -> None:
@@ -474,7 +580,14 @@ class DrillRun:
         record, fault, failure = self.record, self.fault, self.failure
         restore = record.restore
         assert restore is not None
-        if not restore.ok:
+        if restore.void:
+            record.outcome, record.exit_code = "sandbox gone", int(ExitCode.AWS_ERROR)
+            record.error = (
+                f"The {fault.name} drill ended without a verdict: {restore.void}. Journal "
+                f"{self._journal().id} is void."
+            )
+            record.hint = "Start the sandbox again (`rexctl sandbox up`) and rerun the drill."
+        elif not restore.ok:
             record.outcome, record.exit_code = "restore failed", int(ExitCode.AWS_ERROR)
             record.error = (
                 f"The {fault.name} drill could not be undone: AWS kept rejecting the restore "
@@ -504,6 +617,10 @@ class DrillRun:
     def since(self) -> float:
         return round(self.c.clock() - self.t0, 3)
 
+    def mark(self, turn: str) -> None:
+        """When the course took a turn (the report draws the fault window from these)."""
+        self.obs.marks[turn] = self.since()
+
     def nap(self, seconds: float) -> None:
         """Sleep that gives up when a stop is requested (checked at least every 0.2 s)."""
         c = self.c
@@ -516,15 +633,36 @@ class DrillRun:
                 return
             c.sleep(min(left, 0.2))
 
+    def bounded(self, limit: float, operation: Callable[[], T], what: str) -> T:
+        """`operation()` with a deadline on the whole of it (`rexctl.deadline.within`): `limit`
+        seconds, and while observing, never past the end of the observation plus `margin`."""
+        if self.observe_until is not None:
+            left = self.observe_until + self.margin - self.c.clock()
+            limit = min(limit, max(0.1, left))
+        return within(limit, operation, what)
+
+    @property
+    def margin(self) -> float:
+        """How long observation may outlive `duration`: one request's timeout."""
+        return self.c.sensors.timeout
+
     def answer(self, phase: str) -> Answer:
-        status, source, ms, error = self.c.sensors.probe()
+        t0 = time.monotonic()
+        try:
+            status, source, ms, error = self.bounded(
+                self.c.sensors.timeout + 1.0, self.c.sensors.probe, "the request"
+            )
+        except DeadlineExceeded as exc:  # the probe bounds itself; this is the backstop
+            status, source, ms, error = None, None, (time.monotonic() - t0) * 1000, exc.message
         a = Answer(self.since(), phase, status, source, ms, error)
         self.obs.answers.append(a)
         self.c.sink("answer", a)
         return a
 
     def sample(self, phase: str = "during") -> TaskSample:
-        running, desired, tasks, stopped, events = self.c.sensors.tasks()
+        running, desired, tasks, stopped, events = self.bounded(
+            AWS_LOOK, self.c.sensors.tasks, "a look at the service's tasks"
+        )
         s = TaskSample(self.since(), running, desired, tasks, stopped, events, phase)
         self.obs.samples.append(s)
         self.c.sink("tasks", s)
@@ -541,7 +679,7 @@ class DrillRun:
         if logs is None:
             return
         try:
-            found = logs(start_ms, end_ms)
+            found = self.bounded(AWS_LOOK, lambda: logs(start_ms, end_ms), "the log search")
         except RexctlError as exc:  # LogSearchIncomplete too: it stopped at its page limit
             self.obs.notes.append(f"log search failed at t={self.since():.1f}s: {exc.message}")
             self.obs.logs_search_error = exc.message
@@ -642,13 +780,51 @@ def restore_pending(
     on_signal: Callable[[str], None] | None = None,
 ) -> list[RestoreOutcome]:
     """Undo each journal with nothing but what it says. SIGINT/SIGTERM cannot stop it halfway:
-    they only reach `on_signal` (to tell the user), and every journal is still restored."""
+    they only reach `on_signal` (to tell the user), and every journal is still restored. A
+    journal whose sandbox is gone is made void without a call to anything."""
     outcomes = []
     with deferred_signals(StopFlag(), on_signal):
         for j in journals:
+            void = void_if_sandbox_gone(j, state_dir)
+            if void:
+                outcomes.append(RestoreOutcome(j, RestoreResult(True, 0, void=void)))
+                continue
+            if j.drill not in DRILLS and not j.newer:
+                why = f"it does not say which drill wrote it ({'; '.join(j.damage) or j.drill})"
+                outcomes.append(RestoreOutcome(j, RestoreResult(False, 0, [f"cannot: {why}"])))
+                continue
             fault = make_fault(j)
             result = restore_with_retry(
                 fault, j, state_dir, attempts=attempts, backoff=backoff, sleep=sleep
             )
             outcomes.append(RestoreOutcome(j, result))
     return outcomes
+
+
+def void_dead_sandboxes(state_dir: Path) -> list[Journal]:
+    """Make void every unrestored journal whose sandbox is gone (what `rexctl rehearse` does
+    before its drills: a sandbox that died is the sandbox's fault, not the user's)."""
+    return [j for j in journal_mod.unrestored(state_dir) if void_if_sandbox_gone(j, state_dir)]
+
+
+# --- `rexctl chaos discard` -------------------------------------------------------------------
+
+
+def left_in_place(journal: Journal) -> list[str]:
+    """What may stay in place when `journal` is discarded, in words (for the confirmation)."""
+    if journal.status in journal_mod.SETTLED:
+        return []
+    lines = [f"What it planned: {line}" for line in journal.summary if not line.startswith("Undo")]
+    lines += [f"By hand: {cmd}" for cmd in journal.manual_undo]
+    if not lines:
+        lines.append(
+            "Nothing of what the drill changed could be read from the journal: look for what "
+            f"carries the tag rexctl:drill={journal.id} in the account (an ACL copy, a "
+            "task-definition revision) and the cache security group's inbound rule."
+        )
+    return lines
+
+
+def discard(state_dir: Path, journal: Journal) -> Path:
+    """Set the journal aside (`journal.discard`): it no longer blocks drills or warns."""
+    return journal_mod.discard(journal, state_dir)

@@ -32,6 +32,10 @@ class Observations:
     cache_again_after: float | None = None  # seconds after the restore until a cache answer
     settle_timeout: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # When t = 0 was (UTC, ISO 8601), and the t of each turn of the course ("inject", "injected",
+    # "restore", "restored"): what the HTML report places the fault window and the logs with.
+    started_at: str = ""
+    marks: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +48,8 @@ class Observations:
             "watch_task_definition": self.watch_task_definition,
             "cache_again_after": self.cache_again_after,
             "notes": list(self.notes),
+            "started_at": self.started_at,
+            "marks": dict(self.marks),
         }
 
 

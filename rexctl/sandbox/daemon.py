@@ -32,6 +32,7 @@ import signal
 import sys
 import time
 import traceback
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -246,7 +247,7 @@ async def serve(directory: Path) -> None:
             app_url=f"http://127.0.0.1:{lb.port}/api/products", lb_port=lb.port,
             redis_port=redis.port, redis_pid=redis.proc.pid,
             log_path=str(directory / "daemon.log"), cluster=CLUSTER, service=SERVICE,
-            started_at=time.time(), ca_file=str(node_certs.ca),
+            started_at=time.time(), ca_file=str(node_certs.ca), instance=uuid.uuid4().hex,
         )  # fmt: skip
         write_json(directory / "state.json", state.to_dict())
         print(f"sandbox: ready, app at {state.app_url}", flush=True)

@@ -43,6 +43,7 @@ class StepResult:
     exit_code: int | None = None
     seconds: float = 0.0
     observations: dict[str, Any] | None = None  # a watched step: the API's answers meanwhile
+    data: Any = None  # what the step printed with --json (a drill's: its record)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -154,7 +155,8 @@ def unrestored_hint(cwd: Path) -> str:
     return (
         f"A rehearsal's drill may still be in place in the sandbox: {ids}. Undo it with "
         f"`REXCTL_STATE_DIR={state} rexctl --sandbox --config {directory / 'rexctl.toml'} "
-        "chaos restore --yes`."
+        "chaos restore --yes` (a drill of a sandbox that is gone is marked void, as the next "
+        "`rexctl rehearse` does)."
     )
 
 
@@ -474,6 +476,13 @@ def rehearse(
         return result
     state = up.state
     how = "started" if up.started else "reused the running sandbox"
+    # A drill of a sandbox that died (killed, rebooted) left a journal that names it: what it
+    # changed went with that sandbox, so the journal is void and the drills below can run.
+    from rexctl.drills.runner import void_dead_sandboxes
+
+    voided = void_dead_sandboxes(drill_state_dir(directory))
+    if voided:
+        how += f"; {len(voided)} drill journal(s) of a sandbox that is gone marked void"
     result.steps.append(StepResult("setup", "sandbox up", PASSED,
                                    f"{how}; app {state.app_url}, AWS {state.endpoint_url}", 0,
                                    clock() - t0))  # fmt: skip
@@ -513,6 +522,7 @@ def rehearse(
                 detail += _gate_counts(cwd)
             step = StepResult(spec.step, spec.name, PASSED if ok else FAILED, detail,
                               outcome.code, clock() - t0, observations)  # fmt: skip
+            step.data = outcome.data
             result.steps.append(step)
             on_step(step, label)
             if not ok and spec.essential:

@@ -48,6 +48,7 @@ class SandboxState:
     service: str
     started_at: float
     ca_file: str = ""  # the sandbox CA's certificate, the tasks' system trust store
+    instance: str = ""  # a new random id each time a daemon starts: what a drill journal names
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,6 +57,16 @@ class SandboxState:
     def from_dict(cls, data: dict[str, Any]) -> SandboxState:
         fields = cls.__dataclass_fields__
         return cls(**{k: data[k] for k in fields if k in data or not _has_default(fields[k])})
+
+    def record(self) -> dict[str, str]:
+        """What a drill journal keeps of the sandbox it ran against (see `gone`)."""
+        return {
+            "dir": self.dir,
+            "instance": self.instance,
+            "pid": str(self.pid),
+            "started_at": repr(self.started_at),
+            "endpoint_url": self.endpoint_url,
+        }
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,32 @@ def _has_default(f: Any) -> bool:
     from dataclasses import MISSING
 
     return f.default is not MISSING or f.default_factory is not MISSING
+
+
+def gone(record: dict[str, str]) -> str:
+    """Why the sandbox a drill journal names no longer exists ('' while it runs).
+
+    The sandbox's AWS lives in its daemon's memory: once that daemon is gone (stopped, killed,
+    the machine rebooted), so is every resource a drill changed in it, and a sandbox started
+    since in the same directory is another one (another `instance`).
+    """
+    directory = Path(record.get("dir", ""))
+    if not record.get("dir"):
+        return ""
+    state = read_state(directory)
+    if state is None or not is_daemon(state.pid, directory):
+        return f"the sandbox in {directory} that the drill ran against is no longer running"
+    same = (
+        state.instance == record.get("instance")
+        if record.get("instance")
+        else repr(state.started_at) == record.get("started_at")
+    )
+    if not same:
+        return (
+            f"the sandbox in {directory} that the drill ran against was stopped; the one "
+            "running there now was started since and never had the drill's changes"
+        )
+    return ""
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -101,6 +101,17 @@ class Backend:
         elif path == "/slow":
             self.release.wait(5)  # then hang up: the client gave up long ago
             h.close_connection = True
+        elif path == "/trickle":  # headers at once, then one byte of the body every 0.1 s
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", "1000")
+            h.end_headers()
+            for _ in range(1000):
+                if self.release.wait(0.1):
+                    break
+                h.wfile.write(b" ")
+                h.wfile.flush()
+            h.close_connection = True
         elif path == "/xcache-only":
             self.send(h, 200, {"data": []}, {"X-Cache": "MISS" if first else "HIT"})
         elif path == "/conflict":
@@ -413,6 +424,18 @@ def test_cli_failures_exit_1_without_traceback(backend: Backend) -> None:
     assert as_json.exit_code == 1, as_json.output
     assert json.loads(as_json.stdout)["failed"] == 1
     assert "Error: 1 of 3 requests failed: HTTP 503 ×1." in as_json.stderr
+
+
+def test_the_timeout_bounds_the_whole_request_not_each_read(backend: Backend) -> None:
+    """Issue 11: an API that sends its headers and then trickles its body (a byte every 0.1 s,
+    well inside any read timeout) held the probe for as long as it liked; the timeout now
+    bounds connect, headers and body together."""
+    started = time.monotonic()
+    report = run_probe(f"{backend.url}/trickle", requests=1, timeout=0.5)
+    elapsed = time.monotonic() - started
+    assert [(r.status, r.error) for r in report.results] == [(None, "timeout after 0.5s")]
+    assert elapsed < 0.5 + 2  # the body alone would take 100 s
+    assert report.results[0].latency_ms < 2500
 
 
 def test_cli_connection_refused_and_timeout(backend: Backend) -> None:

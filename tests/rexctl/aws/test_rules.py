@@ -94,6 +94,14 @@ GOOD: dict[Key, dict[str, Any]] = {
         "NetworkAclId": "acl-2",
     },
     ("ec2", "DeleteNetworkAcl"): {"NetworkAclId": "acl-2"},
+    ("ec2", "CreateTags"): {
+        "Resources": ["sg-1"],
+        "Tags": [{"Key": "rexctl:drill:20260101T000000Z-break-sg-aaaaaa", "Value": "break-sg"}],
+    },
+    ("ec2", "DeleteTags"): {
+        "Resources": ["sg-1"],
+        "Tags": [{"Key": "rexctl:drill:20260101T000000Z-break-sg-aaaaaa", "Value": "break-sg"}],
+    },
     ("elasticache", "CreateCacheSubnetGroup"): {
         "CacheSubnetGroupName": "rexctl-rc-subnets",
         "CacheSubnetGroupDescription": "rexctl: private subnets for rc",
@@ -252,6 +260,12 @@ REFUSED = [
        TagSpecifications=tags_ec2(*[(f"k{i}", "v") for i in range(51)])),
     no(SG, "ec2-tag-key-twice", "TagSpecifications[0].Tags[1].Key", BAD,
        TagSpecifications=tags_ec2(("k", "1"), ("k", "2"))),
+    no(("ec2", "CreateTags"), "create-tags-aws-prefix", "Tags[0].Key", BAD,
+       Tags=[{"Key": "aws:drill", "Value": "x"}]),
+    no(("ec2", "CreateTags"), "create-tags-1001-resources", "Resources", BAD,
+       Resources=[f"sg-{i}" for i in range(1001)]),
+    no(("ec2", "DeleteTags"), "delete-tags-1001-resources", "Resources", BAD,
+       Resources=[f"sg-{i}" for i in range(1001)]),
     no(AUTHORIZE, "pair-description-256", PAIR0, BAD,
        IpPermissions=perm(UserIdGroupPairs=pair("x" * 256))),
     no(AUTHORIZE, "pair-description-ampersand", PAIR0, BAD,
@@ -532,7 +546,7 @@ def test_required_members_match_botocores_models() -> None:
 
 def test_covered_operations_and_only_those() -> None:
     assert set(GOOD) == rules.COVERED
-    assert check("ec2", "CreateTags", {"Tags": [{"Key": "aws:x"}]}) == []
+    assert check("ec2", "CreateVpc", {"CidrBlock": "10.0.0.0/33"}) == []
     assert check("s3", "CreateBucket", {}) == []
 
 

@@ -20,6 +20,7 @@ from rexctl.drills.changes import (
     UnreadableChange,
     change_from_dict,
 )
+from rexctl.errors import StateError
 
 JOURNALS = Path(__file__).parent / "journals"
 
@@ -68,8 +69,12 @@ def test_a_failed_write_keeps_the_previous_journal(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", disk_full)
-    with pytest.raises(OSError):
+    with pytest.raises(StateError) as err:
         j.save(second, tmp_path)
+    assert err.value.message == (
+        f"Cannot write rexctl's drill state in {tmp_path / 'drills'} "
+        f"({tmp_path / 'drills'}: No space left on device)."
+    )
     monkeypatch.undo()
     assert j.load(path).status == j.PENDING, "the old journal is intact"
     assert [p.name for p in path.parent.iterdir()] == [path.name], "the temporary file is gone"
@@ -81,10 +86,16 @@ def test_unrestored_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     j.save(sample("20260101T000000Z-break-sg-aaaaaa", j.RESTORED), tmp_path)
     assert j.unrestored_summary() == ""
     j.save(sample("20260102T000000Z-break-sg-bbbbbb"), tmp_path)
-    (tmp_path / "drills" / "notes.json").write_text("not a journal")
     assert j.unrestored_summary() == (
         "1 failure drill(s) may still be in place: 20260102T000000Z-break-sg-bbbbbb (break-sg). "
         "Run `rexctl chaos restore` to undo them."
+    )
+    # Every file in drills/ is a journal: one that cannot be read is reported, not skipped.
+    (tmp_path / "drills" / "notes.json").write_text("not a journal")
+    assert j.unrestored_summary().splitlines()[1] == (
+        f"Drill journal {tmp_path / 'drills' / 'notes.json'} cannot be read as a journal: it is "
+        "not JSON (Expecting value: line 1 column 1 (char 0)), and nothing of it could be read. "
+        "It blocks new drills until `rexctl chaos discard notes` sets it aside."
     )
 
 
@@ -144,9 +155,17 @@ def test_a_journal_reads_and_writes_back_the_same_json(fixture: str, tmp_path: P
         "nacl-clone": AclCloneChange,
     }
     assert [type(c) for c in journal.changes] == [kinds[c["type"]] for c in data["changes"]]
-    assert journal.to_dict() == data
+    assert journal.format == data.get("format", 1)
     saved = json.loads(j.save(journal, tmp_path).read_text(encoding="utf-8"))
-    assert {**saved, "updated_at": ""} == {**data, "updated_at": ""}
+    assert saved["format"] == j.FORMAT, "written in this rexctl's format"
+    # Everything the journal said is said again; a field added since only adds (its default
+    # means what the rexctl that wrote the journal did).
+    for key, value in data.items():
+        if key == "changes":
+            for old, new in zip(value, saved["changes"], strict=True):
+                assert {k: new[k] for k in old} == old
+        elif key not in ("updated_at", "format"):
+            assert saved[key] == value, key
 
 
 def test_a_change_this_rexctl_cannot_read_is_kept_as_it_was(tmp_path: Path) -> None:

@@ -248,8 +248,8 @@ def test_ctrl_c_anywhere_still_restores(
         if where == "signal" and kind == "answer" and state["answers"] == at_answer != 0:
             # the four (name, seed) runs send SIGINT, SIGTERM, SIGHUP, SIGINT
             signals = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+            state["fired"] += 1  # the signal ends the observation at once (it raises)
             os.kill(os.getpid(), signals[(2 * seed + (name == "break-nacl")) % 3])
-            state["fired"] += 1
             return
         if fire and not state["fired"]:
             state["fired"] += 1
@@ -341,7 +341,7 @@ def test_a_rejected_restore_is_retried_with_backoff(aws: Aws, clock: FakeTime) -
 def test_a_restore_aws_keeps_rejecting_prints_the_manual_undo(aws: Aws, clock: FakeTime) -> None:
     """Stubber: exactly the expected revoke and re-authorize calls, AWS refusing every attempt."""
     import boto3
-    from botocore.stub import Stubber
+    from botocore.stub import ANY, Stubber
 
     fault = make_fault("break-sg", aws.clients)
     plan = fault.plan(aws.config())
@@ -354,6 +354,16 @@ def test_a_restore_aws_keeps_rejecting_prints_the_manual_undo(aws: Aws, clock: F
     }
     ec2 = boto3.client("ec2", region_name="us-east-1")
     stub = Stubber(ec2)
+    stub.add_response(  # the drill's mark on the group (its key names the drill id)
+        "create_tags",
+        {},
+        {"Resources": [rule["group_id"]], "Tags": [{"Key": ANY, "Value": "break-sg"}]},
+    )
+    stub.add_response(  # no other drill's mark there
+        "describe_security_groups",
+        {"SecurityGroups": [{"GroupId": rule["group_id"], "Tags": []}]},
+        {"GroupIds": [rule["group_id"]]},
+    )
     stub.add_response(  # by rule id, as AWS answers a revoke that revoked it
         "revoke_security_group_ingress",
         {"Return": True, "RevokedSecurityGroupRules": [{"SecurityGroupRuleId": rule["rule_id"]}]},
@@ -390,8 +400,14 @@ def test_a_restore_aws_keeps_rejecting_prints_the_manual_undo(aws: Aws, clock: F
     assert record.exit_code == int(ExitCode.AWS_ERROR)
     assert record.outcome == "restore failed"
     assert record.restore is not None and not record.restore.ok
-    assert record.restore.manual_undo == fault.manual_undo(plan.changes, {"region": "us-east-1"})
-    assert record.hint == "Undo it by hand:\n  " + record.restore.manual_undo[0]
+    assert record.journal is not None
+    undo = fault.manual_undo(record.journal.changes, {"region": "us-east-1"})
+    assert record.restore.manual_undo == undo
+    assert [u.split()[:3] for u in undo] == [
+        ["aws", "ec2", "authorize-security-group-ingress"],
+        ["aws", "ec2", "delete-tags"],
+    ]
+    assert record.hint == "Undo it by hand:\n  " + "\n  ".join(undo)
     assert record.error.startswith("The break-sg drill could not be undone: AWS kept rejecting")
     saved = journal_mod.load(journal_mod.journal_path(aws.state_dir, record.id))
     assert saved.status == journal_mod.RESTORE_FAILED
@@ -574,7 +590,7 @@ def test_a_restore_from_the_journal_on_disk_reports_no_drift(aws: Aws) -> None:
     fault = make_fault("break-sg", aws.clients)
     plan = fault.plan(aws.config())
     j = saved_journal(aws, plan, "crashed-sg")
-    fault.inject(j, lambda: None)
+    fault.inject(j, lambda: journal_mod.save(j, aws.state_dir))
     outcomes = runner.restore_pending(
         runner.pending_journals(aws.state_dir),
         lambda jj: make_fault(jj.drill, aws.clients),
@@ -731,7 +747,7 @@ def test_a_change_this_rexctl_cannot_read_keeps_the_journal_unrestored(aws: Aws)
     fault = make_fault("break-sg", aws.clients)
     plan = fault.plan(aws.config())
     j = saved_journal(aws, plan, "20260101T000000Z-break-sg-f00f00")
-    fault.inject(j, lambda: None)
+    fault.inject(j, lambda: journal_mod.save(j, aws.state_dir))
     j.changes.append(change_from_dict({"type": "from-the-future", "acl": "acl-1"}))
     journal_mod.save(j, aws.state_dir)
     (outcome,) = runner.restore_pending(
@@ -742,8 +758,8 @@ def test_a_change_this_rexctl_cannot_read_keeps_the_journal_unrestored(aws: Aws)
     )
     assert not outcome.result.ok and outcome.result.attempts == 1
     assert outcome.result.errors == [
-        "attempt 1: cannot undo a change of type 'from-the-future' that this rexctl cannot read "
-        "(unknown type)"
+        "attempt 1: restored what could be read; cannot undo a change of type 'from-the-future' "
+        "that this rexctl cannot read (unknown type)"
     ]
     assert full_sg(aws) == before, "the rule it could read is back"
     assert [x.status for x in journal_mod.list_journals(aws.state_dir)] == [

@@ -178,6 +178,16 @@ REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("ec2", "DeleteNetworkAcl", {"NetworkAclId": "acl-2"}),
     (
         "ec2",
+        "CreateTags",
+        {"Resources": ["sg-1"], "Tags": [{"Key": "rexctl:drill:d-1", "Value": "break-sg"}]},
+    ),
+    (
+        "ec2",
+        "DeleteTags",
+        {"Resources": ["sg-1"], "Tags": [{"Key": "rexctl:drill:d-1", "Value": "break-sg"}]},
+    ),
+    (
+        "ec2",
         "DescribeSecurityGroups",
         {
             "Filters": [

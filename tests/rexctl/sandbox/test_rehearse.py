@@ -106,6 +106,50 @@ def test_rehearse_json_is_the_steps_and_exit_1_when_a_step_failed(
     assert "sudo apt-get install redis-server" in INSTALL_HINT
 
 
+def test_a_drill_journal_of_a_dead_sandbox_is_void_and_the_rehearsal_goes_on(
+    tmp_path: Path,
+) -> None:
+    """Issue 11: the sandbox daemon died mid-drill (SIGKILL, a reboot): every later rehearsal
+    failed its three drills ("A drill is not restored yet"), and the undo it printed failed too.
+    The journal names its sandbox; that sandbox is gone, so the journal is void. A journal of a
+    drill against AWS (it names no sandbox) is never voided."""
+    from rexctl.drills import journal as journal_mod
+    from rexctl.sandbox.rehearse import drill_state_dir
+    from rexctl.sandbox.state import sandbox_dir
+
+    journals = drill_state_dir(sandbox_dir(tmp_path))
+    dead = {"dir": str(sandbox_dir(tmp_path)), "instance": "a-sandbox-that-died"}
+    for drill_id, sandbox in (("20260101T000000Z-break-nacl-dead00", dead),
+                              ("20260101T000001Z-break-sg-a0a0a0", {})):  # fmt: skip
+        journal_mod.save(
+            journal_mod.Journal(
+                id=drill_id, drill=drill_id.split("-", 1)[1].rsplit("-", 1)[0], created_at="x",
+                aws={"region": "us-east-1"}, changes=[], summary=[], before={}, manual_undo=[],
+                sandbox=sandbox,
+            ),
+            journals,
+        )  # fmt: skip
+
+    def fake_runner(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> Outcome:
+        return Outcome(3, None, "Error: stop here\n")
+
+    result = rehearse(
+        tmp_path, runner=fake_runner,
+        start=lambda cwd: UpResult(state(tmp_path), started=True), stop=lambda cwd: None,
+    )  # fmt: skip
+    assert result.steps[0].detail.startswith(
+        "started; 1 drill journal(s) of a sandbox that is gone marked void; app "
+    )
+    by_id = {j.id: j for j in journal_mod.list_journals(journals)}
+    void = by_id["20260101T000000Z-break-nacl-dead00"]
+    assert void.status == journal_mod.VOID
+    assert void.void_reason == (
+        f"the sandbox in {sandbox_dir(tmp_path)} that the drill ran against is no longer "
+        "running: what the drill changed no longer exists"
+    )
+    assert by_id["20260101T000001Z-break-sg-a0a0a0"].status == journal_mod.PENDING
+
+
 # --secure and --enable-later (issue 13) ---------------------------------------------------------
 
 
