@@ -25,7 +25,8 @@ group); ElastiCache CreateCacheSubnetGroup,
 DeleteCacheSubnetGroup, CreateReplicationGroup, ModifyReplicationGroup, DeleteReplicationGroup,
 AddTagsToResource (the record of the last AUTH token change);
 ECS RegisterTaskDefinition, UpdateService, DeregisterTaskDefinition; Secrets Manager
-CreateSecret, DeleteSecret. Any other operation: `check` returns [].
+CreateSecret, DeleteSecret, PutSecretValue and UpdateSecretVersionStage (`rexctl rotate-token`'s
+new token, staged as AWSPENDING, then made AWSCURRENT). Any other operation: `check` returns [].
 
 `params` are the kwargs of the boto3 method (PascalCase, camelCase for ECS). A value that is not
 of the documented type (say a plan's placeholder for an id not known yet) is skipped, not
@@ -57,10 +58,12 @@ Judgement calls, where AWS's own texts differ:
 
 Left out (considered, and why):
 
-- Constraints botocore already enforces from the model: string lengths with a `max` in the model
-  (Secrets Manager Name 512, ECS tag key 128 / value 256, Secrets Manager tag lengths) and list
-  sizes (ECS at most 50 tags). Required members are checked here anyway, because `check` also
-  runs on plans, where botocore does not.
+- Constraints botocore already enforces from the model: minimum string lengths and list sizes.
+  botocore checks no maximum (its validator reads only `min`): the maxima rexctl's own values
+  could reach are rules here (PutSecretValue's ClientRequestToken and VersionStages,
+  UpdateSecretVersionStage's version ids); those it cannot reach (Secrets Manager Name 512, ECS
+  tag key 128 / value 256) are not checked. Required members are checked here anyway, because
+  `check` also runs on plans, where botocore does not.
 - EC2 tag characters: EC2 allows any character in tags (EC2 user guide, "Tag restrictions";
   only other services restrict them). ElastiCache likewise ("Although ElastiCache allows for any
   character in its tags ...").
@@ -109,9 +112,16 @@ Left out (considered, and why):
 - DeleteTags without `Tags` deletes every user-defined tag of the resources (EC2 API reference,
   DeleteTags.Tags): AWS accepts it, so it is not a rule here; rexctl always names the key and
   the value of the one tag it deletes.
+- PutSecretValue "Do not call PutSecretValue at a sustained rate of more than once every 10
+  minutes" (Secrets Manager keeps 100 versions, and every version of the last 24 hours): a quota
+  over time, not a refusal of one request. `rexctl rotate-token` puts one version per rotation.
+- GetSecretValue VersionId and VersionStage "must refer to the same secret version": rexctl
+  gives one or the other, never both (and reads are not checked here).
+- Which staging label a version already carries (UpdateSecretVersionStage: a label attached to
+  another version must be removed from it in the same request) depends on the secret: checked
+  by `check_secret(state, ...)`, as the group's rules are by `check_group`.
 - Operations rexctl does not call (AuthorizeSecurityGroupEgress,
-  Increase/DecreaseReplicaCount, ECS TagResource, Secrets Manager PutSecretValue and
-  TagResource).
+  Increase/DecreaseReplicaCount, ECS TagResource, Secrets Manager TagResource).
 - ReplaceNetworkAclAssociation and DeleteNetworkAcl: only their required members; that AWS
   refuses to delete an ACL a subnet still uses depends on the account, not the request.
 """
@@ -132,7 +142,9 @@ __all__ = [
     "Rule",
     "Violation",
     "check",
+    "SecretState",
     "check_group",
+    "check_secret",
     "install",
     "refusal",
 ]
@@ -274,6 +286,8 @@ REQUIRED_MEMBERS: dict[tuple[str, str], tuple[str, ...]] = {
     ("ecs", "DeregisterTaskDefinition"): ("taskDefinition",),
     ("secretsmanager", "CreateSecret"): ("Name",),
     ("secretsmanager", "DeleteSecret"): ("SecretId",),
+    ("secretsmanager", "PutSecretValue"): ("SecretId",),
+    ("secretsmanager", "UpdateSecretVersionStage"): ("SecretId", "VersionStage"),
 }
 REQUIRED = _rule(
     "is required",
@@ -1108,10 +1122,129 @@ SM_STRING_OR_BINARY = _rule(
 _SM_NAME_CHARS = frozenset(_ALNUM | set("/_+=.@-"))
 
 
+SM_PUT_STRING_OR_BINARY = _rule(
+    "must be given, or SecretBinary, but not both",
+    "Secrets Manager API reference, PutSecretValue.SecretString (You must include SecretBinary "
+    "or SecretString, but not both)",
+    "InvalidParameterException",
+)
+SM_CLIENT_REQUEST_TOKEN = _rule(
+    "must be 32 to 64 characters long",
+    "Secrets Manager API reference, PutSecretValue.ClientRequestToken (Length Constraints: "
+    "Minimum length of 32. Maximum length of 64.)",
+    "ValidationException",
+)
+SM_VERSION_STAGES = _rule(
+    "must hold 1 to 20 staging labels",
+    "Secrets Manager API reference, PutSecretValue.VersionStages (Minimum number of 1 item. "
+    "Maximum number of 20 items.)",
+    "ValidationException",
+)
+SM_VERSION_STAGE = _rule(
+    "must be 1 to 256 characters long",
+    "Secrets Manager API reference, SecretVersionStageType (Length Constraints: Minimum length "
+    "of 1. Maximum length of 256.)",
+    "ValidationException",
+)
+SM_VERSION_ID = _rule(
+    "must be 32 to 64 characters long",
+    "Secrets Manager API reference, UpdateSecretVersionStage.MoveToVersionId / "
+    "RemoveFromVersionId (Length Constraints: Minimum length of 32. Maximum length of 64.)",
+    "ValidationException",
+)
+SM_LABEL_ELSEWHERE = _rule(
+    "must name the version the staging label is attached to now: a label is attached to one "
+    "version at a time, and moving it from another version needs RemoveFromVersionId",
+    "Secrets Manager API reference, UpdateSecretVersionStage.RemoveFromVersionId (If the "
+    "staging label you are trying to attach to one version is already attached to a different "
+    "version, then you must include this parameter ... If the label is attached and you either "
+    "do not specify this parameter, or the version ID does not match, then the operation fails)",
+    "InvalidParameterException",
+)
+SM_LABEL_NOT_THERE = _rule(
+    "must name a version the staging label is attached to",
+    "Secrets Manager API reference, UpdateSecretVersionStage.RemoveFromVersionId (The ID of the "
+    "version that the staging label is to be removed from)",
+    "InvalidParameterException",
+)
+SM_UNKNOWN_VERSION = _rule(
+    "must name a version of the secret",
+    "Secrets Manager API reference, UpdateSecretVersionStage.MoveToVersionId (The ID of the "
+    "version to add the staging label to)",
+    "InvalidParameterException",
+)
+
+
 def _create_secret(params: Mapping[str, Any], found: _Found) -> None:
     _chars(found, "Name", params.get("Name"), _SM_NAME_CHARS, SM_NAME_CHARS)
     if params.get("SecretString") is not None and params.get("SecretBinary") is not None:
         found.add("SecretString", SM_STRING_OR_BINARY)
+
+
+def _length_between(found: _Found, path: str, value: Any, low: int, high: int, rule: Rule) -> None:
+    if isinstance(value, str) and not low <= len(value) <= high:
+        found.add(path, rule, f" (it has {len(value)})")
+
+
+def _put_secret_value(params: Mapping[str, Any], found: _Found) -> None:
+    if (params.get("SecretString") is None) == (params.get("SecretBinary") is None):
+        found.add("SecretString", SM_PUT_STRING_OR_BINARY)  # never the value
+    _length_between(found, "ClientRequestToken", params.get("ClientRequestToken"), 32, 64,
+                    SM_CLIENT_REQUEST_TOKEN)  # fmt: skip
+    stages = params.get("VersionStages")
+    if isinstance(stages, list | tuple):
+        if not 1 <= len(stages) <= 20:
+            found.add("VersionStages", SM_VERSION_STAGES, f" (it has {len(stages)})")
+        for i, stage in enumerate(stages):
+            _length_between(found, f"VersionStages[{i}]", stage, 1, 256, SM_VERSION_STAGE)
+
+
+def _update_secret_version_stage(params: Mapping[str, Any], found: _Found) -> None:
+    _length_between(found, "VersionStage", params.get("VersionStage"), 1, 256, SM_VERSION_STAGE)
+    for name in ("MoveToVersionId", "RemoveFromVersionId"):
+        _length_between(found, name, params.get(name), 32, 64, SM_VERSION_ID)
+
+
+# --- Secrets Manager: rules that depend on the secret's versions as they are now ---------------
+
+
+@dataclass(frozen=True)
+class SecretState:
+    """A secret's versions and the staging labels each carries (DescribeSecret's
+    VersionIdsToStages), as an UpdateSecretVersionStage request meets them."""
+
+    versions: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+    def holder(self, label: str) -> str:
+        """The version `label` is attached to ('' when none)."""
+        return next((v for v, labels in self.versions.items() if label in labels), "")
+
+
+def _secret_stage(state: SecretState, params: Mapping[str, Any], found: _Found) -> None:
+    label = params.get("VersionStage")
+    move_to, remove_from = params.get("MoveToVersionId"), params.get("RemoveFromVersionId")
+    if not isinstance(label, str):
+        return
+    holder = state.holder(label)
+    if isinstance(move_to, str) and move_to not in state.versions:
+        found.add("MoveToVersionId", SM_UNKNOWN_VERSION)
+    if isinstance(remove_from, str):
+        if label not in state.versions.get(remove_from, ()):
+            found.add("RemoveFromVersionId", SM_LABEL_NOT_THERE,
+                      f" ({label} is not on that version)")  # fmt: skip
+    elif holder and isinstance(move_to, str) and holder != move_to:
+        found.add("RemoveFromVersionId", SM_LABEL_ELSEWHERE, f" ({label} is on another version)")
+
+
+def check_secret(
+    state: SecretState, service: str, operation: str, params: Mapping[str, Any]
+) -> list[Violation]:
+    """What AWS documents it would refuse in this request given the secret's versions and
+    labels (UpdateSecretVersionStage; [] for anything else)."""
+    found = _Found(service, operation)
+    if (service, operation) == ("secretsmanager", "UpdateSecretVersionStage"):
+        _secret_stage(state, params, found)
+    return found.violations
 
 
 # --- the API ----------------------------------------------------------------------------------
@@ -1130,6 +1263,8 @@ _CHECKS: dict[tuple[str, str], Callable[[Mapping[str, Any], _Found], None]] = {
     ("elasticache", "AddTagsToResource"): lambda params, found: _ec_tags(found, params),
     ("ecs", "RegisterTaskDefinition"): _register_task_definition,
     ("secretsmanager", "CreateSecret"): _create_secret,
+    ("secretsmanager", "PutSecretValue"): _put_secret_value,
+    ("secretsmanager", "UpdateSecretVersionStage"): _update_secret_version_stage,
 }
 
 COVERED = frozenset(REQUIRED_MEMBERS)  # the operations this module knows

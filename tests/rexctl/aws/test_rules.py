@@ -16,7 +16,16 @@ import pytest
 from moto import mock_aws
 
 from rexctl.aws import rules
-from rexctl.aws.rules import GroupState, Violation, check, check_group, install, refusal
+from rexctl.aws.rules import (
+    GroupState,
+    SecretState,
+    Violation,
+    check,
+    check_group,
+    check_secret,
+    install,
+    refusal,
+)
 
 Key = tuple[str, str]
 
@@ -165,6 +174,18 @@ GOOD: dict[Key, dict[str, Any]] = {
         "SecretId": SECRET_ARN,
         "ForceDeleteWithoutRecovery": True,
     },
+    ("secretsmanager", "PutSecretValue"): {
+        "SecretId": SECRET_ARN,
+        "SecretString": TOKEN,
+        "ClientRequestToken": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+        "VersionStages": ["AWSPENDING"],
+    },
+    ("secretsmanager", "UpdateSecretVersionStage"): {
+        "SecretId": SECRET_ARN,
+        "VersionStage": "AWSCURRENT",
+        "MoveToVersionId": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+        "RemoveFromVersionId": "11111111-2222-3333-4444-555555555555",
+    },
 }
 
 
@@ -186,6 +207,8 @@ CREATE_RG = ("elasticache", "CreateReplicationGroup")
 MODIFY_RG = ("elasticache", "ModifyReplicationGroup")
 TASKDEF = ("ecs", "RegisterTaskDefinition")
 SECRET = ("secretsmanager", "CreateSecret")
+PUT = ("secretsmanager", "PutSecretValue")
+STAGE = ("secretsmanager", "UpdateSecretVersionStage")
 
 
 def perm(**fields: Any) -> list[dict[str, Any]]:
@@ -399,6 +422,18 @@ REFUSED = [
     no(SECRET, "secret-name-space", "Name", "ValidationException", Name="rexctl cache token"),
     no(SECRET, "secret-name-colon", "Name", "ValidationException", Name="rexctl/cache:token"),
     no(SECRET, "secret-string-and-binary", "SecretString", INVALID, SecretBinary=b"token"),
+    no(PUT, "put-string-and-binary", "SecretString", INVALID, SecretBinary=b"token"),
+    no(PUT, "put-no-value", "SecretString", INVALID, drop=("SecretString",)),
+    no(PUT, "put-request-token-65", "ClientRequestToken", "ValidationException",
+       ClientRequestToken="c" * 65),
+    no(PUT, "put-21-stages", "VersionStages", "ValidationException",
+       VersionStages=[f"L{i}" for i in range(21)]),
+    no(PUT, "put-stage-257", "VersionStages[0]", "ValidationException", VersionStages=["s" * 257]),
+    no(STAGE, "stage-label-257", "VersionStage", "ValidationException", VersionStage="s" * 257),
+    no(STAGE, "stage-move-to-65", "MoveToVersionId", "ValidationException",
+       MoveToVersionId="v" * 65),
+    no(STAGE, "stage-remove-from-65", "RemoveFromVersionId", "ValidationException",
+       RemoveFromVersionId="v" * 65),
 ]
 
 ADMITTED = [
@@ -450,6 +485,11 @@ ADMITTED = [
     yes(TASKDEF, "ecs-tags-every-allowed-char",
         tags=ecs_tags(("cost center", "x_y.z:w/v=u+t-s@r"), ("awsome", ""))),
     yes(SECRET, "secret-name-every-allowed-char", Name="rexctl/A_b+c=d.e@f-1"),
+    yes(PUT, "put-request-token-64", ClientRequestToken="c" * 64),
+    yes(PUT, "put-binary-only", drop=("SecretString",), SecretBinary=b"token"),
+    yes(PUT, "put-20-stages", VersionStages=[f"L{i}" for i in range(20)]),
+    yes(PUT, "put-no-stages-means-awscurrent", drop=("VersionStages",)),
+    yes(STAGE, "stage-remove-only", drop=("MoveToVersionId",), VersionStage="AWSPENDING"),
 ]
 # fmt: on
 
@@ -484,6 +524,8 @@ def test_every_rule_is_exercised_by_a_refused_request() -> None:
     ]
     seen += [v for case in GROUP_REFUSED for v in check_group(case.values[0], *MODIFY_RG,
                                                                 case.values[1])]  # fmt: skip
+    seen += [v for case in SECRET_REFUSED for v in check_secret(case.values[0], *STAGE,
+                                                                  case.values[1])]  # fmt: skip
     seen += [
         v
         for key, names in rules.REQUIRED_MEMBERS.items()
@@ -771,3 +813,60 @@ def test_group_rules_never_show_a_token() -> None:
     )
     (v,) = check_group(state, *MODIFY_RG, {**SET, "AuthToken": "T" * 40})
     assert "S" * 16 not in v.message() + repr(state) and "T" * 16 not in v.message()
+
+
+# UpdateSecretVersionStage, against the secret's versions and their labels as they are now.
+
+CURRENT = "11111111-2222-3333-4444-555555555555"
+PENDING = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+OTHER = "99999999-8888-7777-6666-555555555555"
+STAGED = SecretState({CURRENT: ("AWSCURRENT",), PENDING: ("AWSPENDING",)})
+
+
+def stage(**params: Any) -> dict[str, Any]:
+    return {"SecretId": SECRET_ARN, **params}
+
+
+# fmt: off
+SECRET_REFUSED = [
+    pytest.param(STAGED, stage(VersionStage="AWSCURRENT", MoveToVersionId=PENDING),
+                 "RemoveFromVersionId", INVALID, id="current-moved-without-naming-where-from"),
+    pytest.param(STAGED, stage(VersionStage="AWSCURRENT", MoveToVersionId=PENDING,
+                               RemoveFromVersionId=OTHER),
+                 "RemoveFromVersionId", INVALID, id="current-moved-from-the-wrong-version"),
+    pytest.param(STAGED, stage(VersionStage="AWSPENDING", MoveToVersionId=CURRENT),
+                 "RemoveFromVersionId", INVALID, id="pending-moved-without-naming-where-from"),
+    pytest.param(STAGED, stage(VersionStage="AWSCURRENT", MoveToVersionId=OTHER,
+                               RemoveFromVersionId=CURRENT),
+                 "MoveToVersionId", INVALID, id="to-a-version-that-does-not-exist"),
+]
+SECRET_ADMITTED = [
+    pytest.param(STAGED, stage(VersionStage="AWSCURRENT", MoveToVersionId=PENDING,
+                               RemoveFromVersionId=CURRENT), id="promote-the-pending-version"),
+    pytest.param(STAGED, stage(VersionStage="AWSPENDING", RemoveFromVersionId=PENDING),
+                 id="remove-a-label"),
+    pytest.param(STAGED, stage(VersionStage="MINE", MoveToVersionId=CURRENT),
+                 id="a-new-label-anywhere"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("state", "params", "parameter", "code"), SECRET_REFUSED)
+def test_what_aws_refuses_given_the_secrets_versions(
+    state: SecretState, params: dict[str, Any], parameter: str, code: str
+) -> None:
+    v = _only(check_secret(state, *STAGE, params))
+    assert (v.parameter, v.code) == (parameter, code)
+    assert check(*STAGE, params) == [], "the request alone is fine: the secret decides"
+
+
+@pytest.mark.parametrize(("state", "params"), SECRET_ADMITTED)
+def test_what_aws_accepts_given_the_secrets_versions(
+    state: SecretState, params: dict[str, Any]
+) -> None:
+    assert check_secret(state, *STAGE, params) == []
+
+
+def test_a_secret_value_never_appears_in_a_violation() -> None:
+    (v,) = check(*PUT, req(PUT, SecretBinary=b"binary-token"))
+    assert TOKEN not in v.message() and "binary-token" not in v.message()
