@@ -29,7 +29,7 @@ from rexctl.provision.init import InitResult, init_config
 from rexctl.provision.migrate import aws_hooks
 from rexctl.provision.model import Reporter
 from rexctl.provision.plan import Plan, build_plan
-from rexctl.provision.secure import NO_DOWNTIME, Hooks, SecurePlan, plan_secure
+from rexctl.provision.secure import Hooks, SecurePlan, plan_secure
 from rexctl.provision.secure import run as run_secure
 from rexctl.provision.teardown import (
     TeardownPlan,
@@ -163,7 +163,7 @@ def provision(
             result.secure = later
             for step in later.steps:
                 reporter.info(f"Would {step.summary} (step 9, TLS/AUTH later).")
-            reporter.info(NO_DOWNTIME)
+            reporter.info(later.downtime)
         if not plan.changes and not (later and later.steps):
             reporter.success("Nothing to do: steps 1-11 already match rexctl.toml.")
         return result
@@ -234,7 +234,7 @@ def _secure_later(
         reporter.info(
             f"Step 9: TLS/AUTH later on {cfg.cache.id}, {len(live.steps)} steps: {live.describe()}."
         )
-        reporter.info(NO_DOWNTIME)
+        reporter.info(live.downtime)
     done = run_secure(
         wired,
         tls=cfg.cache.tls,

@@ -8,12 +8,18 @@ tests drive the steps with fakes and this module against moto or the sandbox.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from rexctl.aws import elasticache as ec_api
 from rexctl.aws import secrets as sm_api
-from rexctl.aws.ecs import describe_service, describe_task_definition, list_tasks
+from rexctl.aws.ecs import (
+    describe_service,
+    describe_task_definition,
+    force_new_deployment,
+    list_tasks,
+)
 from rexctl.aws.logs import awslogs_config, search_events
 from rexctl.aws.session import Clients
 from rexctl.config import Config
@@ -26,8 +32,8 @@ from rexctl.provision.secure import (
     Hooks,
     Observed,
     TaskEvidence,
-    auth_record,
     ms,
+    read_auth_record,
     wait_until_verified,
 )
 from rexctl.provision.tags import managed_tags
@@ -50,12 +56,20 @@ def observe(clients: Clients, cfg: Config) -> Observed:
         node = ec_api.member_network(clients.elasticache, cache.member_clusters[0])
     tags = ec_api.list_tags(clients.elasticache, cache.arn) if cache.arn else {}
     secret = sm_api.find_secret(clients.secretsmanager, sm_api.secret_name(cfg.cache.id))
+    record = read_auth_record(tags, cache)
+    primary = None
+    if record.version:  # a rotation: which deployment the service runs now
+        primary = describe_service(clients.ecs, cfg.ecs.cluster, cfg.ecs.service).primary
     return Observed(
         cache=cache,
         engine_version=node.engine_version if node else "",
-        auth_record=auth_record(tags, cache),
+        auth_record=record.change,
         secret=secret,
         deployed=_deployed(clients, cfg, secret),
+        auth_version=record.version,
+        auth_deployment=record.deployment,
+        deployment=primary.id if primary else "",
+        auth_confirmed=record.confirmed,
     )
 
 
@@ -107,13 +121,21 @@ def aws_hooks(
             sleep=sleep, until=until,
         )  # fmt: skip
 
-    def read_token() -> str:
+    def read_token(version: str) -> str:
         secret = sm_api.find_secret(clients.secretsmanager, name)
         if secret is None:
             raise UsageError(f"The AUTH token's secret {name} does not exist.",
                              hint="Run `rexctl provision` again: it creates it.")  # fmt: skip
-        token = sm_api.read_secret(clients.secretsmanager, secret.arn)
+        token = sm_api.read_secret(clients.secretsmanager, secret.arn, version)
         problem = sm_api.token_problem(token)
+        if problem and version:
+            raise RexctlError(
+                f"The AUTH token in version {version} of secret {name} is not usable: {problem}.",
+                hint="Nothing was sent with it. Take the label off that version (`aws "
+                f"secretsmanager update-secret-version-stage --secret-id {name} --version-stage "
+                f"AWSPENDING --remove-from-version-id {version}`) and run `rexctl rotate-token` "
+                "again: it stages a new one.",
+            )
         if problem:
             raise RexctlError(
                 f"The AUTH token stored in secret {name} is not usable: {problem}.",
@@ -121,6 +143,46 @@ def aws_hooks(
                 "it so that rexctl generates one.",
             )
         return token
+
+    def stage_token(token: str) -> None:
+        secret = _secret()
+        request = sm_api.pending_request(secret.arn, token, str(uuid.uuid4()))
+        sm_api.put_pending(clients.secretsmanager, request)
+
+    def promote(version: str, current: str) -> None:
+        secret = _secret()
+        move, unstage = sm_api.promote_requests(secret.arn, version, current)
+        if secret.current_version != version:
+            sm_api.update_stage(clients.secretsmanager, move)
+        if secret.labelled(sm_api.PENDING) == version:
+            sm_api.update_stage(clients.secretsmanager, unstage)
+
+    def _secret() -> sm_api.SecretView:
+        secret = sm_api.find_secret(clients.secretsmanager, name)
+        if secret is None or secret.scheduled_for_deletion:
+            raise UsageError(f"The AUTH token's secret {name} is gone.",
+                             hint="Run `rexctl provision`: it stores a new token and rotates "
+                             "it in.")  # fmt: skip
+        return secret
+
+    def redeploy(started: Callable[[str], None]) -> None:
+        from rexctl.deploy import wait_for_rollout
+
+        cluster, service = cfg.ecs.cluster, cfg.ecs.service
+        arn = describe_service(clients.ecs, cluster, service).task_definition
+        deployment = force_new_deployment(clients.ecs, cluster, service)
+        started(deployment)
+        result = wait_for_rollout(
+            clients.ecs, cluster=cluster, service=service, task_definition_arn=arn,
+            timeout=timeout, poll=poll, sleep=sleep, clock=clock, deployment_id=deployment,
+        )  # fmt: skip
+        if not result.ok:
+            raise CheckFailed(
+                f"The forced deployment {deployment} of service {service} failed: {result.reason}",
+                hint="The cache still accepts the old token and the new one (ROTATE): the "
+                "service keeps its cache. Fix what stops the tasks (`rexctl deploy --dry-run`, "
+                "the service's events), then run `rexctl rotate-token` again.",
+            )
 
     def create_secret(token: str) -> None:
         request = sm_api.secret_request(name, token, SECRET_DESCRIPTION, managed_tags(group))
@@ -151,10 +213,12 @@ def aws_hooks(
                 "provision` again.",
             )
 
-    def verify(tls: bool, auth: bool) -> None:
+    def verify(tls: bool, auth: bool, deployment: str) -> None:
         what = " and ".join(w for w, on in (("TLS", tls), ("the AUTH token", auth)) if on)
+        if deployment:
+            what = f"the new AUTH token (deployment {deployment})"
         evidence = wait_until_verified(
-            lambda: task_evidence(clients, cfg, tls=tls, auth=auth),
+            lambda: task_evidence(clients, cfg, tls=tls, auth=auth, deployment=deployment),
             what=what, timeout=timeout, sleep=sleep, clock=clock,
         )  # fmt: skip
         reporter.info(
@@ -171,6 +235,9 @@ def aws_hooks(
         tag=tag,
         deploy=deploy,
         verify=verify,
+        stage_token=stage_token,
+        promote=promote,
+        redeploy=redeploy,
     )
 
 
@@ -178,11 +245,18 @@ def _modify(clients: Clients, request: dict[str, Any]) -> None:
     ec_api.modify_replication_group(clients.elasticache, request)
 
 
-def task_evidence(clients: Clients, cfg: Config, *, tls: bool, auth: bool) -> list[TaskEvidence]:
+def task_evidence(
+    clients: Clients, cfg: Config, *, tls: bool, auth: bool, deployment: str = ""
+) -> list[TaskEvidence]:
     """For each running task of the service's one (settled) deployment: its last `Redis ready`
     line since it started, and whether it says TLS / AUTH. What AWS can show: ElastiCache has no
     per-connection view of TLS or AUTH; ECS says which revision every task runs, and each task's
-    log stream what it connected with."""
+    log stream what it connected with.
+
+    With `deployment` (a token rotation): that deployment must be the service's only one, and
+    every running task must come from it (ECS gives a service's task the id of the deployment
+    that started it as `startedBy`): forced once the new token was current, its tasks read that
+    one. A task's log cannot tell which token it sent, only that one was accepted."""
     from rexctl.deploy import AUTH_VAR
 
     cluster, service, container = cfg.ecs.cluster, cfg.ecs.service, cfg.ecs.container
@@ -194,6 +268,9 @@ def task_evidence(clients: Clients, cfg: Config, *, tls: bool, auth: bool) -> li
         and primary.rollout_state in ("COMPLETED", "")
         and primary.running >= primary.desired
     )
+    if deployment and (primary is None or primary.id != deployment):
+        now = primary.id if primary else "none"
+        return [TaskEvidence("(service)", f"its deployment is {now}, not {deployment}", False)]
     if primary is None or not settled:
         return [TaskEvidence("(service)", "the rollout is not finished", False)]
     td = describe_task_definition(clients.ecs, primary.task_definition)
@@ -212,12 +289,16 @@ def task_evidence(clients: Clients, cfg: Config, *, tls: bool, auth: bool) -> li
             hint="Check each task's log for `Redis ready (TLS, AUTH)` yourself; rexctl will not "
             "turn plain connections or the old token away without that evidence.",
         )
-    tasks = [
-        t
-        for t in list_tasks(clients.ecs, cluster, service)
-        if t.task_definition == primary.task_definition and t.last_status == "RUNNING"
-    ]
+    running = [t for t in list_tasks(clients.ecs, cluster, service) if t.last_status == "RUNNING"]
+    tasks = [t for t in running if t.task_definition == primary.task_definition]
     found: list[TaskEvidence] = []
+    if deployment:
+        found += [
+            TaskEvidence(t.id, f"started by {t.started_by or '(none)'}, not {deployment}", False)
+            for t in running
+            if t.started_by != deployment
+        ]
+        tasks = [t for t in tasks if t.started_by == deployment]
     for t in tasks:
         stream = f"{config.stream_prefix}/{container}/{t.id}" if config.stream_prefix else t.id
         events = search_events(

@@ -27,7 +27,7 @@ from rexctl.provision.model import (
 )
 from rexctl.provision.network import step7, step8, where_set
 from rexctl.provision.requests import requests, setting_of, violations
-from rexctl.provision.secure import NO_DOWNTIME, Observed, auth_record, plan_secure
+from rexctl.provision.secure import Observed, plan_secure, read_auth_record
 from rexctl.provision.tags import is_managed, managed_tags
 
 __all__ = [
@@ -418,13 +418,16 @@ def _step9(d: Discovery, cfg: Config, plan: Plan) -> Step:
             f"{c.id} has no at-rest encryption, which ElastiCache sets only at creation: create a "
             "new cache under another `cache.id` to have it"
         )
+    record = read_auth_record(d.cache_tags, c)
     later = plan_secure(
         Observed(
             cache=c,
             engine_version=d.node.engine_version if d.node else "",
-            auth_record=auth_record(d.cache_tags, c),
+            auth_record=record.change,
             secret=secret,
             deployed=True,  # `rexctl provision` reads the service before it starts
+            auth_version=record.version,
+            auth_deployment=record.deployment,
         ),
         tls=cc.tls,
         auth=cc.auth,
@@ -449,7 +452,7 @@ def _step9(d: Discovery, cfg: Config, plan: Plan) -> Step:
             title,
             State.CHANGE,
             f"{want}. {c.id} gets them on the running cache, in {len(later.steps)} steps: "
-            f"{later.describe()}. {NO_DOWNTIME}",
+            f"{later.describe()}. {later.downtime}",
             secure=later,
         )
     if manual:

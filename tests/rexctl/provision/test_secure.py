@@ -27,6 +27,7 @@ from rexctl.provision.secure import (
     Observed,
     auth_record,
     plan_secure,
+    read_auth_record,
     run,
 )
 
@@ -182,7 +183,9 @@ class World:
     last: str = ""  # the group's real last AUTH change
     modified: int = 0  # AuthTokenLastModifiedDate, as a counter
     tags: dict[str, str] = field(default_factory=dict)
-    secret: str | None = None
+    versions: dict[str, tuple[str, tuple[str, ...]]] = field(
+        default_factory=dict
+    )  # id: token, labels
     status: str = "available"
     pending: dict[str, Any] | None = None
     service: tuple[bool, str, str | None] = (False, PLAIN_NAME, None)  # TLS, host, token
@@ -191,6 +194,23 @@ class World:
     stop_after: bool = False  # ...after doing what the call does
     broken: list[str] = field(default_factory=list)  # a moment the service lost its cache
     modifies: list[str] = field(default_factory=list)
+    deployment: str = "ecs-svc/0"  # the service's PRIMARY deployment
+    rolling: tuple[bool, str, str | None] | None = None  # a forced rollout ECS goes on with
+    deployments: int = 0  # deployments started (rollouts)
+
+    @property
+    def secret(self) -> str | None:
+        """The token of the secret's AWSCURRENT version (what ECS gives a task it starts)."""
+        return next((t for t, labels in self.versions.values() if "AWSCURRENT" in labels), None)
+
+    def label(self, name: str) -> str:
+        return next((v for v, (_, labels) in self.versions.items() if name in labels), "")
+
+    def relabel(self, name: str, to: str) -> None:
+        self.versions = {
+            v: (t, tuple(x for x in labels if x != name) + ((name,) if v == to else ()))
+            for v, (t, labels) in self.versions.items()
+        }
 
     @property
     def endpoint(self) -> str:
@@ -236,16 +256,25 @@ class World:
             and self.tokens else None,
         )  # fmt: skip
 
+    def secret_view(self) -> SecretView | None:
+        if not self.versions:
+            return None
+        return replace(secret(), versions={v: labels for v, (_, labels) in self.versions.items()})
+
     # the hooks
     def observe(self) -> Observed:
         def effect() -> Observed:
+            if self.rolling is not None:  # ECS finished the rollout it was given meanwhile
+                self.service, self.rolling = self.rolling, None
             host_ok = self.service[1] == self.endpoint
             wanted_token = self.secret if (self.tokens or self.want_auth) else None
             deployed = self.service == (self.tls, self.endpoint, wanted_token) and host_ok
+            record = read_auth_record(self.tags, self.cache())
             return Observed(
-                cache=self.cache(), engine_version="7.1",
-                auth_record=auth_record(self.tags, self.cache()),
-                secret=secret() if self.secret else None, deployed=deployed,
+                cache=self.cache(), engine_version="7.1", auth_record=record.change,
+                secret=self.secret_view(), deployed=deployed, auth_version=record.version,
+                auth_deployment=record.deployment, deployment=self.deployment,
+                auth_confirmed=record.confirmed,
             )  # fmt: skip
 
         return self.call("observe", effect)  # type: ignore[no-any-return]
@@ -286,11 +315,52 @@ class World:
             self.last = r["AuthTokenUpdateStrategy"]
             self.modified += 1
 
-    def read_token(self) -> str:
-        return self.call("read_token", lambda: self.secret)  # type: ignore[no-any-return]
+    def read_token(self, version: str) -> str:
+        def effect() -> str | None:
+            return self.versions[version][0] if version else self.secret
+
+        return self.call("read_token", effect)  # type: ignore[no-any-return]
 
     def create_secret(self, token: str) -> None:
-        self.call("create_secret", lambda: setattr(self, "secret", token))
+        def effect() -> None:
+            self.versions = {f"v{len(self.versions) + 1:032d}": (token, ("AWSCURRENT",))}
+
+        self.call("create_secret", effect)
+
+    def stage_token(self, token: str) -> None:
+        def effect() -> None:
+            self.versions[f"v{len(self.versions) + 1:032d}"] = (token, ())
+            self.relabel("AWSPENDING", list(self.versions)[-1])
+
+        self.call("stage_token", effect)
+
+    def promote(self, version: str, current: str) -> None:
+        def effect() -> None:
+            state = rules.SecretState({v: labels for v, (_, labels) in self.versions.items()})
+            request = {"SecretId": SECRET, "VersionStage": "AWSCURRENT",
+                       "MoveToVersionId": version, "RemoveFromVersionId": current}  # fmt: skip
+            refused = rules.check_secret(state, "secretsmanager", "UpdateSecretVersionStage",
+                                         request)  # fmt: skip
+            if refused:
+                raise AwsError(refused[0].message())
+            if self.label("AWSCURRENT") != version:
+                self.relabel("AWSPREVIOUS", current)
+                self.relabel("AWSCURRENT", version)
+
+        self.call("promote", effect)
+        self.call("unstage", lambda: self.relabel("AWSPENDING", ""))
+
+    def redeploy(self, started: Any) -> None:
+        def effect() -> None:
+            self.deployments += 1
+            self.deployment = f"ecs-svc/{self.deployments}"
+            self.rolling = (self.service[0], self.service[1], self.secret)  # read at task start
+            if not self.accepts(*self.rolling):
+                self.broken.append(f"redeploy: the new tasks {self.rolling[:2]} would be refused")
+            started(self.deployment)
+            self.service, self.rolling = self.rolling, None
+
+        self.call("redeploy", effect)
 
     def tag(self, value: str) -> None:
         self.call("tag", lambda: self.tags.__setitem__(AUTH_TAG, value))
@@ -302,20 +372,25 @@ class World:
             if not self.accepts(*new):
                 self.broken.append(f"deploy: the new tasks {new[:2]} would be refused")
             self.service = new  # a rolling update: old and new were both accepted meanwhile
+            self.deployments += 1
+            self.deployment = f"ecs-svc/{self.deployments}"
 
         self.call("deploy", effect)
 
-    def verify(self, tls: bool, auth: bool) -> None:
+    def verify(self, tls: bool, auth: bool, deployment: str) -> None:
         def effect() -> None:
             uses_tls, _, token = self.service
             if (tls and not uses_tls) or (auth and token is None):
                 raise CheckFailed("not every task uses TLS/the token")
+            if deployment and (self.deployment != deployment or self.rolling is not None):
+                raise CheckFailed(f"not every task comes from {deployment}")
 
         self.call("verify", effect)
 
     def hooks(self) -> Hooks:
         return Hooks(self.observe, self.modify, self.wait, self.read_token, self.create_secret,
-                     self.tag, self.deploy, self.verify)  # fmt: skip
+                     self.tag, self.deploy, self.verify, self.stage_token, self.promote,
+                     self.redeploy)  # fmt: skip
 
 
 def migrate(world: World, tls: bool = True, auth: bool = True) -> list[str]:
@@ -378,7 +453,7 @@ def test_a_failed_verification_changes_nothing_and_says_what_was_done() -> None:
     world = World()
     real = world.verify
 
-    def tasks_without_tls(tls: bool, auth: bool) -> None:
+    def tasks_without_tls(tls: bool, auth: bool, deployment: str) -> None:
         world.calls.append("verify")
         raise CheckFailed("Not every running task uses TLS and the AUTH token after 60 s.")
 
@@ -435,3 +510,216 @@ def test_replace_keeps_the_plan_pure() -> None:
     before = replace(obs)
     kinds(obs)
     assert obs == before
+
+
+# A new token for a cache that has one (`rexctl rotate-token`) ------------------------------------
+
+OLD = "Old-token-0123456789-abcdefghij"
+V1, V2 = "v" + "1" * 32, "v" + "2" * 32
+ROTATION = ["token-stage", "auth-rotate", "token-promote", "redeploy", "verify", "auth-set"]
+
+
+def secure_view() -> CacheView:
+    return view(transit_encryption=True, transit_mode="required", auth_enabled=True,
+                auth_modified="2025-01-01T00:00:05+00:00")  # fmt: skip
+
+
+def labelled(**versions: tuple[str, ...]) -> SecretView:
+    return replace(secret(), versions={V1 if k == "v1" else V2: v for k, v in versions.items()})
+
+
+@pytest.mark.parametrize(
+    ("obs", "rotate", "expected"),
+    [
+        pytest.param(observed(secure_view(), auth_record="SET",
+                              secret=labelled(v1=("AWSCURRENT",))), True, ROTATION,
+                     id="a-new-rotation"),
+        pytest.param(observed(secure_view(), auth_record="SET",
+                              secret=labelled(v1=("AWSCURRENT",), v2=("AWSPENDING",))), True,
+                     ROTATION[1:], id="a-token-already-staged-is-used"),
+        pytest.param(observed(secure_view(), auth_record="SET",
+                              secret=labelled(v1=("AWSCURRENT",), v2=("AWSPENDING",))), False,
+                     [], id="provision-leaves-a-staged-token-alone"),
+        pytest.param(observed(secure_view(), auth_record="ROTATE", auth_version=V2,
+                              secret=labelled(v1=("AWSCURRENT",), v2=("AWSPENDING",))), False,
+                     ROTATION[2:], id="rotated-in-provision-continues"),
+        pytest.param(observed(secure_view(), auth_record="ROTATE", auth_version=V2,
+                              secret=labelled(v1=("AWSPREVIOUS",), v2=("AWSCURRENT",))), True,
+                     ROTATION[3:], id="made-current-not-rolled"),
+        pytest.param(observed(secure_view(), auth_record="ROTATE", auth_version=V2,
+                              auth_deployment="ecs-svc/7", deployment="ecs-svc/7",
+                              secret=labelled(v1=("AWSPREVIOUS",), v2=("AWSCURRENT",))), True,
+                     ROTATION[4:], id="rolled-verify-and-set"),
+        pytest.param(observed(secure_view(), auth_record="ROTATE", auth_version=V2,
+                              auth_deployment="ecs-svc/7", deployment="ecs-svc/8",
+                              secret=labelled(v1=("AWSPREVIOUS",), v2=("AWSCURRENT",))), True,
+                     ROTATION[3:], id="another-deployment-since-rolls-again"),
+        pytest.param(observed(view(transit_encryption=True, transit_mode="preferred",
+                                   auth_enabled=True), auth_record="ROTATE", secret=secret()),
+                     True, ["verify", "tls-required", "auth-set"],
+                     id="later-unfinished-is-finished-not-rotated"),
+    ],
+)  # fmt: skip
+def test_a_rotation_s_steps_follow_from_what_aws_shows(
+    obs: Observed, rotate: bool, expected: list[str]
+) -> None:
+    plan = plan_secure(obs, tls=True, auth=True, secret_name=SECRET, rotate=rotate)
+    assert [s.kind for s in plan.steps] == expected
+    assert plan.refused == [] and plan.manual == []
+    if any(k in ("token-stage", "token-promote", "redeploy") for k in expected):
+        assert "a task reads the new token only when it starts" in plan.downtime
+
+
+def test_a_rotated_version_that_is_neither_current_nor_pending_stops_everything() -> None:
+    obs = observed(secure_view(), auth_record="ROTATE", auth_version="v" + "9" * 32,
+                   secret=labelled(v1=("AWSCURRENT",)))  # fmt: skip
+    plan = plan_secure(obs, tls=True, auth=True, secret_name=SECRET, rotate=True)
+    assert plan.steps == []
+    assert "neither the secret's current nor its pending one" in plan.manual[0]
+    assert f"--move-to-version-id {'v' + '9' * 32} --remove-from-version-id {V1}" in plan.manual[0]
+
+
+def test_a_promotion_aws_would_refuse_is_refused_before_it_is_sent() -> None:
+    """The secret says AWSCURRENT is on another version than the one rexctl would name."""
+    obs = observed(secure_view(), auth_record="ROTATE", auth_version=V2,
+                   secret=labelled(v2=("AWSPENDING",)))  # no version is AWSCURRENT  # fmt: skip
+    plan = plan_secure(obs, tls=True, auth=True, secret_name=SECRET, rotate=True)
+    assert {(v.operation, v.parameter) for v in plan.refused} == {
+        ("UpdateSecretVersionStage", "RemoveFromVersionId")
+    }
+    world = secured()
+    world.versions = {V2: ("Staged-token-0123456789-abcdefgh", ("AWSPENDING",))}
+    world.tags[AUTH_TAG] = f"ROTATE {world.cache().auth_modified} {V2}"
+    with pytest.raises(AwsError, match="AWS would refuse UpdateSecretVersionStage"):
+        rotate(world)
+    assert "promote" not in world.calls, "nothing was sent"
+
+
+@pytest.mark.parametrize(
+    ("tag", "modified", "expected"),
+    [
+        (f"ROTATE pending 2025-01-01T00:00:05+00:00 {V2}", "2025-01-01T00:00:06+00:00",
+         ("ROTATE", V2, "")),
+        (f"ROTATE pending 2025-01-01T00:00:05+00:00 {V2}", "2025-01-01T00:00:05+00:00",
+         ("SET", "", "")),
+        (f"ROTATE 2025-01-01T00:00:06+00:00 {V2} ecs-svc/7", "2025-01-01T00:00:06+00:00",
+         ("ROTATE", V2, "ecs-svc/7")),
+        (f"SET pending 2025-01-01T00:00:06+00:00 {V2} ecs-svc/7", "2025-01-01T00:00:06+00:00",
+         ("ROTATE", V2, "ecs-svc/7")),
+        (f"SET pending 2025-01-01T00:00:06+00:00 {V2} ecs-svc/7", "2025-01-01T00:00:07+00:00",
+         ("SET", V2, "ecs-svc/7")),
+        (f"SET 2025-01-01T00:00:07+00:00 {V2}", "2025-01-01T00:00:07+00:00", ("SET", V2, "")),
+    ],
+    ids=["rotate-happened", "rotate-did-not-so-the-set-before", "rolled", "set-did-not",
+         "set-happened", "rotation-done"],
+)  # fmt: skip
+def test_a_rotation_s_record(tag: str, modified: str, expected: tuple[str, str, str]) -> None:
+    record = read_auth_record({AUTH_TAG: tag}, view(auth_enabled=True, auth_modified=modified))
+    assert (record.change, record.version, record.deployment) == expected
+
+
+def secured() -> World:
+    """TLS and AUTH done (as after `rexctl provision`): one token, the tasks use it."""
+    world = World(tls=True, mode="required", tokens=[OLD], open=False, last="SET",
+                  service=(True, TLS_NAME, OLD), versions={V1: (OLD, ("AWSCURRENT",))},
+                  modified=5)  # fmt: skip
+    world.tags = {AUTH_TAG: f"SET {world.cache().auth_modified}"}
+    return world
+
+
+def rotate(world: World, timeline: list[dict[str, Any]] | None = None) -> list[str]:
+    return run(world.hooks(), tls=True, auth=True, secret_name=SECRET,
+               reporter=RecordingReporter(), token_factory=lambda: next(TOKENS),
+               redact=lambda token: None, rotate=True, timeline=timeline)  # fmt: skip
+
+
+def rotated(world: World, previous: str = V1) -> None:
+    new = world.secret
+    assert new is not None and new != OLD
+    assert world.tokens == [new] and world.last == "SET" and not world.open
+    assert world.service == (True, TLS_NAME, new)
+    assert world.label("AWSPREVIOUS") == previous and world.label("AWSPENDING") == ""
+    assert world.broken == []
+
+
+def test_rotate_the_token_never_losing_the_cache() -> None:
+    world = secured()
+    timeline: list[dict[str, Any]] = []
+    done = rotate(world, timeline)
+    rotated(world)
+    assert world.modifies == ["ROTATE", "SET"] and world.deployments == 1
+    assert [t["kind"] for t in timeline] == ROTATION
+    assert all(t["started_at"] <= t["ended_at"] for t in timeline) and len(done) == 6
+    assert rotate(world) != [], "asked again, it rotates again: a new token each time"
+    assert world.modifies == ["ROTATE", "SET"] * 2 and world.broken == []
+
+
+def test_the_tasks_read_the_new_token_only_once_it_is_current() -> None:
+    """The world can fail: a rollout before the promotion leaves the tasks on the old token,
+    and SET then turns them away."""
+    world = secured()
+    world.stage_token("Staged-token-0123456789-abcdefgh")
+    pending = world.label("AWSPENDING")
+    world.tags[AUTH_TAG] = f"ROTATE pending {world.cache().auth_modified} {pending}"
+    world.modify({"ReplicationGroupId": ID, "AuthToken": "Staged-token-0123456789-abcdefgh",
+                  "AuthTokenUpdateStrategy": "ROTATE"})  # fmt: skip
+    world.wait(None)
+    world.redeploy(lambda d: None)  # too early: AWSCURRENT is still the old token
+    world.modify({"ReplicationGroupId": ID, "AuthToken": "Staged-token-0123456789-abcdefgh",
+                  "AuthTokenUpdateStrategy": "SET"})  # fmt: skip
+    world.wait(None)
+    assert world.broken and world.broken[0].startswith("after wait:")
+
+
+def _rotation_calls() -> int:
+    world = secured()
+    rotate(world)
+    return len(world.calls)
+
+
+@pytest.mark.parametrize("again", ["rotate-token", "provision-then-rotate-token"])
+@pytest.mark.parametrize("after", [False, True], ids=["before-its-effect", "after-its-effect"])
+@pytest.mark.parametrize("at", range(_rotation_calls()))
+def test_a_rotation_interrupted_at_any_call_finishes_when_run_again(
+    at: int, after: bool, again: str
+) -> None:
+    world = secured()
+    world.stop_at, world.stop_after = at, after
+    with pytest.raises(Interrupted) as stopped:
+        rotate(world)
+    assert "`rexctl rotate-token` again continues" in (stopped.value.hint or "")
+    assert world.broken == []
+    world.stop_at = -1
+    if again == "provision-then-rotate-token":
+        migrate(world)  # continues a rotation under way, leaves one not begun alone
+        assert world.broken == []
+        if world.last == "SET" and world.tokens != [OLD]:
+            rotated(world)
+            return
+        assert world.tokens == [OLD], "a rotation not begun on the cache is left alone"
+    record = read_auth_record(world.tags, world.cache())
+    first = world.label("AWSCURRENT")
+    rotate(world)
+    if record.change == "SET" and record.version and record.confirmed:
+        # Stopped once everything was done and recorded: asked again, it rotates again.
+        rotated(world, previous=first)
+        assert world.modifies == ["ROTATE", "SET"] * 2 and world.deployments == 2
+        return
+    rotated(world)
+    # Never a second ROTATE (it would drop the old token while tasks still use it), one SET, one
+    # forced deployment (two when stopped between ECS starting it and rexctl recording it).
+    assert world.modifies == ["ROTATE", "SET"]
+    assert world.deployments <= 2
+    assert len({t for t, _ in world.versions.values()}) == 2
+
+
+def test_a_rotation_s_failed_verification_turns_nothing_away() -> None:
+    world = secured()
+    world.verify = lambda tls, auth, deployment: (_ for _ in ()).throw(  # type: ignore[method-assign]
+        CheckFailed("Not every running task uses the new AUTH token after 60 s.")
+    )
+    with pytest.raises(CheckFailed) as failed:
+        rotate(world)
+    assert len(world.tokens) == 2 and OLD in world.tokens, "both tokens still accepted"
+    assert "`rexctl rotate-token` again continues" in (failed.value.hint or "")
+    assert world.broken == []
