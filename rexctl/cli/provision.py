@@ -160,6 +160,47 @@ def provision(
         raise error
 
 
+def rotate_token(
+    ctx: typer.Context,
+    dry_run: DryRunOption = False,
+    timeout: TimeoutOption = None,
+    poll: Annotated[
+        float,
+        typer.Option(
+            "--poll",
+            min=0.1,
+            envvar="REXCTL_DEPLOY_POLL",
+            help="Seconds between rollout checks while the service is rolled onto the new token.",
+        ),
+    ] = 5.0,
+    json: JsonOption = False,
+) -> None:
+    """Give the cache a new AUTH token without a failed answer (ROTATE, roll, SET).
+
+    The new token is staged in Secrets Manager (AWSPENDING), ROTATEd in (both tokens work), made
+    the secret's current version, the service is forced into a new deployment (each new task
+    reads it), every running task is checked, then the token is SET. The plan is shown first;
+    running it again after an interruption continues. See docs/provision.md.
+    """
+    from rexctl.provision.rotate import rotate_token as run
+
+    f = get_factory(ctx, json=json)
+    cfg = f.config
+    with ui.status(f"Rotating the AUTH token of {cfg.cache.id}...") as spinner:
+        result = run(
+            f.aws,
+            cfg,
+            reporter=UiReporter(cfg.cache.id, spinner),
+            dry_run=dry_run,
+            timeout=timeout,
+            poll=poll,
+        )
+    if f.json:
+        ui.print_json(result.to_dict())
+    elif dry_run:
+        ui.info("Dry run: nothing was changed.")
+
+
 def status(ctx: typer.Context, json: JsonOption = False) -> None:
     """Show the cache, its security group and subnet group, and the ECS service."""
     from rexctl.provision.status import gather_status
@@ -223,6 +264,7 @@ def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
     for command in (init, plan, provision, status, teardown):
         app.command()(command)
+    app.command("rotate-token")(rotate_token)
 
 
 # Rendering -------------------------------------------------------------------------------------

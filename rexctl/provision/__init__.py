@@ -66,6 +66,7 @@ class ProvisionResult:
     refusal: RexctlError | None = None  # set when the plan is blocked (nothing was changed)
     secure: SecurePlan | None = None  # TLS/AUTH later: the steps as planned before they ran
     secured: list[str] = field(default_factory=list)  # ...and those done
+    timeline: list[dict[str, Any]] = field(default_factory=list)  # ...and when each ran
 
     @property
     def changed(self) -> bool:
@@ -100,6 +101,7 @@ class ProvisionResult:
             "migration": {
                 **(self.secure.to_dict() if self.secure else SecurePlan().to_dict()),
                 "done": list(self.secured),
+                "timeline": list(self.timeline),
             },
             "plan": self.plan.to_dict(),
         }
@@ -192,7 +194,17 @@ def provision(
         result.cache = wait(executor.unconfirmed)
         if later is not None and later.steps:
             result.secure, result.secured = _secure_later(
-                clients, cfg, reporter, executor, limit, poll, clock, sleep, token_factory, hooks
+                clients,
+                cfg,
+                reporter,
+                executor,
+                limit,
+                poll,
+                clock,
+                sleep,
+                token_factory,
+                hooks,
+                result.timeline,
             )
             result.cache = get_replication_group(clients.elasticache, cfg.cache.id)
     except RexctlError as exc:
@@ -223,6 +235,7 @@ def _secure_later(
     sleep: Callable[[float], None],
     token_factory: Callable[[], str],
     hooks: Callable[..., Hooks] | None,
+    timeline: list[dict[str, Any]],
 ) -> tuple[SecurePlan, list[str]]:
     """Step 9 on a running cache: show every step of TLS/AUTH later (read live), then do them."""
     make = hooks or aws_hooks
@@ -243,6 +256,7 @@ def _secure_later(
         reporter=reporter,
         token_factory=token_factory,
         redact=executor.keep_secret,
+        timeline=timeline,
     )
     return live, done
 

@@ -39,7 +39,7 @@ from typing import Any
 from rexctl.sandbox import certs, guard, network
 from rexctl.sandbox.consistency import Consistency
 from rexctl.sandbox.logship import LogShipper
-from rexctl.sandbox.moto_state import CacheTime, Moto, keep_tasks_running
+from rexctl.sandbox.moto_state import CacheTime, Moto, fix_secret_versions, keep_tasks_running
 from rexctl.sandbox.proxy import Gate, Link, LoadBalancer, NodeAuth, Verdict, server_context
 from rexctl.sandbox.seed import seed
 from rexctl.sandbox.state import (
@@ -198,6 +198,7 @@ async def serve(directory: Path) -> None:
         moto.provide_ecs_task_execution_policy()
         cache_time = CacheTime(REGION)
         cache_time.install()
+        fix_secret_versions()  # GetSecretValue (and a task starting) reads AWSCURRENT, as on AWS
         clients = _clients(endpoint)
         await asyncio.to_thread(
             seed, clients["ec2"], clients["ecs"], clients["logs"], REGION, clients["iam"]
@@ -219,8 +220,13 @@ async def serve(directory: Path) -> None:
         )  # fmt: skip
 
         async def read_secret(value_from: str) -> str:
+            # ECS, starting a task: the secret's AWSCURRENT version unless the valueFrom names
+            # another (ECS developer guide, "Pass Secrets Manager secrets through Amazon ECS
+            # environment variables"; the sandbox does not apply a version in valueFrom).
             sm = clients["secretsmanager"]
-            resp = await asyncio.to_thread(sm.get_secret_value, SecretId=value_from)
+            resp = await asyncio.to_thread(
+                sm.get_secret_value, SecretId=value_from, VersionStage="AWSCURRENT"
+            )
             return str(resp.get("SecretString", ""))
 
         def on_change(tasks: list[TaskInfo]) -> None:

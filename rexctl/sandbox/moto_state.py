@@ -9,6 +9,11 @@ read its secrets?), and gives ElastiCache its time (`CacheTime`: `creating`, `mo
 `deleting`, then gone) and what moto 5.2 ignores of ModifyReplicationGroup: in-transit encryption
 (`TransitEncryptionEnabled`, `TransitEncryptionMode`, the endpoints that change with it) and the
 AUTH token (`AuthToken`, `AuthTokenUpdateStrategy`), which the gate and the node then apply.
+Secrets Manager's AWSCURRENT as AWS keeps it (`fix_secret_versions`): moto 5.2 answers a
+GetSecretValue without a version from the version it last *put* as current, so after
+UpdateSecretVersionStage moves AWSCURRENT it goes on answering the old value (AWS: "If you don't
+specify either a VersionStage or VersionId, Secrets Manager returns the AWSCURRENT version",
+GetSecretValue.VersionId), and a task the sandbox starts would read the old token.
 Everything else goes through boto3. Attribute names are those of moto 5.2.x.
 """
 
@@ -872,3 +877,58 @@ def _hand_over_secure_params() -> None:
 
     ElastiCacheResponse.modify_replication_group = modify_replication_group  # type: ignore[method-assign]
     setattr(ElastiCacheResponse, _HANDED_OVER, True)
+
+
+# Secrets Manager --------------------------------------------------------------------------------
+
+_FIXED = "_rexctl_sandbox_secret_versions"
+
+
+def fix_secret_versions() -> None:
+    """Make moto's Secrets Manager answer UpdateSecretVersionStage as AWS does: refuse what AWS
+    refuses given the secret's labels (`rules.check_secret`: moving a label attached to another
+    version needs RemoveFromVersionId naming it), and, once AWSCURRENT moved, answer
+    GetSecretValue without a version (and ECS starting a task) from the version that carries it.
+    Patched on moto's backend class, once: every backend (also one made after a reset) has it."""
+    from moto.secretsmanager.exceptions import InvalidParameterException
+    from moto.secretsmanager.models import SecretsManagerBackend
+
+    if getattr(SecretsManagerBackend, _FIXED, False):
+        return
+    original = SecretsManagerBackend.update_secret_version_stage
+
+    def update_secret_version_stage(
+        self: Any,
+        secret_id: str,
+        version_stage: str,
+        remove_from_version_id: str,
+        move_to_version_id: str,
+    ) -> tuple[str, str]:
+        secret = self.secrets.get(secret_id)
+        if secret is not None:
+            state = rules.SecretState(
+                {v: tuple(d["version_stages"]) for v, d in secret.versions.items()}
+            )
+            request = {"VersionStage": version_stage, "MoveToVersionId": move_to_version_id,
+                       "RemoveFromVersionId": remove_from_version_id}  # fmt: skip
+            refused = rules.check_secret(
+                state, "secretsmanager", "UpdateSecretVersionStage",
+                {k: v for k, v in request.items() if v},
+            )  # fmt: skip
+            if refused:
+                raise InvalidParameterException(rules.refusal(refused)["Error"]["Message"])
+        result: tuple[str, str] = original(
+            self, secret_id, version_stage, remove_from_version_id, move_to_version_id
+        )
+        secret = self.secrets.get(secret_id)
+        if secret is not None and version_stage == "AWSCURRENT":
+            current = next(
+                (v for v, d in secret.versions.items() if "AWSCURRENT" in d["version_stages"]),
+                None,
+            )
+            if current is not None:
+                secret.set_default_version_id(current)
+        return result
+
+    SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage  # type: ignore[method-assign]
+    setattr(SecretsManagerBackend, _FIXED, True)

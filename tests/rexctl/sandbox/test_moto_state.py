@@ -397,3 +397,42 @@ def test_the_node_follows_the_group_whose_security_changed_last(world: World) ->
     assert world.moto.node_auth().tokens == (), "the newer group has no token"
     modify(world, AuthToken=TOKEN_2, AuthTokenUpdateStrategy="ROTATE")
     assert world.moto.node_auth().tokens == (TOKEN_1, TOKEN_2)
+
+
+# Secrets Manager: AWSCURRENT as AWS keeps it -------------------------------------------------------
+
+
+@pytest.fixture
+def sm() -> Iterator[Any]:
+    with mock_aws():
+        moto_state.fix_secret_versions()
+        yield boto3.client("secretsmanager", region_name=REGION)
+
+
+def test_a_promoted_version_is_what_a_read_without_version_gets(sm: Any) -> None:
+    """AWS: "If you don't specify either a VersionStage or VersionId, Secrets Manager returns the
+    AWSCURRENT version." moto 5.2 kept answering the version it last put as current."""
+    arn = sm.create_secret(Name="rexctl/cache/auth-token", SecretString="old-token")["ARN"]
+    old = sm.get_secret_value(SecretId=arn)["VersionId"]
+    new = sm.put_secret_value(SecretId=arn, SecretString="new-token",
+                              VersionStages=["AWSPENDING"])["VersionId"]  # fmt: skip
+    assert sm.get_secret_value(SecretId=arn)["SecretString"] == "old-token", "staged, not current"
+    sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=new,
+                                   RemoveFromVersionId=old)  # fmt: skip
+    assert sm.get_secret_value(SecretId=arn)["SecretString"] == "new-token"
+    stages = sm.describe_secret(SecretId=arn)["VersionIdsToStages"]
+    assert stages == {old: ["AWSPREVIOUS"], new: ["AWSPENDING", "AWSCURRENT"]}
+
+
+def test_a_label_on_another_version_moves_only_when_named(sm: Any) -> None:
+    arn = sm.create_secret(Name="rexctl/cache/auth-token", SecretString="old-token")["ARN"]
+    old = sm.get_secret_value(SecretId=arn)["VersionId"]
+    new = sm.put_secret_value(SecretId=arn, SecretString="new-token",
+                              VersionStages=["AWSPENDING"])["VersionId"]  # fmt: skip
+    with pytest.raises(ClientError) as refused:  # moto alone puts AWSPENDING on both versions
+        sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSPENDING",
+                                       MoveToVersionId=old)  # fmt: skip
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert "RemoveFromVersionId must name the version" in refused.value.response["Error"]["Message"]
+    stages = sm.describe_secret(SecretId=arn)["VersionIdsToStages"]
+    assert stages == {old: ["AWSCURRENT"], new: ["AWSPENDING"]}
