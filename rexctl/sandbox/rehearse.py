@@ -10,7 +10,8 @@ already running is left running.
 `secure=True` (`--secure`) runs the same journey with `cache.tls` and `cache.auth` on from the
 start; `enable_later=True` (`--enable-later`) runs it plain, then turns both on with `rexctl
 provision` while `ApiWatch` keeps asking the API, and checks that no answer failed and the cache
-kept answering (its answers go into that step's JSON, as a drill's `observations.answers`).
+kept answering (its answers go into that step's JSON, as a drill's `observations.answers`); then
+it rotates the token once (`rexctl rotate-token`), watched and judged the same way.
 """
 
 from __future__ import annotations
@@ -318,8 +319,6 @@ def judge_verify_secure(o: Outcome) -> tuple[bool, str]:
 def judge_enable_later(o: Outcome) -> tuple[bool, str]:
     """provision turned TLS and AUTH on (required, SET) while no answer of the API failed and the
     cache kept answering."""
-    from rexctl.sandbox.watch import summarize
-
     if o.code != 0 or not isinstance(o.data, dict):
         return _failed(o, "provision")
     migration = o.data.get("migration") if isinstance(o.data.get("migration"), dict) else {}
@@ -328,6 +327,27 @@ def judge_enable_later(o: Outcome) -> tuple[bool, str]:
         return False, "provision ended without turning TLS to required and SETting the token: " + (
             "; ".join(done) or "nothing was done"
         )
+    return _judge_answers(o, done)
+
+
+def judge_rotate(o: Outcome) -> tuple[bool, str]:
+    """rotate-token put a new token in (ROTATE, a forced deployment, SET) while no answer of the
+    API failed and the cache kept answering."""
+    if o.code != 0 or not isinstance(o.data, dict):
+        return _failed(o, "rotate-token")
+    rotation = o.data.get("rotation") if isinstance(o.data.get("rotation"), dict) else {}
+    done = [str(d) for d in (rotation or {}).get("done", [])]
+    wanted = ("ROTATE", "force a new deployment", "SET")
+    if not all(any(d.startswith(w) for d in done) for w in wanted):
+        return False, "rotate-token ended without ROTATE, a new deployment and SET: " + (
+            "; ".join(done) or "nothing was done"
+        )
+    return _judge_answers(o, done)
+
+
+def _judge_answers(o: Outcome, done: list[str]) -> tuple[bool, str]:
+    from rexctl.sandbox.watch import summarize
+
     seen = summarize(list(o.answers))
     detail = (
         f"{len(done)} steps ({'; '.join(done)}); the API answered {seen.answers} times "
@@ -424,6 +444,15 @@ def later_steps(journey: list[Step], config: Path) -> list[Step]:
             watch=True,
         ),
         Step(
+            "9 rotate",
+            "rotate-token",
+            [*base, "rotate-token", "--timeout", "120", "--poll", "0.5", "--json"],
+            judge_rotate,
+            False,
+            env=dict(SECURE_ENV),
+            watch=True,
+        ),
+        Step(
             "13-14",
             "verify (TLS, AUTH)",
             [*base, "verify", "--json"],
@@ -432,6 +461,18 @@ def later_steps(journey: list[Step], config: Path) -> list[Step]:
             env=dict(SECURE_ENV),
         ),
     ]
+
+
+def _timeline(data: Any) -> Any:
+    """When each step of a watched command ran, from its --json (provision's `migration`,
+    rotate-token's `rotation`)."""
+    if not isinstance(data, dict):
+        return []
+    for key in ("migration", "rotation"):
+        part = data.get(key)
+        if isinstance(part, dict) and isinstance(part.get("timeline"), list):
+            return part["timeline"]
+    return []
 
 
 def _gate_counts(cwd: Path) -> str:
@@ -506,14 +547,16 @@ def rehearse(
             t0 = clock()
             observations = None
             if spec.watch:
-                from rexctl.sandbox.watch import ApiWatch
+                from rexctl.sandbox.watch import ApiWatch, step_marks
 
                 with ApiWatch(state.app_url) as watch:
                     outcome = runner(spec.args, cwd, {**env, **spec.env}, STEP_TIMEOUT)
                 outcome = replace(outcome, answers=tuple(watch.answers))
                 observations = {
+                    "started_at": watch.started_at,
                     "answers": [a.to_dict() for a in watch.answers],
                     "summary": watch.summary().to_dict(),
+                    "steps": step_marks(watch, _timeline(outcome.data)),
                 }
             else:
                 outcome = runner(spec.args, cwd, {**env, **spec.env}, STEP_TIMEOUT)

@@ -54,9 +54,13 @@ class ApiWatch:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _start: float = 0.0
+    started_at: str = ""  # t = 0 on the wall clock (ISO 8601, UTC), as a drill record says it
 
     def __enter__(self) -> ApiWatch:
+        from datetime import UTC, datetime
+
         self._start = self.clock()
+        self.started_at = datetime.now(UTC).isoformat()
         self._thread = threading.Thread(target=self._run, name="rehearse-api-watch", daemon=True)
         self._thread.start()
         deadline = self.clock() + BEFORE_SECONDS
@@ -99,6 +103,37 @@ class ApiWatch:
 
     def summary(self) -> Summary:
         return summarize(self.answers)
+
+    def at(self, when: str) -> float | None:
+        """The t (seconds since the watch started) of a wall-clock ISO time; None when it
+        cannot be read."""
+        from datetime import datetime
+
+        try:
+            start = datetime.fromisoformat(self.started_at).timestamp()
+            return round(datetime.fromisoformat(when).timestamp() - start, 3)
+        except (TypeError, ValueError):
+            return None
+
+
+def step_marks(watch: ApiWatch, timeline: Any) -> list[dict[str, Any]]:
+    """The steps a watched command says it did (its JSON's `timeline`: step, kind, started_at,
+    ended_at), placed on the watch's time axis: t (start) and t_end."""
+    marks = []
+    for entry in timeline if isinstance(timeline, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        t, end = watch.at(str(entry.get("started_at"))), watch.at(str(entry.get("ended_at")))
+        if t is not None:
+            marks.append(
+                {
+                    "t": t,
+                    "t_end": end if end is not None else t,
+                    "step": str(entry.get("step", "")),
+                    "kind": str(entry.get("kind", "")),
+                }
+            )
+    return marks
 
 
 def summarize(answers: list[Answer]) -> Summary:

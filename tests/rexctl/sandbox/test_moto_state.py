@@ -399,7 +399,7 @@ def test_the_node_follows_the_group_whose_security_changed_last(world: World) ->
     assert world.moto.node_auth().tokens == (TOKEN_1, TOKEN_2)
 
 
-# Secrets Manager: AWSCURRENT as AWS keeps it -------------------------------------------------------
+# Secrets Manager: AWSCURRENT as AWS keeps it ----------------------------------------------------
 
 
 @pytest.fixture

@@ -237,8 +237,9 @@ def test_secure_and_later_run_the_journey_with_their_settings(tmp_path: Path) ->
     later_run = rehearse(tmp_path, runner=fake_runner, start=up, stop=lambda c: None,
                          enable_later=True)  # fmt: skip
     assert "REXCTL_CACHE_TLS" not in seen[0][1], "the journey itself runs plain"
-    assert [(s.step, s.name) for s in later_run.steps][-2:] == [
-        ("9 later", "provision (TLS and AUTH later)"), ("13-14", "verify (TLS, AUTH)")
+    assert [(s.step, s.name) for s in later_run.steps][-3:] == [
+        ("9 later", "provision (TLS and AUTH later)"), ("9 rotate", "rotate-token"),
+        ("13-14", "verify (TLS, AUTH)")
     ]  # fmt: skip
     assert {tuple(s.to_dict()) for s in later_run.steps} == {("step", "name", "status", "detail")}
 
@@ -261,3 +262,49 @@ def test_the_watch_keeps_answers_as_a_drill_does() -> None:
     }  # fmt: skip
     assert set(answers[1].to_dict()) == {"t", "phase", "status", "source", "latency_ms",
                                          "error", "ok"}  # fmt: skip
+
+
+def rotated(code: int = 0, done: tuple[str, ...] | None = None,
+            answers: tuple[Any, ...] = STEADY) -> Outcome:  # fmt: skip
+    steps = done if done is not None else (
+        "generate a new AUTH token and store it as the pending version", "ROTATE x's AUTH token",
+        "make the new token the current version", "force a new deployment of the service",
+        "check that every running task comes from deployment d", "SET x's AUTH token",
+    )  # fmt: skip
+    return Outcome(code, {"rotation": {"done": list(steps)}}, "", answers)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "ok", "said"),
+    [
+        (rotated(), True, "41 times meanwhile, 0 failed"),
+        (rotated(answers=(*STEADY, answer(5.0, status=None, source=None, error="timeout"))),
+         False, "1 failed"),
+        (rotated(done=("ROTATE x's AUTH token",)), False, "without ROTATE, a new deployment"),
+        (Outcome(2, None, "Error: rexpress-redis has no AUTH token\n"), False, "exit 2"),
+    ],
+    ids=["rotated", "a-failed-answer", "half-done", "refused"],
+)  # fmt: skip
+def test_a_rotation_passes_only_whole_and_with_no_failed_answer(
+    outcome: Outcome, ok: bool, said: str
+) -> None:
+    from rexctl.sandbox.rehearse import judge_rotate
+
+    passed, why = judge_rotate(outcome)
+    assert passed is ok and said in why, why
+
+
+def test_a_watched_step_s_steps_are_placed_on_its_time_axis() -> None:
+    from rexctl.sandbox.watch import ApiWatch, step_marks
+
+    watch = ApiWatch("http://127.0.0.1:9/")
+    watch.started_at = "2026-01-01T00:00:00+00:00"
+    timeline = [
+        {"step": "ROTATE", "kind": "auth-rotate", "started_at": "2026-01-01T00:00:01.5+00:00",
+         "ended_at": "2026-01-01T00:00:03+00:00"},
+        {"step": "bad", "started_at": "not a time"}, "not a dict",
+    ]  # fmt: skip
+    assert step_marks(watch, timeline) == [
+        {"t": 1.5, "t_end": 3.0, "step": "ROTATE", "kind": "auth-rotate"}
+    ]
+    assert step_marks(watch, None) == []
