@@ -233,18 +233,23 @@ def _progress(step: StepResult | None, label: str) -> None:
 
 
 def _write_rehearsal_page(result: Rehearsal, path: Path) -> None:
-    """The steps on top, then a section per drill, from the record each drill printed."""
+    """The steps on top, then a section per drill, from the record each drill printed, and one
+    per watched step (TLS and AUTH later, the token rotation) from what the API answered."""
     from rexctl.drills import records
 
-    steps, drawn = [], []
-    for s in result.steps:
+    steps, drawn, watched = [], [], []
+    for i, s in enumerate(result.steps):
         row = s.to_dict()
+        row.pop("observations", None)
         if records.is_record(s.data):
             drawn.append(s.data)
             row["record_id"] = s.data.get("id")
+        elif s.observations is not None:
+            row["section_id"] = f"watched-{i}"
+            watched.append({**s.to_dict(), "section_id": row["section_id"]})
         steps.append(row)
     try:
-        records.write_html(path, drawn, steps)
+        records.write_html(path, drawn, steps, watched)
     except OSError as exc:  # the rehearsal's outcome decides the exit code
         ui.warn(f"Could not write the report {path}: {exc}")
     else:
