@@ -463,6 +463,36 @@ def later_steps(journey: list[Step], config: Path) -> list[Step]:
     ]
 
 
+def _task_sampler(state: Any) -> Callable[[], dict[str, Any]]:
+    """A look at the sandbox service's tasks, as ECS shows them: running and desired counts, and
+    its stopped tasks (a rollout stops the old ones)."""
+    import boto3
+
+    ecs = boto3.client(
+        "ecs", endpoint_url=state.endpoint_url, region_name=state.region,
+        aws_access_key_id="sandbox", aws_secret_access_key="sandbox",
+    )  # fmt: skip
+
+    def sample() -> dict[str, Any]:
+        service = ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
+        arns = ecs.list_tasks(cluster=CLUSTER, serviceName=SERVICE, desiredStatus="STOPPED")
+        stopped = []
+        if arns["taskArns"]:
+            found = ecs.describe_tasks(cluster=CLUSTER, tasks=arns["taskArns"][:100])["tasks"]
+            stopped = [
+                {"arn": t["taskArn"], "stopped_reason": t.get("stoppedReason", ""),
+                 "stop_code": str(t.get("stopCode", ""))}
+                for t in found if t.get("group") == f"service:{SERVICE}"
+            ]  # fmt: skip
+        return {
+            "running": int(service.get("runningCount", 0)),
+            "desired": int(service.get("desiredCount", 0)),
+            "stopped": stopped,
+        }
+
+    return sample
+
+
 def _timeline(data: Any) -> Any:
     """When each step of a watched command ran, from its --json (provision's `migration`,
     rotate-token's `rotation`)."""
@@ -549,7 +579,7 @@ def rehearse(
             if spec.watch:
                 from rexctl.sandbox.watch import ApiWatch, step_marks
 
-                with ApiWatch(state.app_url) as watch:
+                with ApiWatch(state.app_url, sample=_task_sampler(state)) as watch:
                     outcome = runner(spec.args, cwd, {**env, **spec.env}, STEP_TIMEOUT)
                 outcome = replace(outcome, answers=tuple(watch.answers))
                 observations = {
@@ -557,6 +587,7 @@ def rehearse(
                     "answers": [a.to_dict() for a in watch.answers],
                     "summary": watch.summary().to_dict(),
                     "steps": step_marks(watch, _timeline(outcome.data)),
+                    "task_samples": list(watch.task_samples),
                 }
             else:
                 outcome = runner(spec.args, cwd, {**env, **spec.env}, STEP_TIMEOUT)

@@ -6,7 +6,9 @@ on one kept-alive client, as the drills' probe) from before the step starts unti
 ended, and keeps each answer in the shape of a drill's `observations.answers`
 (`rexctl.drills.observe.Answer`: t, phase before/during/after, status, source, latency_ms, error),
 so the same report can draw both. `summary` says what a reader wants to know: did any answer fail,
-and did the cache keep answering (the longest stretch without a cache answer).
+and did the cache keep answering (the longest stretch without a cache answer). Given `sample`, it
+also looks at the service's tasks once a second (`task_samples`, in the shape of a drill's: t,
+running, desired, stopped), so the report shows a rollout as it shows a drill's restarts.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from rexctl.drills.observe import Answer
 
 BEFORE_SECONDS = 1.0  # answers taken before the step starts, to compare with
 AFTER_SECONDS = 2.0  # ...and after it ended
+SAMPLE_EVERY = 1.0  # seconds between looks at the service's tasks
 
 
 @dataclass
@@ -50,9 +53,13 @@ class ApiWatch:
     timeout: float = 5.0
     clock: Callable[[], float] = time.monotonic
     answers: list[Answer] = field(default_factory=list)
+    # The service's tasks now: {"running", "desired", "stopped": [{"arn", ...}]} (None: not looked)
+    sample: Callable[[], dict[str, Any]] | None = None
+    task_samples: list[dict[str, Any]] = field(default_factory=list)
     _phase: str = "before"
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _sampler: threading.Thread | None = None
     _start: float = 0.0
     started_at: str = ""  # t = 0 on the wall clock (ISO 8601, UTC), as a drill record says it
 
@@ -63,6 +70,11 @@ class ApiWatch:
         self.started_at = datetime.now(UTC).isoformat()
         self._thread = threading.Thread(target=self._run, name="rehearse-api-watch", daemon=True)
         self._thread.start()
+        if self.sample is not None:
+            self._sampler = threading.Thread(
+                target=self._sample, name="rehearse-task-watch", daemon=True
+            )
+            self._sampler.start()
         deadline = self.clock() + BEFORE_SECONDS
         while self.clock() < deadline and not self._stop.is_set():
             time.sleep(0.05)
@@ -83,6 +95,8 @@ class ApiWatch:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(self.timeout + 1)
+        if self._sampler is not None:
+            self._sampler.join(self.timeout + 1)
 
     def _run(self) -> None:
         import httpx
@@ -100,6 +114,18 @@ class ApiWatch:
                 answer = Answer(t, phase, r.status, r.source, r.latency_ms, r.error)
                 self.answers.append(answer)
                 self._stop.wait(max(self.interval - (self.clock() - sent), 0.0))
+
+    def _sample(self) -> None:
+        assert self.sample is not None
+        while not self._stop.is_set():
+            t = round(self.clock() - self._start, 3)
+            try:
+                seen = self.sample()
+            except Exception:  # a look that failed leaves a gap in the strip, nothing more
+                seen = None
+            if seen is not None:
+                self.task_samples.append({"t": t, **seen})
+            self._stop.wait(SAMPLE_EVERY)
 
     def summary(self) -> Summary:
         return summarize(self.answers)

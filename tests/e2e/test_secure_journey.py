@@ -3,7 +3,8 @@
 `rexctl rehearse --secure`: the whole journey, drills included, with TLS and AUTH on from the
 start: the sandbox's node answers TLS with its CA's certificate and requires the token.
 `rexctl rehearse --enable-later`: the journey plain, then both turned on by `rexctl provision`
-while the API is asked; no answer fails and the cache keeps answering.
+while the API is asked, then the token rotated (`rexctl rotate-token`), watched the same way; no
+answer fails and the cache keeps answering, and the report page draws both.
 
 Each keeps its sandbox to look for the token afterwards: in what every command printed, in every
 file of the sandbox (task logs, the daemon's log, drill journals, rexctl.toml) and in CloudWatch
@@ -40,18 +41,25 @@ def rehearse(cwd: Path, *args: str) -> tuple[dict[str, Any], str]:
     return result, proc.stdout + proc.stderr
 
 
-def token_is_nowhere_but_where_it_belongs(cwd: Path, printed: str) -> None:
+def token_is_nowhere_but_where_it_belongs(cwd: Path, printed: str, *extra: Path) -> None:
     state = read_state(sandbox_dir(cwd))
     assert state is not None
     session = boto3.Session(aws_access_key_id="sandbox", aws_secret_access_key="sandbox",
                             region_name=state.region)  # fmt: skip
     sm = session.client("secretsmanager", endpoint_url=state.endpoint_url)
-    token = sm.get_secret_value(SecretId=SECRET)["SecretString"]
-    assert len(token) == 64
-    assert token not in printed
-    for path in sandbox_dir(cwd).rglob("*"):
+    tokens = [sm.get_secret_value(SecretId=SECRET)["SecretString"]]
+    stages = sm.describe_secret(SecretId=SECRET)["VersionIdsToStages"]
+    if any("AWSPREVIOUS" in labels for labels in stages.values()):  # a token rotated out
+        tokens.append(
+            sm.get_secret_value(SecretId=SECRET, VersionStage="AWSPREVIOUS")["SecretString"]
+        )
+    assert all(len(token) == 64 for token in tokens)
+    for token in tokens:
+        assert token not in printed
+    for path in [*sandbox_dir(cwd).rglob("*"), *extra]:
         if path.is_file() and path.name != "dump.rdb":
-            assert token.encode() not in path.read_bytes(), path
+            body = path.read_bytes()
+            assert not [t for t in tokens if t.encode() in body], path
     logs = session.client("logs", endpoint_url=state.endpoint_url)
     events = [
         e["message"]
@@ -61,7 +69,7 @@ def token_is_nowhere_but_where_it_belongs(cwd: Path, printed: str) -> None:
         for e in page["events"]
     ]
     assert any("✅ Redis ready (TLS, AUTH)" in m for m in events)
-    assert not [m for m in events if token in m]
+    assert not [m for m in events if any(token in m for token in tokens)]
 
 
 def down(cwd: Path) -> None:
@@ -87,8 +95,9 @@ def test_rehearse_secure_runs_the_journey_with_tls_and_auth(tmp_path: Path) -> N
 def test_rehearse_enable_later_turns_tls_and_auth_on_while_the_api_answers(
     tmp_path: Path,
 ) -> None:
+    report = tmp_path / "rehearsal.html"
     try:
-        result, printed = rehearse(tmp_path, "--enable-later")
+        result, printed = rehearse(tmp_path, "--enable-later", "--report-html", str(report))
         steps = result["steps"]
         later = next(s for s in steps if s["step"] == "9 later")
         assert set(later) == {"step", "name", "status", "detail", "observations"}
@@ -99,8 +108,26 @@ def test_rehearse_enable_later_turns_tls_and_auth_on_while_the_api_answers(
         summary = later["observations"]["summary"]
         assert summary["failed"] == 0 and summary["cache_after"]
         assert "0 plain connection(s)" in later["detail"]
+        marks = later["observations"]["steps"]
+        assert (marks[0]["kind"], marks[-1]["kind"]) == ("tls-preferred", "auth-set")
+        assert all(0 < m["t"] <= m["t_end"] for m in marks)
+        samples = later["observations"]["task_samples"]
+        assert samples and max(s["running"] for s in samples) > samples[0]["desired"], (
+            "the rollout ran new tasks beside the old ones"
+        )
+        # The token rotated once, watched the same way: ROTATE, a forced deployment, SET.
+        rotation = next(s for s in steps if s["step"] == "9 rotate")
+        assert rotation["status"] == "passed", rotation["detail"]
+        assert all(a["ok"] for a in rotation["observations"]["answers"])
+        assert [m["kind"] for m in rotation["observations"]["steps"]] == [
+            "token-stage", "auth-rotate", "token-promote", "redeploy", "verify", "auth-set"
+        ]  # fmt: skip
         assert [s["name"] for s in steps][-1] == "verify (TLS, AUTH)"
-        token_is_nowhere_but_where_it_belongs(tmp_path, printed)
+        page = report.read_text(encoding="utf-8")
+        assert page.count('<section class="watch"') == 2
+        assert page.count('class="step-mark"') == len(marks) + 6
+        assert "No answer failed, and the cache kept answering" in page
+        token_is_nowhere_but_where_it_belongs(tmp_path, printed, report)
     finally:
         down(tmp_path)
 

@@ -308,3 +308,23 @@ def test_a_watched_step_s_steps_are_placed_on_its_time_axis() -> None:
         {"t": 1.5, "t_end": 3.0, "step": "ROTATE", "kind": "auth-rotate"}
     ]
     assert step_marks(watch, None) == []
+
+
+def test_the_watch_looks_at_the_tasks_once_a_second_while_it_asks() -> None:
+    from rexctl.sandbox.watch import ApiWatch
+
+    looks = iter(range(1000))
+
+    def sample() -> dict[str, Any]:
+        n = next(looks)
+        if n == 1:
+            raise OSError("the sandbox did not answer")  # a gap, not the end of the watch
+        return {"running": 2, "desired": 2, "stopped": [{"arn": f"task/{n}"}]}
+
+    with ApiWatch("http://127.0.0.1:9/api/products", sample=sample) as watch:
+        pass
+    assert len(watch.task_samples) >= 2 and watch.answers, "a sample a second over ~3 s"
+    assert [s["stopped"][0]["arn"] for s in watch.task_samples][:2] == ["task/0", "task/2"]
+    times = [s["t"] for s in watch.task_samples]
+    assert times == sorted(times) and set(watch.task_samples[0]) == {"t", "running", "desired",
+                                                                     "stopped"}  # fmt: skip
