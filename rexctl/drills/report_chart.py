@@ -371,18 +371,32 @@ def _tasks_strip(s: _Scales, obs: dict[str, Any]) -> list[str]:
     return out
 
 
+STEP_LABEL_GAP = 18.0  # px: steps that start closer than this share one label ("4-5")
+
+
 def _step_marks(s: _Scales, steps: Sequence[StepMark]) -> list[str]:
-    """Each step as a faint band over both panels, its number on top at its start."""
+    """Each step as a faint band over both panels, its number on top at its start (steps that
+    start within a few pixels of each other share one label, "4-5", so none hides another)."""
     out = ['<g class="steps">']
+    groups: list[list[StepMark]] = []
     for m in steps:
-        x0, x1 = s.x(m.t), s.x(max(m.t_end, m.t))
-        tip = f"step {m.label}: {m.title} (t = {m.t:.1f} to {m.t_end:.1f} s)"
+        if groups and s.x(m.t) - s.x(groups[-1][0].t) < STEP_LABEL_GAP:
+            groups[-1].append(m)
+        else:
+            groups.append([m])
+    for group in groups:
+        for m in group:
+            x0, x1 = s.x(m.t), s.x(max(m.t_end, m.t))
+            tip = f"step {m.label}: {m.title} (t = {m.t:.1f} to {m.t_end:.1f} s)"
+            out.append(
+                f'<g class="step-mark"><rect class="step-band" x="{_f(x0)}" y="{LAT_TOP}" '
+                f'width="{_f(max(x1 - x0, 1.5))}" height="{TASK_BOTTOM - LAT_TOP}"/>'
+                f"{_vline('step-line', x0, LAT_TOP, TASK_BOTTOM)}<title>{escape(tip)}</title></g>"
+            )
+        label = group[0].label if len(group) == 1 else f"{group[0].label}-{group[-1].label}"
         out.append(
-            f'<g class="step-mark"><rect class="step-band" x="{_f(x0)}" y="{LAT_TOP}" '
-            f'width="{_f(max(x1 - x0, 1.5))}" height="{TASK_BOTTOM - LAT_TOP}"/>'
-            f"{_vline('step-line', x0, LAT_TOP, TASK_BOTTOM)}"
-            f'<text class="step-label" x="{_f(x0 + 3)}" y="{LAT_TOP - 8}">{escape(m.label)}'
-            f"</text><title>{escape(tip)}</title></g>"
+            f'<text class="step-label" x="{_f(s.x(group[0].t) + 3)}" y="{LAT_TOP - 8}">'
+            f"{escape(label)}</text>"
         )
     out.append("</g>")
     return out

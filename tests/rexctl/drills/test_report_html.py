@@ -403,3 +403,13 @@ def test_a_watched_step_with_a_failed_answer_says_so(tmp_path: Path) -> None:
     svg = section[section.index('<svg class="timeline"') : section.index("</svg>")]
     assert count(svg, 'class="pt pt-fail"') == 1
     assert "<strong>1 failed</strong>" in section
+
+
+def test_steps_that_start_together_share_a_label() -> None:
+    marks = [report_chart.StepMark(t, t + 0.05, str(i), f"step {i}")
+             for i, t in enumerate((1.0, 1.02, 1.04, 8.0), 1)]  # fmt: skip
+    rec = {"drill": "rotate-token", "observations": watched()["observations"]}
+    svg = report_chart.timeline_svg(rec, steps=marks)
+    assert count(svg, 'class="step-mark"') == 4
+    labels = re.findall(r'class="step-label"[^>]*>([^<]*)<', svg)
+    assert labels == ["1-3", "4"]
