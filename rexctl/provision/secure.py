@@ -219,18 +219,9 @@ def plan_secure(
         _rotation(plan, obs, state)
         return plan
     if c.transit_encryption and not tls:
-        plan.manual.append(
-            f"{c.id} has in-transit encryption and rexctl.toml asks for none. AWS documents "
-            "turning it on for a running group, not off: rexctl leaves it on. Keep `cache.tls = "
-            "true`, or create a new cache without it under another `cache.id`."
-        )
+        plan.manual.append(tls_off(c.id))
     if c.auth_enabled and not auth:
-        plan.manual.append(
-            f"{c.id} has an AUTH token and rexctl.toml asks for none. ElastiCache removes a "
-            "token only when moving to role-based access control (AuthTokenUpdateStrategy "
-            "DELETE with UserGroupIdsToAdd; ElastiCache guide, Disabling access control): "
-            "rexctl leaves it on. Keep `cache.auth = true`, or do that migration yourself."
-        )
+        plan.manual.append(auth_off(c.id))
     tls_on = state.transit_encryption or tls
     moved = False  # a modify will change what the service must use: a rollout is needed
     if tls and not state.transit_encryption:
@@ -287,6 +278,37 @@ def plan_secure(
         _add(plan, state, SecureStep("auth-set", f"SET {c.id}'s AUTH token: only the stored one "
              "accepted", request))  # fmt: skip
     return plan
+
+
+def tls_off(cache_id: str) -> str:
+    """Why rexctl does not turn in-transit encryption off, what AWS allows, what to do."""
+    return (
+        f"{cache_id} has in-transit encryption and rexctl.toml asks for none. AWS documents "
+        "in-transit encryption on a running group only as something to turn on "
+        '(ModifyReplicationGroup.TransitEncryptionEnabled: "A flag that enables in-transit '
+        'encryption when set to true"; the ElastiCache guide\'s "Enabling in-transit '
+        'encryption": preferred, then required), never as something to turn off, so rexctl '
+        "does not send TransitEncryptionEnabled=false and leaves it on. Either keep it "
+        "(`cache.tls = true`), or move to a new cache without it: another `cache.id` with "
+        "`cache.tls = false` and `cache.auth = false`, `rexctl provision` and `rexctl deploy` "
+        "onto it, then `rexctl teardown` with the old `cache.id`"
+    )
+
+
+def auth_off(cache_id: str) -> str:
+    """Why rexctl does not remove the AUTH token, what AWS allows, what to do."""
+    return (
+        f"{cache_id} has an AUTH token and rexctl.toml asks for none. ElastiCache removes a "
+        'token only with AuthTokenUpdateStrategy=DELETE, "allowed only when transitioning to '
+        'RBAC" (ModifyReplicationGroup API reference): the same request attaches a user group '
+        '(UserGroupIdsToAdd; ElastiCache guide, "Migrating from Redis AUTH to RBAC"), whose '
+        "users the clients must then log in as. rexctl does not manage RBAC users, so it leaves "
+        "the token on. Either keep it (`cache.auth = true`; `rexctl rotate-token` gives it a new "
+        "value), or move to RBAC yourself (create the user group, change the clients, then "
+        f"`aws elasticache modify-replication-group --replication-group-id {cache_id} "
+        "--auth-token-update-strategy DELETE --user-group-ids-to-add GROUP --apply-immediately`), "
+        "or move to a new cache without a token under another `cache.id`"
+    )
 
 
 def rotation_ready(obs: Observed, *, tls: bool) -> bool:

@@ -446,8 +446,10 @@ def test_changes_that_cannot_be_made_in_place_are_explained(
     # TLS is turned on later in place (issue 13), never off: AWS documents enabling only.
     assert (
         "Step 9: rexpress-redis has in-transit encryption and rexctl.toml asks for none. AWS "
-        "documents turning it on for a running group, not off" in error.message
+        "documents in-transit encryption on a running group only as something to turn on"
+        in error.message
     )
+    assert error.message.endswith("then `rexctl teardown` with the old `cache.id`.")
     assert "Nothing was deleted." in (error.hint or "")
     assert snapshot(aws) == before
 

@@ -116,8 +116,18 @@ def test_what_aws_does_not_offer_is_manual_and_never_planned() -> None:
     plan = plan_secure(observed(secure, auth_record="SET", secret=secret()), tls=False,
                        auth=False, secret_name=SECRET)  # fmt: skip
     assert plan.steps == []
-    assert "AWS documents turning it on for a running group, not off" in plan.manual[0]
-    assert "DELETE with UserGroupIdsToAdd" in plan.manual[1]
+    assert plan.manual[0].startswith(
+        "rexpress-redis has in-transit encryption and rexctl.toml asks for none. AWS documents "
+        "in-transit encryption on a running group only as something to turn on "
+        '(ModifyReplicationGroup.TransitEncryptionEnabled: "A flag that enables in-transit '
+        'encryption when set to true"'
+    )
+    assert "`rexctl teardown` with the old `cache.id`" in plan.manual[0]
+    assert '"allowed only when transitioning to RBAC"' in plan.manual[1]
+    assert (
+        "aws elasticache modify-replication-group --replication-group-id rexpress-redis "
+        "--auth-token-update-strategy DELETE --user-group-ids-to-add GROUP --apply-immediately"
+    ) in plan.manual[1]
 
 
 def test_an_engine_that_cannot_have_tls_online_is_refused_naming_the_rule() -> None:
