@@ -176,7 +176,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("REXCTL_SANDBOX_DIR", "", "--sandbox, rexctl sandbox", "Which sandbox to use."),
     Variable("REXCTL_DEPLOY_TIMEOUT", "--timeout", "deploy, rollback", "Rollout wait, s."),
     Variable(
-        "REXCTL_DEPLOY_POLL", "--poll", "deploy, rollback, provision", "Between rollout checks, s."
+        "REXCTL_DEPLOY_POLL",
+        "--poll",
+        "deploy, rollback, provision, rotate-token",
+        "Between rollout checks, s.",
     ),
     Variable(
         "REXCTL_DEPLOY_ROLLBACK_ON_FAILURE",
