@@ -24,6 +24,7 @@ import boto3
 import pytest
 
 from rexctl.sandbox.state import read_state, sandbox_dir
+from tests.browser import open_page
 
 SECRET = "rexctl/rexpress-redis/auth-token"
 
@@ -126,6 +127,13 @@ def test_rehearse_enable_later_turns_tls_and_auth_on_while_the_api_answers(
         assert page.count('<section class="watch"') == 2
         assert page.count('class="step-mark"') == len(marks) + 6
         assert "No answer failed, and the cache kept answering" in page
+        # ...and as a browser builds it (the DOM only: the drills' page is checked by pixels in
+        # tests/e2e/test_rehearse.py).
+        dom = open_page(report, tmp_path / "later.png", size=(1280, 800)).dom
+        assert dom.count('<section class="watch"') == 2 and dom.count('class="step-mark"') == (
+            len(marks) + 6
+        )
+        assert '<a href="#watch-2">rotate-token</a>' in dom
         token_is_nowhere_but_where_it_belongs(tmp_path, printed, report)
     finally:
         down(tmp_path)
