@@ -329,6 +329,26 @@ REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
         {"SecretId": SECRET_ARN, "ForceDeleteWithoutRecovery": True},
     ),
     (
+        "secretsmanager",
+        "PutSecretValue",
+        {
+            "SecretId": SECRET_ARN,
+            "SecretString": "Tok3n!&#$^<>-value-of-sixteen",
+            "ClientRequestToken": "00000000-1111-2222-3333-444444444444",
+            "VersionStages": ["AWSPENDING"],
+        },
+    ),
+    (
+        "secretsmanager",
+        "UpdateSecretVersionStage",
+        {
+            "SecretId": SECRET_ARN,
+            "VersionStage": "AWSCURRENT",
+            "MoveToVersionId": "00000000-1111-2222-3333-444444444444",
+            "RemoveFromVersionId": "55555555-6666-7777-8888-999999999999",
+        },
+    ),
+    (
         "logs",
         "PutLogEvents",
         {
