@@ -246,7 +246,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("REXCTL_DEBUG", "", "every command", "1: a traceback for an expected failure."),
     Variable("REXCTL_SANDBOX_DIR", "", "--sandbox, rexctl sandbox", "Which sandbox to use."),
     Variable("REXCTL_DEPLOY_TIMEOUT", "--timeout", "deploy, rollback", "Rollout wait, s."),
-    Variable("REXCTL_DEPLOY_POLL", "--poll", "deploy, rollback", "Between rollout checks, s."),
+    Variable(
+        "REXCTL_DEPLOY_POLL",
+        "--poll",
+        "deploy, rollback, provision, rotate-token",
+        "Between rollout checks, s.",
+    ),
     Variable(
         "REXCTL_DEPLOY_ROLLBACK_ON_FAILURE",
         "--rollback-on-failure",

@@ -44,7 +44,7 @@ from .settings import Settings
 T = TypeVar("T")
 Hook = Callable[[aioredis.Redis], Awaitable[None]]
 
-MSG_READY = "✅ Redis ready"
+MSG_READY = "✅ Redis ready"  # plain; with TLS or AUTH: "✅ Redis ready (TLS, AUTH)"
 MSG_ERROR = "⚠️ Redis error (ignored): "
 MSG_UNAVAILABLE_AT_STARTUP = "⚠️ Redis unavailable at startup"
 MSG_DISABLED = "Redis disabled via env"
@@ -62,6 +62,14 @@ def stop_requested() -> bool:
     """
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+def ready_message(settings: Settings) -> str:
+    """`✅ Redis ready`, saying how the connection is protected: what `rexctl provision` reads in
+    each task's log to know that every task uses TLS (and the AUTH token) before it turns plain
+    connections (or the old token) away."""
+    how = [w for w, on in (("TLS", settings.redis_tls), ("AUTH", settings.redis_auth_token)) if on]
+    return f"{MSG_READY} ({', '.join(how)})" if how else MSG_READY
 
 
 class RedisSkipped(Exception):
@@ -175,6 +183,11 @@ class RedisLink:
             port=s.redis_port,
             password=str(s.redis_auth_token) if s.redis_auth_token else None,
             ssl=s.redis_tls,
+            # The node's certificate is verified, name included: against REDIS_TLS_CA_FILE, or
+            # the system's store (where a task on AWS finds Amazon's root CAs).
+            ssl_cert_reqs="required",
+            ssl_check_hostname=True,
+            ssl_ca_certs=s.redis_tls_ca_file or None,
             socket_timeout=self.timeout,
             socket_connect_timeout=self.timeout,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
@@ -250,7 +263,7 @@ class RedisLink:
         self.last_error = None
         self._since = self._clock()
         self._ready.set()
-        self.log.info(MSG_READY)
+        self.log.info(ready_message(self.settings))
 
     async def wait_ready(self) -> None:
         await self._ready.wait()

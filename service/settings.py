@@ -35,6 +35,7 @@ class Settings:
     redis_host: str = "localhost"
     redis_port: int = 6379
     redis_tls: bool = False
+    redis_tls_ca_file: str = ""  # '' = the system's trust store, as a task on AWS trusts Amazon's
     redis_auth_token: Secret | None = None
     redis_timeout_ms: int = 200
     cache_ttl_seconds: int = 60
@@ -93,6 +94,7 @@ class Settings:
             redis_host=_read(config, "REDIS_HOST", "localhost", _hostname),
             redis_port=_read(config, "REDIS_PORT", "6379", _int_between(1, 65535)),
             redis_tls=_read(config, "REDIS_TLS", "false", _boolean),
+            redis_tls_ca_file=_read(config, "REDIS_TLS_CA_FILE", "", _ca_file),
             redis_auth_token=token if str(token) else None,
             redis_timeout_ms=_read(config, "REDIS_TIMEOUT_MS", "200", _int_between(1, 60_000)),
             cache_ttl_seconds=_read(
@@ -117,6 +119,7 @@ class Settings:
             "redis_host": self.redis_host,
             "redis_port": self.redis_port,
             "redis_tls": self.redis_tls,
+            "redis_tls_ca_file": self.redis_tls_ca_file or None,
             "redis_auth_token": "***" if self.redis_auth_token else None,
             "redis_timeout_ms": self.redis_timeout_ms,
             "cache_ttl_seconds": self.cache_ttl_seconds,
@@ -170,6 +173,18 @@ def _hostname(raw: str) -> str:
     if not value or any(ch.isspace() for ch in value) or "/" in value:
         raise ValueError("expected a host name or IP address")
     return value
+
+
+def _ca_file(raw: str) -> str:
+    """'' (the system's store), or a readable file of PEM certificates."""
+    if not raw.strip():
+        return ""
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ValueError("expected a file of PEM CA certificates (no such file)")
+    if not os.access(path, os.R_OK):
+        raise ValueError("the file is not readable")
+    return str(path)
 
 
 def _database_path(raw: str) -> str:

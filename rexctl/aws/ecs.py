@@ -294,6 +294,19 @@ def update_service(ecs: ECSClient, cluster: str, service: str, task_definition_a
         ecs.update_service(cluster=cluster, service=service, taskDefinition=task_definition_arn)
 
 
+def force_new_deployment(ecs: ECSClient, cluster: str, service: str) -> str:
+    """Start a new deployment of the service's current task definition (UpdateService
+    forceNewDeployment): every task is replaced, and each new one resolves its container's
+    `secrets` again when it starts (ECS developer guide, "Pass Secrets Manager secrets through
+    Amazon ECS environment variables": a secret rotated later reaches a container only through a
+    new task, e.g. with Force new deployment). Returns the new PRIMARY deployment's id."""
+    with aws_errors(f"force a new deployment of ECS service {service}"):
+        resp = ecs.update_service(cluster=cluster, service=service, forceNewDeployment=True)
+    deployments = (resp.get("service") or {}).get("deployments") or []
+    primary = next((d for d in deployments if d.get("status") == "PRIMARY"), None)
+    return str((primary or {}).get("id", ""))
+
+
 def deregister_task_definition(ecs: ECSClient, arn: str) -> None:
     """Mark a revision INACTIVE (running tasks keep running; nothing new starts from it)."""
     with aws_errors(f"deregister task definition {short_arn(arn)}"):

@@ -40,6 +40,8 @@ class CacheView:
     engine: str = ""
     description: str = ""
     pending_modified: dict[str, Any] = field(default_factory=dict)  # PendingModifiedValues
+    transit_mode: str = ""  # TransitEncryptionMode: preferred | required ('' when not shown)
+    auth_modified: str = ""  # AuthTokenLastModifiedDate, ISO 8601 ('' when none)
 
     @property
     def replicas(self) -> int:
@@ -69,7 +71,13 @@ def _view(raw: dict[str, Any]) -> CacheView:
         pending_modified={
             k: v for k, v in dict(raw.get("PendingModifiedValues") or {}).items() if v
         },
+        transit_mode=str(raw.get("TransitEncryptionMode") or ""),
+        auth_modified=_iso(raw.get("AuthTokenLastModifiedDate")),
     )
+
+
+def _iso(when: Any) -> str:
+    return when.isoformat() if hasattr(when, "isoformat") else str(when or "")
 
 
 def aws_name(name: str) -> str:
@@ -257,6 +265,13 @@ def not_yet_shown(
             missing.append(f"{what} is still {shown or 'unknown'}")
     if "Engine" in params and view.engine and view.engine.lower() != str(params["Engine"]).lower():
         missing.append(f"engine is still {view.engine}")
+    if params.get("TransitEncryptionEnabled") is True and not view.transit_encryption:
+        missing.append("in-transit encryption is still off")
+    mode = params.get("TransitEncryptionMode")
+    if mode and view.transit_mode != mode:
+        missing.append(f"transit encryption mode is still {view.transit_mode or 'not shown'}")
+    if "AuthToken" in params and not view.auth_enabled:
+        missing.append("AUTH is still off")
     if node is not None:
         want_sgs = params.get("SecurityGroupIds")
         if want_sgs is not None and sorted(node.security_groups) != sorted(want_sgs):
@@ -316,3 +331,9 @@ def delete_replication_group(client: ElastiCacheClient, group_id: str) -> None:
     group_id = aws_name(group_id)
     with aws_errors(f"delete ElastiCache replication group {group_id}"):
         client.delete_replication_group(ReplicationGroupId=group_id)
+
+
+def tag_resource(client: ElastiCacheClient, arn: str, tags: dict[str, str]) -> None:
+    """AddTagsToResource (a key that exists is overwritten)."""
+    with aws_errors(f"tag {arn}"):
+        client.add_tags_to_resource(ResourceName=arn, Tags=_tag_list(tags))

@@ -22,9 +22,11 @@ AuthorizeSecurityGroupIngress, RevokeSecurityGroupIngress, DeleteSecurityGroup, 
 CreateNetworkAclEntry, DeleteNetworkAclEntry, ReplaceNetworkAclAssociation, DeleteNetworkAcl
 (break-nacl's copy of an ACL), CreateTags and DeleteTags (break-sg's mark on the cache's security
 group); ElastiCache CreateCacheSubnetGroup,
-DeleteCacheSubnetGroup, CreateReplicationGroup, ModifyReplicationGroup, DeleteReplicationGroup;
+DeleteCacheSubnetGroup, CreateReplicationGroup, ModifyReplicationGroup, DeleteReplicationGroup,
+AddTagsToResource (the record of the last AUTH token change);
 ECS RegisterTaskDefinition, UpdateService, DeregisterTaskDefinition; Secrets Manager
-CreateSecret, DeleteSecret. Any other operation: `check` returns [].
+CreateSecret, DeleteSecret, PutSecretValue and UpdateSecretVersionStage (`rexctl rotate-token`'s
+new token, staged as AWSPENDING, then made AWSCURRENT). Any other operation: `check` returns [].
 
 `params` are the kwargs of the boto3 method (PascalCase, camelCase for ECS). A value that is not
 of the documented type (say a plan's placeholder for an id not known yet) is skipped, not
@@ -56,10 +58,12 @@ Judgement calls, where AWS's own texts differ:
 
 Left out (considered, and why):
 
-- Constraints botocore already enforces from the model: string lengths with a `max` in the model
-  (Secrets Manager Name 512, ECS tag key 128 / value 256, Secrets Manager tag lengths) and list
-  sizes (ECS at most 50 tags). Required members are checked here anyway, because `check` also
-  runs on plans, where botocore does not.
+- Constraints botocore already enforces from the model: minimum string lengths and list sizes.
+  botocore checks no maximum (its validator reads only `min`): the maxima rexctl's own values
+  could reach are rules here (PutSecretValue's ClientRequestToken and VersionStages,
+  UpdateSecretVersionStage's version ids); those it cannot reach (Secrets Manager Name 512, ECS
+  tag key 128 / value 256) are not checked. Required members are checked here anyway, because
+  `check` also runs on plans, where botocore does not.
 - EC2 tag characters: EC2 allows any character in tags (EC2 user guide, "Tag restrictions";
   only other services restrict them). ElastiCache likewise ("Although ElastiCache allows for any
   character in its tags ...").
@@ -79,13 +83,24 @@ Left out (considered, and why):
 - ModifyReplicationGroup MultiAZEnabled / AutomaticFailoverEnabled and DecreaseReplicaCount to 0
   while Multi-AZ is on: whether they are allowed depends on the group's current replicas, which
   the request does not carry.
-- TransitEncryptionMode: "preferred first, then required" and "TransitEncryptionEnabled=true on
-  an existing cluster needs TransitEncryptionMode=preferred" depend on the group's current state;
-  that the mode needs TransitEncryptionEnabled=true is not stated (CreateReplicationGroup says
-  only that both "can" be set in the same request). Only its valid values are checked.
+- TransitEncryptionMode: "preferred first, then required", "TransitEncryptionEnabled=true on
+  an existing cluster needs TransitEncryptionMode=preferred", the engine versions that allow it,
+  and the AUTH token's conditions on an existing group (in-transit encryption on, engine 5.0.5 or
+  later, SET only after ROTATE and with the token rotated last) depend on the group: they are
+  checked by `check_group(state, ...)`, not by `check`. That the mode needs
+  TransitEncryptionEnabled=true in a create is not stated (CreateReplicationGroup says only that
+  both "can" be set in the same request).
 - ModifyReplicationGroup AuthToken without AuthTokenUpdateStrategy: the API reference says each
   "must be specified with" the other, but also that ROTATE is the default when no strategy is
-  given; only a SET or ROTATE strategy without a token is refused. DELETE needs no token.
+  given; only a SET or ROTATE strategy without a token is refused, and DELETE without the user
+  group it moves to (DELETE is "allowed only when transitioning to RBAC").
+- AUTH token characters: the ModifyReplicationGroup API reference forbids only / " @ %, while the
+  user guide's AUTH overview (which states the constraints of every AUTH token) allows no
+  non-alphanumeric character but ! & # $ ^ < > -. The guide's stricter rule is enforced for
+  modify as for create.
+- Whether TransitEncryptionEnabled=false (turning in-transit encryption off on a running group)
+  is accepted: AWS documents only enabling it on an existing group, so nothing is said either way
+  and nothing is checked; rexctl does not send it (docs/provision.md).
 - ReplicationGroupId and CacheSubnetGroupName are stored in lower case: AWS accepts upper case
   and lower-cases it, so it is not a refusal (rexctl must compare names case-insensitively).
 - Secrets Manager Name "do not end with a hyphen followed by six characters": advice (it
@@ -97,9 +112,16 @@ Left out (considered, and why):
 - DeleteTags without `Tags` deletes every user-defined tag of the resources (EC2 API reference,
   DeleteTags.Tags): AWS accepts it, so it is not a rule here; rexctl always names the key and
   the value of the one tag it deletes.
+- PutSecretValue "Do not call PutSecretValue at a sustained rate of more than once every 10
+  minutes" (Secrets Manager keeps 100 versions, and every version of the last 24 hours): a quota
+  over time, not a refusal of one request. `rexctl rotate-token` puts one version per rotation.
+- GetSecretValue VersionId and VersionStage "must refer to the same secret version": rexctl
+  gives one or the other, never both (and reads are not checked here).
+- Which staging label a version already carries (UpdateSecretVersionStage: a label attached to
+  another version must be removed from it in the same request) depends on the secret: checked
+  by `check_secret(state, ...)`, as the group's rules are by `check_group`.
 - Operations rexctl does not call (AuthorizeSecurityGroupEgress,
-  Increase/DecreaseReplicaCount, AddTagsToResource, ECS TagResource, Secrets Manager
-  PutSecretValue and TagResource).
+  Increase/DecreaseReplicaCount, ECS TagResource, Secrets Manager TagResource).
 - ReplaceNetworkAclAssociation and DeleteNetworkAcl: only their required members; that AWS
   refuses to delete an ACL a subnet still uses depends on the account, not the request.
 """
@@ -109,16 +131,20 @@ from __future__ import annotations
 import string
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
     "COVERED",
     "REQUIRED_MEMBERS",
     "RULES",
+    "GroupState",
     "Rule",
+    "SecretState",
     "Violation",
     "check",
+    "check_group",
+    "check_secret",
     "install",
     "refusal",
 ]
@@ -254,11 +280,14 @@ REQUIRED_MEMBERS: dict[tuple[str, str], tuple[str, ...]] = {
     ),
     ("elasticache", "ModifyReplicationGroup"): ("ReplicationGroupId",),
     ("elasticache", "DeleteReplicationGroup"): ("ReplicationGroupId",),
+    ("elasticache", "AddTagsToResource"): ("ResourceName", "Tags"),
     ("ecs", "RegisterTaskDefinition"): ("family", "containerDefinitions"),
     ("ecs", "UpdateService"): ("service",),
     ("ecs", "DeregisterTaskDefinition"): ("taskDefinition",),
     ("secretsmanager", "CreateSecret"): ("Name",),
     ("secretsmanager", "DeleteSecret"): ("SecretId",),
+    ("secretsmanager", "PutSecretValue"): ("SecretId",),
+    ("secretsmanager", "UpdateSecretVersionStage"): ("SecretId", "VersionStage"),
 }
 REQUIRED = _rule(
     "is required",
@@ -612,9 +641,19 @@ EC_MODIFY_DESCRIPTION = _rule(
     "InvalidParameterValue",
 )
 EC_MODIFY_AUTH_TOKEN = _rule(
-    'must be 16 to 128 printable ASCII characters, none of them / " @ or %',
-    "ElastiCache API reference, ModifyReplicationGroup.AuthToken",
+    "must be 16 to 128 printable characters whose only non-alphanumeric characters are "
+    "! & # $ ^ < > -",
+    "ElastiCache user guide, Authenticating with the Valkey and Redis OSS AUTH command: "
+    "Overview (Tokens, or passwords, must be 16-128 printable characters. Nonalphanumeric "
+    "characters are restricted to !, &, #, $, ^, <, >, -)",
     "InvalidParameterValue",
+)
+EC_DELETE_NEEDS_USER_GROUP = _rule(
+    "DELETE is allowed only when moving to role-based access control: it must come with "
+    "UserGroupIdsToAdd",
+    "ElastiCache API reference, ModifyReplicationGroup.AuthTokenUpdateStrategy (DELETE - "
+    "allowed only when transitioning to RBAC)",
+    "InvalidParameterCombination",
 )
 EC_STRATEGY_NEEDS_TOKEN = _rule(
     "SET and ROTATE must be given with AuthToken",
@@ -678,8 +717,6 @@ EC_TAG_UNIQUE = _rule(
 
 _GROUP_ID_CHARS = frozenset(_ALNUM | {"-"})
 _TOKEN_CHARS = frozenset(_ALNUM | set("!&#$^<>-"))
-_PRINTABLE_ASCII = frozenset(chr(c) for c in range(0x20, 0x7F))
-_MODIFY_TOKEN_CHARS = _PRINTABLE_ASCII - set('/"@%')
 
 
 def _valid_group_id(value: str) -> bool:
@@ -791,12 +828,149 @@ def _modify_replication_group(params: Mapping[str, Any], found: _Found) -> None:
     )
     token = params.get("AuthToken")
     if isinstance(token, str) and (
-        not 16 <= len(token) <= 128 or any(c not in _MODIFY_TOKEN_CHARS for c in token)
+        not 16 <= len(token) <= 128 or any(c not in _TOKEN_CHARS for c in token)
     ):
-        found.add("AuthToken", EC_MODIFY_AUTH_TOKEN)
-    if params.get("AuthTokenUpdateStrategy") in ("SET", "ROTATE") and token is None:
+        found.add("AuthToken", EC_MODIFY_AUTH_TOKEN)  # never the token or its characters
+    strategy = params.get("AuthTokenUpdateStrategy")
+    if strategy in ("SET", "ROTATE") and token is None:
         found.add("AuthTokenUpdateStrategy", EC_STRATEGY_NEEDS_TOKEN)
+    if strategy == "DELETE" and not params.get("UserGroupIdsToAdd"):
+        found.add("AuthTokenUpdateStrategy", EC_DELETE_NEEDS_USER_GROUP)
     _ec_enums(found, params, EC_MODIFY_ENUMS)
+
+
+# --- ElastiCache: rules that depend on the replication group as it is now ---------------------
+#
+# ModifyReplicationGroup's TLS and AUTH parameters are allowed or not depending on the group: its
+# in-transit encryption and mode, whether it has AUTH, its engine version, and (only ElastiCache
+# knows it) which token was rotated last. `check_group` takes that state beside the request.
+
+EC_TLS_EXISTING_NEEDS_PREFERRED = _rule(
+    "must be preferred, in the same request, when TransitEncryptionEnabled turns in-transit "
+    "encryption on for an existing replication group",
+    "ElastiCache API reference, ModifyReplicationGroup.TransitEncryptionEnabled (If you are "
+    "enabling in-transit encryption for an existing cluster, you must also set "
+    "TransitEncryptionMode to preferred)",
+    "InvalidParameterCombination",
+)
+EC_REQUIRED_AFTER_PREFERRED = _rule(
+    "can be set to required only once the group's mode is preferred (preferred first, then "
+    "required)",
+    "ElastiCache API reference, ModifyReplicationGroup.TransitEncryptionMode (Setting "
+    "TransitEncryptionMode to required is a two-step process that requires you to first set the "
+    "TransitEncryptionMode to preferred)",
+    "InvalidParameterCombination",
+)
+EC_TLS_ONLINE_ENGINE = _rule(
+    "can turn in-transit encryption on for an existing group only on Valkey 7.2 or later and "
+    "Redis OSS 7.0 or later",
+    "ElastiCache user guide, Enabling in-transit encryption on a node-based Redis OSS cluster "
+    "using Python (ElastiCache supports online TLS migration only for clusters with Valkey "
+    "version 7.2 and above or Redis OSS version 7.0 or above)",
+    "InvalidParameterCombination",
+)
+EC_TOKEN_NEEDS_TLS_GROUP = _rule(
+    "can be set on an existing group only when its in-transit encryption is on",
+    "ElastiCache user guide, Authenticating with the AUTH command: Modifying the AUTH token on "
+    "an existing cluster (you can make this modification ... if ... encryption in transit "
+    "enabled; enabling authentication is only supported ... with encryption in transit)",
+    "InvalidParameterCombination",
+)
+EC_TOKEN_ENGINE = _rule(
+    "can be modified only on Redis OSS 5.0.5 or later",
+    "ElastiCache user guide, Authenticating with the AUTH command: Modifying the AUTH token on "
+    "an existing cluster (You can make this modification if the engine version is 5.0.5 or "
+    "higher)",
+    "InvalidParameterCombination",
+)
+EC_SET_AFTER_ROTATE = _rule(
+    "SET is allowed only after ROTATE",
+    "ElastiCache API reference, ModifyReplicationGroup.AuthTokenUpdateStrategy (SET - allowed "
+    "only after ROTATE)",
+    "InvalidParameterCombination",
+)
+EC_SET_SAME_TOKEN = _rule(
+    "must be the token of the last ROTATE when the strategy is SET",
+    "ElastiCache user guide, Authenticating with the AUTH command: Setting the AUTH token (The "
+    "auth-token parameter must be the same value as the last AUTH token rotated)",
+    "InvalidParameterValue",
+)
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """A replication group as a ModifyReplicationGroup request meets it. What is not known is
+    left empty and its rules are skipped: rexctl reads what AWS shows (engine version from the
+    primary node, TransitEncryptionMode, AuthTokenEnabled, the last AUTH change from its own
+    tag); only ElastiCache (here: the sandbox) knows the last token rotated."""
+
+    engine: str = "redis"
+    engine_version: str = ""  # '' when not known
+    transit_encryption: bool = False
+    transit_mode: str = ""  # preferred | required ('' when off or not shown)
+    auth_enabled: bool = False
+    last_auth_change: str = ""  # ROTATE | SET ('' when not known)
+    last_rotated: str | None = field(default=None, repr=False)  # the token; never shown
+
+
+def version_at_least(version: str, minimum: tuple[int, ...]) -> bool | None:
+    """Whether `version` ("7.1", "7.0.7", "6.x") is at least `minimum`; None when unknown."""
+    parts: list[int] = []
+    for piece in version.split("."):
+        if not piece.isdigit():
+            break
+        parts.append(int(piece))
+    if not parts:
+        return None
+    # "7" or "6.x" tell only the major version: compare what they tell (refuse only what is sure).
+    return tuple(parts) >= minimum[: len(parts)]
+
+
+def _group_modify(state: GroupState, params: Mapping[str, Any], found: _Found) -> None:
+    enabling = params.get("TransitEncryptionEnabled") is True and not state.transit_encryption
+    mode = params.get("TransitEncryptionMode")
+    if enabling:
+        if mode != "preferred":
+            found.add("TransitEncryptionMode", EC_TLS_EXISTING_NEEDS_PREFERRED,
+                      f" (not {mode!r})" if mode is not None else " (none given)")  # fmt: skip
+        minimum = (7, 2) if state.engine.lower() == "valkey" else (7, 0)
+        if version_at_least(state.engine_version, minimum) is False:
+            found.add("TransitEncryptionEnabled", EC_TLS_ONLINE_ENGINE,
+                      f" (it runs {state.engine} {state.engine_version})")  # fmt: skip
+    elif mode == "required" and not (
+        state.transit_encryption and state.transit_mode in ("preferred", "required")
+    ):
+        shown = state.transit_mode or ("on" if state.transit_encryption else "off")
+        found.add("TransitEncryptionMode", EC_REQUIRED_AFTER_PREFERRED, f" (it is {shown})")
+    token = params.get("AuthToken")
+    strategy = params.get("AuthTokenUpdateStrategy") or ("ROTATE" if token is not None else None)
+    if token is not None:
+        if not state.transit_encryption:
+            found.add("AuthToken", EC_TOKEN_NEEDS_TLS_GROUP)
+        if state.engine.lower() != "valkey" and (
+            version_at_least(state.engine_version, (5, 0, 5)) is False
+        ):
+            found.add("AuthToken", EC_TOKEN_ENGINE, f" (it runs {state.engine_version})")
+    if strategy == "SET":
+        if not state.auth_enabled or state.last_auth_change == "SET":
+            found.add("AuthTokenUpdateStrategy", EC_SET_AFTER_ROTATE)
+        elif (
+            state.last_rotated is not None
+            and isinstance(token, str)
+            and (token != state.last_rotated)
+        ):
+            found.add("AuthToken", EC_SET_SAME_TOKEN)  # never either token
+
+
+def check_group(
+    state: GroupState, service: str, operation: str, params: Mapping[str, Any]
+) -> list[Violation]:
+    """What AWS documents it would refuse in this request given the group's current `state`
+    (ModifyReplicationGroup's in-transit encryption and AUTH token; [] for anything else)."""
+    found = _Found(service, operation)
+    if (service, operation) == ("elasticache", "ModifyReplicationGroup"):
+        _group_modify(state, params, found)
+    return found.violations
 
 
 # --- ECS --------------------------------------------------------------------------------------
@@ -948,10 +1122,129 @@ SM_STRING_OR_BINARY = _rule(
 _SM_NAME_CHARS = frozenset(_ALNUM | set("/_+=.@-"))
 
 
+SM_PUT_STRING_OR_BINARY = _rule(
+    "must be given, or SecretBinary, but not both",
+    "Secrets Manager API reference, PutSecretValue.SecretString (You must include SecretBinary "
+    "or SecretString, but not both)",
+    "InvalidParameterException",
+)
+SM_CLIENT_REQUEST_TOKEN = _rule(
+    "must be 32 to 64 characters long",
+    "Secrets Manager API reference, PutSecretValue.ClientRequestToken (Length Constraints: "
+    "Minimum length of 32. Maximum length of 64.)",
+    "ValidationException",
+)
+SM_VERSION_STAGES = _rule(
+    "must hold 1 to 20 staging labels",
+    "Secrets Manager API reference, PutSecretValue.VersionStages (Minimum number of 1 item. "
+    "Maximum number of 20 items.)",
+    "ValidationException",
+)
+SM_VERSION_STAGE = _rule(
+    "must be 1 to 256 characters long",
+    "Secrets Manager API reference, SecretVersionStageType (Length Constraints: Minimum length "
+    "of 1. Maximum length of 256.)",
+    "ValidationException",
+)
+SM_VERSION_ID = _rule(
+    "must be 32 to 64 characters long",
+    "Secrets Manager API reference, UpdateSecretVersionStage.MoveToVersionId / "
+    "RemoveFromVersionId (Length Constraints: Minimum length of 32. Maximum length of 64.)",
+    "ValidationException",
+)
+SM_LABEL_ELSEWHERE = _rule(
+    "must name the version the staging label is attached to now: a label is attached to one "
+    "version at a time, and moving it from another version needs RemoveFromVersionId",
+    "Secrets Manager API reference, UpdateSecretVersionStage.RemoveFromVersionId (If the "
+    "staging label you are trying to attach to one version is already attached to a different "
+    "version, then you must include this parameter ... If the label is attached and you either "
+    "do not specify this parameter, or the version ID does not match, then the operation fails)",
+    "InvalidParameterException",
+)
+SM_LABEL_NOT_THERE = _rule(
+    "must name a version the staging label is attached to",
+    "Secrets Manager API reference, UpdateSecretVersionStage.RemoveFromVersionId (The ID of the "
+    "version that the staging label is to be removed from)",
+    "InvalidParameterException",
+)
+SM_UNKNOWN_VERSION = _rule(
+    "must name a version of the secret",
+    "Secrets Manager API reference, UpdateSecretVersionStage.MoveToVersionId (The ID of the "
+    "version to add the staging label to)",
+    "InvalidParameterException",
+)
+
+
 def _create_secret(params: Mapping[str, Any], found: _Found) -> None:
     _chars(found, "Name", params.get("Name"), _SM_NAME_CHARS, SM_NAME_CHARS)
     if params.get("SecretString") is not None and params.get("SecretBinary") is not None:
         found.add("SecretString", SM_STRING_OR_BINARY)
+
+
+def _length_between(found: _Found, path: str, value: Any, low: int, high: int, rule: Rule) -> None:
+    if isinstance(value, str) and not low <= len(value) <= high:
+        found.add(path, rule, f" (it has {len(value)})")
+
+
+def _put_secret_value(params: Mapping[str, Any], found: _Found) -> None:
+    if (params.get("SecretString") is None) == (params.get("SecretBinary") is None):
+        found.add("SecretString", SM_PUT_STRING_OR_BINARY)  # never the value
+    _length_between(found, "ClientRequestToken", params.get("ClientRequestToken"), 32, 64,
+                    SM_CLIENT_REQUEST_TOKEN)  # fmt: skip
+    stages = params.get("VersionStages")
+    if isinstance(stages, list | tuple):
+        if not 1 <= len(stages) <= 20:
+            found.add("VersionStages", SM_VERSION_STAGES, f" (it has {len(stages)})")
+        for i, stage in enumerate(stages):
+            _length_between(found, f"VersionStages[{i}]", stage, 1, 256, SM_VERSION_STAGE)
+
+
+def _update_secret_version_stage(params: Mapping[str, Any], found: _Found) -> None:
+    _length_between(found, "VersionStage", params.get("VersionStage"), 1, 256, SM_VERSION_STAGE)
+    for name in ("MoveToVersionId", "RemoveFromVersionId"):
+        _length_between(found, name, params.get(name), 32, 64, SM_VERSION_ID)
+
+
+# --- Secrets Manager: rules that depend on the secret's versions as they are now ---------------
+
+
+@dataclass(frozen=True)
+class SecretState:
+    """A secret's versions and the staging labels each carries (DescribeSecret's
+    VersionIdsToStages), as an UpdateSecretVersionStage request meets them."""
+
+    versions: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+    def holder(self, label: str) -> str:
+        """The version `label` is attached to ('' when none)."""
+        return next((v for v, labels in self.versions.items() if label in labels), "")
+
+
+def _secret_stage(state: SecretState, params: Mapping[str, Any], found: _Found) -> None:
+    label = params.get("VersionStage")
+    move_to, remove_from = params.get("MoveToVersionId"), params.get("RemoveFromVersionId")
+    if not isinstance(label, str):
+        return
+    holder = state.holder(label)
+    if isinstance(move_to, str) and move_to not in state.versions:
+        found.add("MoveToVersionId", SM_UNKNOWN_VERSION)
+    if isinstance(remove_from, str):
+        if label not in state.versions.get(remove_from, ()):
+            found.add("RemoveFromVersionId", SM_LABEL_NOT_THERE,
+                      f" ({label} is not on that version)")  # fmt: skip
+    elif holder and isinstance(move_to, str) and holder != move_to:
+        found.add("RemoveFromVersionId", SM_LABEL_ELSEWHERE, f" ({label} is on another version)")
+
+
+def check_secret(
+    state: SecretState, service: str, operation: str, params: Mapping[str, Any]
+) -> list[Violation]:
+    """What AWS documents it would refuse in this request given the secret's versions and
+    labels (UpdateSecretVersionStage; [] for anything else)."""
+    found = _Found(service, operation)
+    if (service, operation) == ("secretsmanager", "UpdateSecretVersionStage"):
+        _secret_stage(state, params, found)
+    return found.violations
 
 
 # --- the API ----------------------------------------------------------------------------------
@@ -967,8 +1260,11 @@ _CHECKS: dict[tuple[str, str], Callable[[Mapping[str, Any], _Found], None]] = {
     ("elasticache", "CreateCacheSubnetGroup"): _create_cache_subnet_group,
     ("elasticache", "CreateReplicationGroup"): _create_replication_group,
     ("elasticache", "ModifyReplicationGroup"): _modify_replication_group,
+    ("elasticache", "AddTagsToResource"): lambda params, found: _ec_tags(found, params),
     ("ecs", "RegisterTaskDefinition"): _register_task_definition,
     ("secretsmanager", "CreateSecret"): _create_secret,
+    ("secretsmanager", "PutSecretValue"): _put_secret_value,
+    ("secretsmanager", "UpdateSecretVersionStage"): _update_secret_version_stage,
 }
 
 COVERED = frozenset(REQUIRED_MEMBERS)  # the operations this module knows

@@ -9,6 +9,12 @@ Secrets Manager deletes asynchronously, even with ForceDeleteWithoutRecovery: fo
 the delete call the name is still taken, and CreateSecret with it answers InvalidRequestException
 "You can't create this secret because a secret with this name is already scheduled for deletion."
 `send_create_secret` waits and retries (bounded) while that lasts.
+
+A new token for a secret that exists (`rexctl rotate-token`) goes through its versions as Secrets
+Manager's own rotation does: PutSecretValue with the staging label AWSPENDING (readers, among
+them ECS when it starts a task, still get AWSCURRENT, the old token), then, once the cache
+accepts it, UpdateSecretVersionStage moves AWSCURRENT to it (AWSPREVIOUS follows to the old one by
+itself) and takes AWSPENDING off. `SecretView` shows which version carries which label.
 """
 
 from __future__ import annotations
@@ -70,6 +76,22 @@ class SecretView:
     # True when its deletion date has passed: it was deleted without a recovery window (or the
     # window is over) and Secrets Manager is removing it; the name is free again shortly.
     being_deleted: bool = False
+    # VersionIdsToStages: each version and its staging labels (AWSCURRENT, AWSPENDING, ...).
+    versions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def labelled(self, label: str) -> str:
+        """The version carrying `label` ('' when none does)."""
+        return next((v for v, labels in self.versions.items() if label in labels), "")
+
+    @property
+    def current_version(self) -> str:
+        return self.labelled("AWSCURRENT")
+
+    @property
+    def pending_version(self) -> str:
+        """A version staged as AWSPENDING that is not AWSCURRENT too ('' when none)."""
+        pending = self.labelled("AWSPENDING")
+        return pending if pending and pending != self.current_version else ""
 
     def refers_to_me(self, value_from: str) -> bool:
         """Whether an ECS container `secrets[].valueFrom` names this secret: its ARN, its partial
@@ -99,6 +121,10 @@ def find_secret(client: SecretsManagerClient, name: str) -> SecretView | None:
         tags={t["Key"]: t.get("Value", "") for t in resp.get("Tags", [])},
         scheduled_for_deletion=deleted is not None,
         being_deleted=isinstance(deleted, datetime) and _aware(deleted) <= datetime.now(UTC),
+        versions={
+            str(v): tuple(str(label) for label in labels)
+            for v, labels in (resp.get("VersionIdsToStages") or {}).items()
+        },
     )
 
 
@@ -171,10 +197,53 @@ def create_secret(
     return send_create_secret(client, secret_request(name, value, description, tags), sleep=sleep)
 
 
-def read_secret(client: SecretsManagerClient, arn: str) -> str:
+def read_secret(client: SecretsManagerClient, arn: str, version: str = "") -> str:
+    """The secret's value: its AWSCURRENT version (what GetSecretValue returns when given no
+    version), or the version `version`."""
     with aws_errors(f"read secret {arn}"):
-        resp = client.get_secret_value(SecretId=arn)
+        if version:
+            resp = client.get_secret_value(SecretId=arn, VersionId=version)
+        else:
+            resp = client.get_secret_value(SecretId=arn)
     return str(resp.get("SecretString", ""))
+
+
+PENDING = "AWSPENDING"
+CURRENT = "AWSCURRENT"
+
+
+def pending_request(arn: str, value: Any, request_token: str) -> dict[str, Any]:
+    """The PutSecretValue request that stages a new value as AWSPENDING (`value`: the token, or a
+    plan's placeholder). `request_token` becomes the new version's id; sent again, the same
+    request is ignored (PutSecretValue is idempotent on ClientRequestToken)."""
+    return {
+        "SecretId": arn,
+        "SecretString": value,
+        "ClientRequestToken": request_token,
+        "VersionStages": [PENDING],
+    }
+
+
+def put_pending(client: SecretsManagerClient, request: dict[str, Any]) -> str:
+    """PutSecretValue a `pending_request`; the new version's id."""
+    with aws_errors(f"store a new version of secret {request['SecretId']}"):
+        resp = client.put_secret_value(**request)
+    return str(resp.get("VersionId", request["ClientRequestToken"]))
+
+
+def promote_requests(arn: str, version: str, current: str) -> list[dict[str, Any]]:
+    """The UpdateSecretVersionStage requests that make `version` AWSCURRENT (Secrets Manager moves
+    AWSPREVIOUS to `current` by itself) and then take AWSPENDING off it."""
+    return [
+        {"SecretId": arn, "VersionStage": CURRENT, "MoveToVersionId": version,
+         "RemoveFromVersionId": current},
+        {"SecretId": arn, "VersionStage": PENDING, "RemoveFromVersionId": version},
+    ]  # fmt: skip
+
+
+def update_stage(client: SecretsManagerClient, request: dict[str, Any]) -> None:
+    with aws_errors(f"move the {request['VersionStage']} label of secret {request['SecretId']}"):
+        client.update_secret_version_stage(**request)
 
 
 def delete_secret(client: SecretsManagerClient, arn: str) -> None:

@@ -124,9 +124,23 @@ def provision(
     ctx: typer.Context,
     dry_run: DryRunOption = False,
     timeout: TimeoutOption = None,
+    poll: Annotated[
+        float,
+        typer.Option(
+            "--poll",
+            min=0.1,
+            envvar="REXCTL_DEPLOY_POLL",
+            help="Seconds between rollout checks when TLS/AUTH later rolls the service.",
+        ),
+    ] = 5.0,
     json: JsonOption = False,
 ) -> None:
-    """Create or reuse the cache, its subnet group and security group (steps 1-11)."""
+    """Create or reuse the cache, its subnet group and security group (steps 1-11).
+
+    On a running cache, `cache.tls` / `cache.auth` turned on are applied in place, step by step
+    (preferred, the token, a rollout, verify, required, SET), without the API losing its cache;
+    running it again continues where it stopped. See docs/provision.md.
+    """
     from rexctl.provision import provision as run
 
     f = get_factory(ctx, json=json)
@@ -138,11 +152,53 @@ def provision(
             reporter=UiReporter(cfg.cache.id, spinner),
             dry_run=dry_run,
             timeout=timeout,
+            poll=poll,
         )
     _show_provision(result, json=f.json)
     error = result.error()
     if error is not None:
         raise error
+
+
+def rotate_token(
+    ctx: typer.Context,
+    dry_run: DryRunOption = False,
+    timeout: TimeoutOption = None,
+    poll: Annotated[
+        float,
+        typer.Option(
+            "--poll",
+            min=0.1,
+            envvar="REXCTL_DEPLOY_POLL",
+            help="Seconds between rollout checks while the service is rolled onto the new token.",
+        ),
+    ] = 5.0,
+    json: JsonOption = False,
+) -> None:
+    """Give the cache a new AUTH token without a failed answer (ROTATE, roll, SET).
+
+    The new token is staged in Secrets Manager (AWSPENDING), ROTATEd in (both tokens work), made
+    the secret's current version, the service is forced into a new deployment (each new task
+    reads it), every running task is checked, then the token is SET. The plan is shown first;
+    running it again after an interruption continues. See docs/provision.md.
+    """
+    from rexctl.provision.rotate import rotate_token as run
+
+    f = get_factory(ctx, json=json)
+    cfg = f.config
+    with ui.status(f"Rotating the AUTH token of {cfg.cache.id}...") as spinner:
+        result = run(
+            f.aws,
+            cfg,
+            reporter=UiReporter(cfg.cache.id, spinner),
+            dry_run=dry_run,
+            timeout=timeout,
+            poll=poll,
+        )
+    if f.json:
+        ui.print_json(result.to_dict())
+    elif dry_run:
+        ui.info("Dry run: nothing was changed.")
 
 
 def status(ctx: typer.Context, json: JsonOption = False) -> None:
@@ -208,6 +264,7 @@ def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
     for command in (init, plan, provision, status, teardown):
         app.command()(command)
+    app.command("rotate-token")(rotate_token)
 
 
 # Rendering -------------------------------------------------------------------------------------

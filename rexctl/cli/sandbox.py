@@ -196,6 +196,20 @@ def rehearse_cmd(
     ] = None,
     backend_command: BackendCommand = "",
     backend_dir: BackendDir = "",
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure", help="With in-transit encryption (TLS) and an AUTH token from the start."
+        ),
+    ] = False,
+    enable_later: Annotated[
+        bool,
+        typer.Option(
+            "--enable-later",
+            help="Start plain; after the drills, turn TLS and AUTH on with `rexctl provision` "
+            "while the API is asked, and show that no answer failed.",
+        ),
+    ] = False,
     json: JsonOption = False,
     report_html: Annotated[
         Path | None,
@@ -218,11 +232,16 @@ def rehearse_cmd(
     if report_html is not None:
         records.check_output("--report-html", report_html)
     f = get_factory(ctx, json=json)
+    if secure and enable_later:
+        raise UsageError(
+            "--secure and --enable-later are two rehearsals: TLS and AUTH from the start, or "
+            "turned on later. Choose one."
+        )
     drills = check_drills(drill or [])
     backend = _backend(ctx, f, backend_command, backend_dir)
     result = rehearse(
         Path.cwd(), keep=keep, duration=duration, settle=settle, drills=drills, backend=backend,
-        app=f.local_config().app, on_step=_progress,
+        app=f.local_config().app, secure=secure, enable_later=enable_later, on_step=_progress,
     )  # fmt: skip
     if report_html is not None:
         _write_rehearsal_page(result, report_html)
@@ -305,18 +324,23 @@ def _progress(step: StepResult | None, label: str) -> None:
 
 
 def _write_rehearsal_page(result: Rehearsal, path: Path) -> None:
-    """The steps on top, then a section per drill, from the record each drill printed."""
+    """The steps on top, then a section per drill, from the record each drill printed, and one
+    per watched step (TLS and AUTH later, the token rotation) from what the API answered."""
     from rexctl.drills import records
 
-    steps, drawn = [], []
-    for s in result.steps:
+    steps, drawn, watched = [], [], []
+    for i, s in enumerate(result.steps):
         row = s.to_dict()
+        row.pop("observations", None)
         if records.is_record(s.data):
             drawn.append(s.data)
             row["record_id"] = s.data.get("id")
+        elif s.observations is not None:
+            row["section_id"] = f"watched-{i}"
+            watched.append({**s.to_dict(), "section_id": row["section_id"]})
         steps.append(row)
     try:
-        records.write_html(path, drawn, steps)
+        records.write_html(path, drawn, steps, watched)
     except OSError as exc:  # the rehearsal's outcome decides the exit code
         ui.warn(f"Could not write the report {path}: {exc}")
     else:

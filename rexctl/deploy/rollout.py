@@ -113,19 +113,33 @@ class _EventTracker:
         return out
 
 
-def _judge(
-    view: ServiceView, arn: str, events: list[ServiceEvent], saw_primary: bool
-) -> tuple[bool | None, str]:
-    """(True, why) when done, (False, why) when failed, (None, what we wait for) otherwise."""
-    ours = next(
+def _ours(view: ServiceView, arn: str, deployment_id: str) -> Deployment | None:
+    """The deployment being waited for: the one with `deployment_id` when given (a forced
+    deployment runs the same task definition as the one it replaces), else the one running
+    `arn` (the PRIMARY first)."""
+    if deployment_id:
+        return next((d for d in view.deployments if d.id == deployment_id), None)
+    return next(
         (d for d in sorted(view.deployments, key=lambda d: d.status != "PRIMARY")
          if d.task_definition == arn),
         None,
     )  # fmt: skip
+
+
+def _judge(
+    view: ServiceView,
+    arn: str,
+    events: list[ServiceEvent],
+    saw_primary: bool,
+    deployment_id: str = "",
+) -> tuple[bool | None, str]:
+    """(True, why) when done, (False, why) when failed, (None, what we wait for) otherwise."""
+    ours = _ours(view, arn, deployment_id)
     primary = view.primary
-    name = short_arn(arn)
+    name = short_arn(arn) + (f" ({deployment_id})" if deployment_id else "")
     rollback_events = [e for e in events if _is_rollback_event(e)]
-    if primary is not None and primary.task_definition == arn:
+    if _is(primary, arn, deployment_id):
+        assert primary is not None
         counts = f"running {primary.running}/{primary.desired}"
         if primary.rollout_state == "FAILED":
             return False, f"The rollout of {name} FAILED: {primary.rollout_reason or counts}."
@@ -154,6 +168,12 @@ def _judge(
     return None, f"waiting for ECS to make {name} the PRIMARY deployment (now: {back_to})"
 
 
+def _is(deployment: Deployment | None, arn: str, deployment_id: str) -> bool:
+    if deployment is None or deployment.task_definition != arn:
+        return False
+    return not deployment_id or deployment.id == deployment_id
+
+
 def wait_for_rollout(
     ecs: ECSClient,
     *,
@@ -166,8 +186,11 @@ def wait_for_rollout(
     clock: Callable[[], float] = time.monotonic,
     on_progress: ProgressFn | None = None,
     since: datetime | None = None,
+    deployment_id: str = "",
 ) -> RolloutResult:
     """Poll the service until the rollout of `task_definition_arn` is done, failed, or timed out.
+    With `deployment_id` (a forced new deployment, of the same task definition), only that
+    deployment counts.
 
     Done only when the PRIMARY deployment runs that ARN, its rolloutState is COMPLETED and its
     running count equals its desired count (a deployment that reports no rolloutState counts as
@@ -184,21 +207,20 @@ def wait_for_rollout(
     saw_primary = False
     while True:
         view = describe_service(ecs, cluster, service)
-        ours = next((d for d in view.deployments if d.task_definition == task_definition_arn), None)
+        ours = _ours(view, task_definition_arn, deployment_id)
         fresh = tracker.fresh(view, ours.created_at if ours and ours.created_at else since)
         if on_progress is not None:
             on_progress(view, fresh)
-        verdict, reason = _judge(view, task_definition_arn, tracker.collected, saw_primary)
+        verdict, reason = _judge(
+            view, task_definition_arn, tracker.collected, saw_primary, deployment_id
+        )
         # ECS counts the deployment's tasks that failed to launch or reach RUNNING (failedTasks,
         # ECS API reference, Deployment); only then is it worth reading the stopped tasks.
         if verdict is None and ours is not None and ours.failed_tasks > 0:
             failed = start_failures(ecs, cluster, service, task_definition_arn)
             if len(failed) >= START_FAILURE_LIMIT and ours.running == 0:
                 verdict, reason = False, _start_failure_reason(task_definition_arn, failed)
-        primary = view.primary
-        saw_primary = saw_primary or (
-            primary is not None and primary.task_definition == task_definition_arn
-        )
+        saw_primary = saw_primary or _is(view.primary, task_definition_arn, deployment_id)
         if verdict is not None:
             return RolloutResult(ok=verdict, reason=reason, view=view, events=tracker.collected)
         remaining = deadline - clock()

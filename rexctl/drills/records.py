@@ -150,10 +150,13 @@ def check_output(option: str, path: Path) -> None:
 
 
 def write_html(
-    path: Path, records: list[dict[str, Any]], steps: list[dict[str, Any]] | None = None
+    path: Path,
+    records: list[dict[str, Any]],
+    steps: list[dict[str, Any]] | None = None,
+    watched: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Draw `records` (and a rehearsal's `steps`) as one HTML page at `path`, whole or not at
-    all."""
+    """Draw `records` (and a rehearsal's `steps`, and its `watched` steps) as one HTML page at
+    `path`, whole or not at all."""
     from rexctl.drills import report_html
 
-    write_atomic(path, report_html.render(records, steps=steps))
+    write_atomic(path, report_html.render(records, steps=steps, watched=watched or ()))

@@ -12,9 +12,11 @@ Two panels share the time axis (seconds since the drill started):
 
 Where the fault was comes from the record's `observations.marks` (the t of inject, injected,
 restore, restored); a record written before rexctl kept them is drawn from the answers' phases
-(`Turns.exact` is False and the caption says so). Colours are CSS variables of the page
-(`report_html`), so the chart follows its light, dark and print styles. Every text that comes
-from the record is escaped.
+(`Turns.exact` is False and the caption says so). The same chart draws a watched rehearsal step
+(TLS and AUTH turned on, a token rotated: `report_watch`) with no fault window and, instead, its
+steps: each a numbered band from when it started to when it ended (`StepMark`). Colours are
+CSS variables of the page (`report_html`), so the chart follows its light, dark and print styles.
+Every text that comes from the record is escaped.
 """
 
 from __future__ import annotations
@@ -50,6 +52,16 @@ class Turns:
     @property
     def end(self) -> float | None:
         return self.restored if self.restored is not None else self.restore
+
+
+@dataclass(frozen=True)
+class StepMark:
+    """One step of a watched rehearsal step (not a fault): drawn from `t` to `t_end`."""
+
+    t: float
+    t_end: float
+    label: str  # short: the step's number
+    title: str  # the step itself, for the tooltip
 
 
 def number(value: Any) -> float | None:
@@ -170,9 +182,15 @@ class _Scales:
         return float(LAT_BOTTOM - (LAT_BOTTOM - LAT_TOP) * frac)
 
 
-def _scales(answers: Sequence[dict[str, Any]], turns: Turns, logs: Sequence[float]) -> _Scales:
+def _scales(
+    answers: Sequence[dict[str, Any]],
+    turns: Turns,
+    logs: Sequence[float],
+    steps: Sequence[StepMark] = (),
+) -> _Scales:
     times = [float(a["t"]) for a in answers]
     times += [t for t in (turns.inject, turns.injected, turns.restore, turns.restored) if t]
+    times += [m.t_end for m in steps]
     latest = max([*times, *(t for t in logs if t <= max(times, default=0) + 5), 1.0])
     x_max = math.ceil(latest / nice_step(latest)) * nice_step(latest)
     lat = [v for a in answers if (v := number(a.get("latency_ms"))) is not None and v > 0]
@@ -266,7 +284,7 @@ def _vline(cls: str, x: float, top: float, bottom: float) -> str:
     return f'<line class="{cls}" x1="{_f(x)}" x2="{_f(x)}" y1="{_f(top)}" y2="{_f(bottom)}"/>'
 
 
-def _axes(s: _Scales) -> list[str]:
+def _axes(s: _Scales, x_label: str = "seconds since the drill started") -> list[str]:
     out = ['<g class="axes">']
     # latency: a line per decade, fainter ones at 2 and 5
     decade = s.lo
@@ -299,7 +317,7 @@ def _axes(s: _Scales) -> list[str]:
         f'<rect class="frame" x="{LEFT}" y="{TASK_TOP}" width="{WIDTH - LEFT - RIGHT}" '
         f'height="{TASK_BOTTOM - TASK_TOP}"/>',
         f'<text class="axis-label" x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - 6}" '
-        'text-anchor="middle">seconds since the drill started</text>',
+        f'text-anchor="middle">{escape(x_label)}</text>',
         f'<text class="axis-label" transform="translate(16 {(LAT_TOP + LAT_BOTTOM) / 2}) '
         'rotate(-90)" text-anchor="middle">latency (log scale)</text>',
         f'<text class="axis-label" x="{LEFT - 8}" y="{(TASK_TOP + TASK_BOTTOM) / 2 + 4}" '
@@ -353,16 +371,55 @@ def _tasks_strip(s: _Scales, obs: dict[str, Any]) -> list[str]:
     return out
 
 
-def timeline_svg(record: dict[str, Any], *, title_id: str = "chart") -> str:
+STEP_LABEL_GAP = 18.0  # px: steps that start closer than this share one label ("4-5")
+
+
+def _step_marks(s: _Scales, steps: Sequence[StepMark]) -> list[str]:
+    """Each step as a faint band over both panels, its number on top at its start (steps that
+    start within a few pixels of each other share one label, "4-5", so none hides another)."""
+    out = ['<g class="steps">']
+    groups: list[list[StepMark]] = []
+    for m in steps:
+        if groups and s.x(m.t) - s.x(groups[-1][0].t) < STEP_LABEL_GAP:
+            groups[-1].append(m)
+        else:
+            groups.append([m])
+    for group in groups:
+        for m in group:
+            x0, x1 = s.x(m.t), s.x(max(m.t_end, m.t))
+            tip = f"step {m.label}: {m.title} (t = {m.t:.1f} to {m.t_end:.1f} s)"
+            out.append(
+                f'<g class="step-mark"><rect class="step-band" x="{_f(x0)}" y="{LAT_TOP}" '
+                f'width="{_f(max(x1 - x0, 1.5))}" height="{TASK_BOTTOM - LAT_TOP}"/>'
+                f"{_vline('step-line', x0, LAT_TOP, TASK_BOTTOM)}<title>{escape(tip)}</title></g>"
+            )
+        label = group[0].label if len(group) == 1 else f"{group[0].label}-{group[-1].label}"
+        out.append(
+            f'<text class="step-label" x="{_f(s.x(group[0].t) + 3)}" y="{LAT_TOP - 8}">'
+            f"{escape(label)}</text>"
+        )
+    out.append("</g>")
+    return out
+
+
+def timeline_svg(
+    record: dict[str, Any],
+    *,
+    title_id: str = "chart",
+    steps: Sequence[StepMark] | None = None,
+    x_label: str = "seconds since the drill started",
+) -> str:
     """The chart of one drill record (the dict `DrillRecord.to_dict()` makes); '' when it holds
-    no answer to draw."""
+    no answer to draw. With `steps` (a watched rehearsal step, `report_watch`): those steps
+    instead of a fault window, a restore and the first cache answer after it."""
     obs = as_dict(record.get("observations"))
     answers = answers_of(obs)
     if not answers:
         return ""
-    turns = turns_of(obs)
+    watched = steps is not None
+    turns = Turns() if watched else turns_of(obs)
     logs = log_times(obs)
-    s = _scales(answers, turns, [t for t, _ in logs])
+    s = _scales(answers, turns, [t for t, _ in logs], steps or ())
     last_t = float(answers[-1]["t"])
     drill = str(record.get("drill") or "drill")
     out = [
@@ -373,8 +430,11 @@ def timeline_svg(record: dict[str, Any], *, title_id: str = "chart") -> str:
     ]
     restore = as_dict(record.get("restore"))
     undone = not restore or bool(restore.get("ok"))
-    out += _fault_window(s, turns, last_t, undone)
-    out += _axes(s)
+    if watched:
+        out += _step_marks(s, steps or ())
+    else:
+        out += _fault_window(s, turns, last_t, undone)
+    out += _axes(s, x_label)
     out += _tasks_strip(s, obs)
     if turns.end is not None:
         x = s.x(turns.end)
@@ -403,7 +463,7 @@ def timeline_svg(record: dict[str, Any], *, title_id: str = "chart") -> str:
         title = _answer_title(a) if titles else ""
         out.append(glyph(kind_of(a), s.x(float(a["t"])), s.y(latency), title))
     out.append("</g>")
-    again = first_cache_after(obs)
+    again = None if watched else first_cache_after(obs)
     if again is not None:
         x, y = s.x(float(again["t"])), s.y(number(again.get("latency_ms")) or s.lo)
         after = number(obs.get("cache_again_after"))
@@ -418,8 +478,9 @@ def timeline_svg(record: dict[str, Any], *, title_id: str = "chart") -> str:
     return "".join(out)
 
 
-def legend_html(record: dict[str, Any]) -> str:
-    """The key to the chart, with the same glyphs (only what the chart shows, plus the basics)."""
+def legend_html(record: dict[str, Any], *, watched: bool = False) -> str:
+    """The key to the chart, with the same glyphs (only what the chart shows, plus the basics);
+    `watched`: the key to a watched rehearsal step's chart (its steps, no fault)."""
     obs = as_dict(record.get("observations"))
     kinds = {kind_of(a) for a in answers_of(obs)}
     items = [("cache", "from the cache"), ("db", "from the database")]
@@ -440,6 +501,11 @@ def legend_html(record: dict[str, Any]) -> str:
         ('<path class="running" d="M0,11H7V5H16"/>', "tasks running"),
         ('<path class="desired" d="M0,8H16"/>', "tasks desired"),
     ]
+    if watched:
+        shapes = [
+            ('<rect class="step-band" x="0" y="1" width="16" height="14"/>'
+             '<line class="step-line" x1="1" x2="1" y1="0" y2="16"/>', "a step, numbered"),
+        ]  # fmt: skip
     for inner, text in shapes:
         out.append(f"<li>{swatch(inner)} {escape(text)}</li>")
     out.append("</ul>")

@@ -11,13 +11,15 @@ CSS = """
 --link:#0969da;--cache:#0969da;--db:#c2410c;--none:#6e7781;--failpt:#cf222e;
 --band:rgba(207,34,46,.10);--band-edge:rgba(207,34,46,.045);--band-text:#a40e26;
 --grid:#eaeef2;--grid-minor:#f4f6f8;--frame:#d1d9e0;--running:#1a7f37;--desired:#8c959f;
---restored:#1a7f37;--log:#cf222e;color-scheme:light dark}
+--restored:#1a7f37;--log:#cf222e;--step:#8250df;--step-band:rgba(130,80,223,.07);
+color-scheme:light dark}
 @media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;--muted:#9198a1;
 --border:#3d444d;--panel:#151b23;--ok:#3fb950;--ok-bg:rgba(46,160,67,.16);--bad:#f85149;
 --bad-bg:rgba(248,81,73,.16);--warn:#d29922;--warn-bg:rgba(187,128,9,.18);--link:#4493f8;
 --cache:#4493f8;--db:#f0883e;--none:#9198a1;--failpt:#ff7b72;--band:rgba(248,81,73,.16);
 --band-edge:rgba(248,81,73,.07);--band-text:#ffa198;--grid:#262c36;--grid-minor:#1b2129;
---frame:#3d444d;--running:#3fb950;--desired:#6e7681;--restored:#3fb950;--log:#ff7b72}}
+--frame:#3d444d;--running:#3fb950;--desired:#6e7681;--restored:#3fb950;--log:#ff7b72;
+--step:#ab7df8;--step-band:rgba(171,125,248,.10)}}
 *{box-sizing:border-box}
 html{background:var(--bg);color:var(--fg)}
 body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,
@@ -38,6 +40,7 @@ border:1px solid var(--border);border-radius:6px;padding:8px 10px;margin:6px 0 0
 .empty{color:var(--muted);font-style:italic}
 .page-head{margin-bottom:18px}
 section.drill{margin-top:40px;padding-top:24px;border-top:3px solid var(--border)}
+section.watch{margin-top:40px;padding-top:24px;border-top:3px solid var(--border)}
 section.steps h2,nav.overview h2{font-size:18px}
 nav.overview{margin-top:28px}
 nav.overview ul{list-style:none;padding:0;margin:8px 0 0;display:flex;flex-wrap:wrap;gap:10px}
@@ -90,6 +93,9 @@ svg.timeline .mark-failed text{fill:var(--bad);font-weight:600}
 svg.timeline .mark-cache-again text{fill:var(--cache);font-weight:600}
 svg.timeline g text{paint-order:stroke;stroke:var(--bg);stroke-width:4px;stroke-linejoin:round}
 .log-tick{fill:var(--log)}
+.step-band{fill:var(--step-band)}.step-line{stroke:var(--step);stroke-width:1.4}
+svg.timeline .step-label{fill:var(--step);font-weight:600}
+ol.watch-steps li{margin:3px 0}
 .running{fill:none;stroke:var(--running);stroke-width:2.2}
 .desired{fill:none;stroke:var(--desired);stroke-width:1.5;stroke-dasharray:4 3}
 .task-stop{fill:var(--bad)}
@@ -118,7 +124,8 @@ ul.plan li,ul.changes li{margin:3px 0}
 --bad:#a40e26;--bad-bg:#fff;--warn:#7d4e00;--warn-bg:#fff;--link:#000;--cache:#0550ae;
 --db:#b34100;--none:#555;--failpt:#a40e26;--band:rgba(207,34,46,.12);
 --band-edge:rgba(207,34,46,.05);--band-text:#a40e26;--grid:#ddd;--grid-minor:#eee;
---frame:#999;--running:#116329;--desired:#777;--restored:#116329;--log:#a40e26}
+--frame:#999;--running:#116329;--desired:#777;--restored:#116329;--log:#a40e26;
+--step:#6639ba;--step-band:rgba(102,57,186,.07)}
 @page{margin:14mm}
 html,body{background:#fff;color:#000}
 body{font-size:10.5pt}
@@ -126,6 +133,7 @@ main{max-width:none;padding:0}
 *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 nav.overview{display:none}
 section.drill{break-before:page;border-top:none;margin-top:0;padding-top:0}
+section.watch{break-before:page;border-top:none;margin-top:0;padding-top:0}
 section.drill:first-of-type{break-before:auto}
 h2,h3,h4{break-after:avoid}
 figure.chart,tr,.fact,.box{break-inside:avoid}

@@ -51,11 +51,17 @@ def render(
     steps: Sequence[dict[str, Any]] | None = None,
     title: str = "",
     generated_at: datetime | None = None,
+    watched: Sequence[dict[str, Any]] = (),
 ) -> str:
     """The page for `records` (one or more drills), with the rehearsal's `steps` on top when
-    given (dicts of step, name, status, detail and, for a drill, its record's `id`)."""
+    given (dicts of step, name, status, detail and, for a drill, its record's `id`), and its
+    `watched` steps (TLS and AUTH later, a token rotation: step dicts with `observations`) after
+    the drills (`report_watch`)."""
+    from rexctl.drills import report_watch
+
     records = [redact_data(r) for r in records if isinstance(r, dict)]
     steps = [redact_data(s) for s in steps] if steps else None
+    watched = [redact_data(w) for w in watched if isinstance(w, dict)]
     when = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
     if not title:
         if steps is not None:
@@ -74,14 +80,18 @@ def render(
         "</header>",
     ]
     if steps is not None:
-        where = {str(r.get("id")): i for i, r in reversed(list(enumerate(records)))}
+        where = {str(r.get("id")): _anchor(i) for i, r in reversed(list(enumerate(records)))}
+        where.update({str(w.get("section_id")): report_watch.anchor(i)
+                      for i, w in enumerate(watched)})  # fmt: skip
         body.append(_steps_table(steps, where))
     if len(records) > 1 or steps is not None:
-        body.append(_overview(records))
-    if not records:
+        body.append(_overview(records, watched))
+    if not records and not watched:
         body.append('<p class="empty">No drill record to show: no drill ran to the end.</p>')
     for i, record in enumerate(records):
         body.append(_drill(record, i))
+    for i, step in enumerate(watched):
+        body.append(report_watch.section(step, i))
     return _page(title, "".join(body))
 
 
@@ -164,13 +174,14 @@ def _text_block(text: Any) -> str:
 # --- the rehearsal's steps and the overview -----------------------------------------------------
 
 
-def _steps_table(steps: Sequence[dict[str, Any]], where: dict[str, int]) -> str:
+def _steps_table(steps: Sequence[dict[str, Any]], where: dict[str, str]) -> str:
     rows = []
     for s in steps:
         name = _e(s.get("name"))
-        index = where.get(str(s.get("record_id")))
-        if s.get("record_id") and index is not None:
-            name = f'<a href="#{_anchor(index)}">{name}</a>'
+        key = s.get("record_id") or s.get("section_id")
+        target = where.get(str(key))
+        if key and target is not None:
+            name = f'<a href="#{target}">{name}</a>'
         status = str(s.get("status") or "")
         rows.append(
             f'<tr class="{OUTCOME_CLASS.get(status, "")}"><td class="nowrap">{_e(s.get("step"))}'
@@ -186,8 +197,10 @@ def _steps_table(steps: Sequence[dict[str, Any]], where: dict[str, int]) -> str:
     )
 
 
-def _overview(records: Sequence[dict[str, Any]]) -> str:
-    if not records:
+def _overview(records: Sequence[dict[str, Any]], watched: Sequence[dict[str, Any]] = ()) -> str:
+    from rexctl.drills import report_watch
+
+    if not records and not watched:
         return ""
     items = []
     for i, r in enumerate(records):
@@ -196,7 +209,14 @@ def _overview(records: Sequence[dict[str, Any]]) -> str:
             f'</span> {_badge(r.get("outcome"))}<span class="meta">{_e(r.get("id"))}</span>'
             "</a></li>"
         )
-    return f'<nav class="overview"><h2>Drills</h2><ul>{"".join(items)}</ul></nav>'
+    for i, w in enumerate(watched):
+        items.append(
+            f'<li><a href="#{report_watch.anchor(i)}"><span class="drill-name">'
+            f'{_e(w.get("name"))}</span> {_badge(w.get("status"))}<span class="meta">guide step '
+            f"{_e(w.get('step'))}, watched</span></a></li>"
+        )
+    heading = "Drills" if not watched else "Drills and watched steps"
+    return f'<nav class="overview"><h2>{heading}</h2><ul>{"".join(items)}</ul></nav>'
 
 
 # --- one drill ----------------------------------------------------------------------------------

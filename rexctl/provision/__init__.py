@@ -13,16 +13,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rexctl.aws.elasticache import CacheView, member_network, not_yet_shown
-from rexctl.aws.secrets import generate_auth_token
+from rexctl.aws.elasticache import (
+    CacheView,
+    get_replication_group,
+    member_network,
+    not_yet_shown,
+)
+from rexctl.aws.secrets import generate_auth_token, secret_name
 from rexctl.aws.session import Clients
 from rexctl.config import Config
 from rexctl.errors import AwsError, CheckFailed, ConfigError, ExitCode, RexctlError, UsageError
 from rexctl.provision.apply import DisplayOnlyExecutor, Executor
 from rexctl.provision.discover import discover
 from rexctl.provision.init import InitResult, init_config
+from rexctl.provision.migrate import aws_hooks
 from rexctl.provision.model import Reporter
 from rexctl.provision.plan import Plan, build_plan
+from rexctl.provision.secure import Hooks, SecurePlan, plan_secure
+from rexctl.provision.secure import run as run_secure
 from rexctl.provision.teardown import (
     TeardownPlan,
     TeardownResult,
@@ -56,10 +64,13 @@ class ProvisionResult:
     applied: list[str] = field(default_factory=list)
     cache: CacheView | None = None
     refusal: RexctlError | None = None  # set when the plan is blocked (nothing was changed)
+    secure: SecurePlan | None = None  # TLS/AUTH later: the steps as planned before they ran
+    secured: list[str] = field(default_factory=list)  # ...and those done
+    timeline: list[dict[str, Any]] = field(default_factory=list)  # ...and when each ran
 
     @property
     def changed(self) -> bool:
-        return bool(self.applied) and not self.dry_run
+        return bool(self.applied or self.secured) and not self.dry_run
 
     def error(self) -> RexctlError | None:
         """What the command should exit with after showing the result (None: success)."""
@@ -87,6 +98,11 @@ class ProvisionResult:
             "warnings": list(self.plan.warnings),
             "manual": list(self.plan.manual),
             "refused": self.refusal.message if self.refusal else None,
+            "migration": {
+                **(self.secure.to_dict() if self.secure else SecurePlan().to_dict()),
+                "done": list(self.secured),
+                "timeline": list(self.timeline),
+            },
             "plan": self.plan.to_dict(),
         }
 
@@ -122,8 +138,12 @@ def provision(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     token_factory: Callable[[], str] = generate_auth_token,
+    poll: float = 5.0,
+    hooks: Callable[..., Hooks] | None = None,
 ) -> ProvisionResult:
-    """Steps 1-11: create or reuse what the guide asks for, then wait for the endpoint."""
+    """Steps 1-11: create or reuse what the guide asks for, then wait for the endpoint; on a
+    running cache, TLS and AUTH later (`rexctl.provision.secure`), step by step. `poll`: seconds
+    between checks of a rollout; `hooks`: how the migration reaches AWS (tests)."""
     if timeout is not None and timeout <= 0:
         raise UsageError(f"--timeout must be more than 0 seconds (got {timeout}).")
     found = discover(clients, cfg)
@@ -135,12 +155,18 @@ def provision(
     if result.refusal is not None:
         return result
     actions = plan.actions()
+    later = next((s.secure for s in plan.steps if s.secure is not None), None)
     if dry_run:
         display = DisplayOnlyExecutor(reporter)
         display.apply(actions)
         result.applied = display.done
         result.cache = found.cache
-        if not plan.changes:
+        if later is not None and later.steps:
+            result.secure = later
+            for step in later.steps:
+                reporter.info(f"Would {step.summary} (step 9, TLS/AUTH later).")
+            reporter.info(later.downtime)
+        if not plan.changes and not (later and later.steps):
             reporter.success("Nothing to do: steps 1-11 already match rexctl.toml.")
         return result
     limit = float(timeout if timeout is not None else cfg.cache.wait_timeout)
@@ -163,9 +189,24 @@ def provision(
     try:
         executor.apply(actions)
         result.applied = executor.done
-        if not plan.changes:
+        if not plan.changes and not (later and later.steps):
             reporter.success("Nothing to do: steps 1-11 already match rexctl.toml.")
         result.cache = wait(executor.unconfirmed)
+        if later is not None and later.steps:
+            result.secure, result.secured = _secure_later(
+                clients,
+                cfg,
+                reporter,
+                executor,
+                limit,
+                poll,
+                clock,
+                sleep,
+                token_factory,
+                hooks,
+                result.timeline,
+            )
+            result.cache = get_replication_group(clients.elasticache, cfg.cache.id)
     except RexctlError as exc:
         if (
             executor.done
@@ -181,6 +222,43 @@ def provision(
             "(REDIS_HOST / REDIS_PORT for step 12: `rexctl deploy`)."
         )
     return result
+
+
+def _secure_later(
+    clients: Clients,
+    cfg: Config,
+    reporter: Reporter,
+    executor: Executor,
+    limit: float,
+    poll: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    token_factory: Callable[[], str],
+    hooks: Callable[..., Hooks] | None,
+    timeline: list[dict[str, Any]],
+) -> tuple[SecurePlan, list[str]]:
+    """Step 9 on a running cache: show every step of TLS/AUTH later (read live), then do them."""
+    make = hooks or aws_hooks
+    wired = make(clients, cfg, reporter=reporter, timeout=limit, poll=poll, clock=clock,
+                 sleep=sleep)  # fmt: skip
+    live = plan_secure(wired.observe(), tls=cfg.cache.tls, auth=cfg.cache.auth,
+                       secret_name=secret_name(cfg.cache.id))  # fmt: skip
+    if live.steps:
+        reporter.info(
+            f"Step 9: TLS/AUTH later on {cfg.cache.id}, {len(live.steps)} steps: {live.describe()}."
+        )
+        reporter.info(live.downtime)
+    done = run_secure(
+        wired,
+        tls=cfg.cache.tls,
+        auth=cfg.cache.auth,
+        secret_name=secret_name(cfg.cache.id),
+        reporter=reporter,
+        token_factory=token_factory,
+        redact=executor.keep_secret,
+        timeline=timeline,
+    )
+    return live, done
 
 
 def _shows(clients: Clients, params: dict[str, Any]) -> Callable[[CacheView], list[str]]:

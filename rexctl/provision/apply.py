@@ -79,6 +79,10 @@ class Executor:
     def redact(self, text: str) -> str:
         return redact_text(text, self._secrets)
 
+    def keep_secret(self, token: str) -> None:
+        """A token read or made outside `execute` (TLS/AUTH later): redacted from messages too."""
+        self._secrets.append(token)
+
     def _partial(self, hint: str | None) -> str:
         parts = [self.redact(hint)] if hint else []
         if self.done:

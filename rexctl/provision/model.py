@@ -84,15 +84,21 @@ class Step:
     state: State
     detail: str
     actions: list[Action] = field(default_factory=list)
+    # Step 9 on a running cache: TLS/AUTH later, a migration interleaved with rollouts
+    # (rexctl.provision.secure.SecurePlan), run after the actions; None for every other step.
+    secure: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "step": self.number,
             "title": self.title,
             "state": str(self.state),
             "detail": self.detail,
             "actions": [a.to_dict() for a in self.actions],
         }
+        if self.secure is not None:
+            out["migration"] = self.secure.to_dict()
+        return out
 
 
 @dataclass

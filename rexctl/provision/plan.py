@@ -27,6 +27,7 @@ from rexctl.provision.model import (
 )
 from rexctl.provision.network import step7, step8, where_set
 from rexctl.provision.requests import requests, setting_of, violations
+from rexctl.provision.secure import Observed, plan_secure, read_auth_record
 from rexctl.provision.tags import is_managed, managed_tags
 
 __all__ = [
@@ -411,22 +412,51 @@ def _step9(d: Discovery, cfg: Config, plan: Plan) -> Step:
                     )
                 )
         return Step(9, title, State.TODO, want + ".", actions)
-    problems = []
+    manual = []
     if not c.at_rest_encryption:
-        problems.append("at-rest encryption is off")
-    if c.transit_encryption != cc.tls:
-        problems.append(f"in-transit encryption is {'on' if c.transit_encryption else 'off'}")
-    if c.auth_enabled != cc.auth:
-        problems.append(f"AUTH is {'on' if c.auth_enabled else 'off'}")
-    if problems:
-        return plan.manual_step(
+        manual.append(
+            f"{c.id} has no at-rest encryption, which ElastiCache sets only at creation: create a "
+            "new cache under another `cache.id` to have it"
+        )
+    record = read_auth_record(d.cache_tags, c)
+    later = plan_secure(
+        Observed(
+            cache=c,
+            engine_version=d.node.engine_version if d.node else "",
+            auth_record=record.change,
+            secret=secret,
+            deployed=True,  # `rexctl provision` reads the service before it starts
+            auth_version=record.version,
+            auth_deployment=record.deployment,
+        ),
+        tls=cc.tls,
+        auth=cc.auth,
+        secret_name=secret_name(cc.id),
+    )
+    manual += later.manual
+    if later.refused:
+        message = " ".join(f"AWS would refuse {v.message()}" for v in later.refused)
+        return plan.block(
             9,
             title,
-            f"{c.id}: {', '.join(problems)}; rexctl.toml asks for "
-            f"{want}. rexctl does not change this on an existing cache (it would need "
-            "a staged migration and new client settings): create a new cache under "
-            "another `cache.id`, or change it in the console.",
+            f"{c.id}: {message}",
+            "Nothing was changed. Upgrade the engine first (`cache.engine_version`; ElastiCache "
+            "upgrades in place), or create a new cache with in-transit encryption under another "
+            "`cache.id`.",
+            ExitCode.BAD_INPUT,
         )
+    if later.steps:
+        plan.manual.extend(f"Step 9: {m}" for m in manual)
+        return Step(
+            9,
+            title,
+            State.CHANGE,
+            f"{want}. {c.id} gets them on the running cache, in {len(later.steps)} steps: "
+            f"{later.describe()}. {later.downtime}",
+            secure=later,
+        )
+    if manual:
+        return plan.manual_step(9, title, "; ".join(manual) + ".")
     if cc.auth and (secret is None or secret.scheduled_for_deletion):
         gone = "does not exist" if secret is None else "is scheduled for deletion"
         plan.warnings.append(

@@ -10,6 +10,11 @@ One process holds the whole stand-in, so that it can read and fix up moto's stat
                                    ▼
                       gate (one listener per task: SG + NACL rules) ──▶ redis-server
 
+The cache node is one redis-server. In-transit encryption is the gate's: it does the TLS
+handshake with the node's certificate (signed by the sandbox's own CA, `certs.py`, which the tasks
+trust) by the group's mode; AUTH is the node's: its default user takes the group's tokens as ACL
+passwords, set through an admin user of the sandbox's own whose password no task knows.
+
 It writes `state.json` once the service's first deployment is steady, and removes it on the way
 out. SIGTERM or SIGINT stop it: tasks first, then the proxies, redis-server and moto.
 """
@@ -22,6 +27,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -32,11 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from rexctl.sandbox import backend as backend_mod
-from rexctl.sandbox import guard, network
+from rexctl.sandbox import certs, guard, network
 from rexctl.sandbox.consistency import Consistency
 from rexctl.sandbox.logship import LogShipper
-from rexctl.sandbox.moto_state import CacheTime, Moto, keep_tasks_running
-from rexctl.sandbox.proxy import Gate, Link, LoadBalancer, Verdict
+from rexctl.sandbox.moto_state import CacheTime, Moto, fix_secret_versions, keep_tasks_running
+from rexctl.sandbox.proxy import Gate, Link, LoadBalancer, NodeAuth, Verdict, server_context
 from rexctl.sandbox.seed import seed
 from rexctl.sandbox.state import (
     CLUSTER,
@@ -98,13 +104,19 @@ def decider(moto: Moto) -> Any:
     return decide
 
 
+ADMIN_USER = "rexctl-sandbox"  # the node's ACL user the daemon sets AUTH through
+
+
 class RedisProcess:
-    """The cache node: a redis-server of the sandbox's own on a free loopback port."""
+    """The cache node: a redis-server of the sandbox's own on a free loopback port. TLS is the
+    gate's (it terminates it with the node's certificate); AUTH is the node's own (ACL)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.port = 0
         self.proc: asyncio.subprocess.Process | None = None
+        self.admin_password = secrets.token_hex(24)
+        self.auth: NodeAuth | None = None  # what the node's default user accepts now
 
     async def start(self) -> None:
         binary = shutil.which("redis-server")
@@ -121,9 +133,33 @@ class RedisProcess:
                 stdin=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
             if await self._answers():
+                await asyncio.to_thread(self._admin_user)
                 return
             await self.stop()
         raise RuntimeError(f"redis-server did not start; see {self.directory / 'redis.log'}")
+
+    def _admin_user(self) -> None:
+        import redis
+
+        with redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5) as node:
+            node.execute_command("ACL", "SETUSER", ADMIN_USER, "on", f">{self.admin_password}",
+                                 "~*", "&*", "+@all")  # fmt: skip
+        self.auth = NodeAuth()
+
+    def apply_auth(self, auth: NodeAuth) -> None:
+        """Give the node's default user the group's AUTH tokens as its passwords (`nopass` when
+        there is none). Connections already authenticated stay, as they do on Redis."""
+        import redis
+
+        rights = ["~*", "&*", "+@all"]
+        if auth.tokens:
+            args = ["on", "resetpass", *(f">{t}" for t in auth.tokens), *rights]
+        else:
+            args = ["on", "nopass", *rights]
+        with redis.Redis(host="127.0.0.1", port=self.port, username=ADMIN_USER,
+                         password=self.admin_password, socket_timeout=5) as node:  # fmt: skip
+            node.execute_command("ACL", "SETUSER", "default", *args)
+        self.auth = auth
 
     async def _answers(self) -> bool:
         deadline = time.monotonic() + 10
@@ -176,6 +212,7 @@ async def serve(directory: Path) -> None:
     consistency = Consistency.install(server, armed=False)  # EC2's eventual consistency
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    node_certs = certs.make(directory)  # a new CA at every start; tasks trust it, nothing else
     redis = RedisProcess(directory)
     backend = backend_mod.read(directory)
     shipper: LogShipper | None = None
@@ -189,7 +226,7 @@ async def serve(directory: Path) -> None:
         moto.provide_ecs_task_execution_policy()
         cache_time = CacheTime(REGION)
         cache_time.install()
-        ticker = asyncio.create_task(_advance(cache_time, stop))
+        fix_secret_versions()  # GetSecretValue (and a task starting) reads AWSCURRENT, as on AWS
         clients = _clients(endpoint)
         await asyncio.to_thread(
             seed, clients["ec2"], clients["ecs"], clients["logs"], REGION, clients["iam"]
@@ -198,16 +235,26 @@ async def serve(directory: Path) -> None:
         print(f"sandbox: moto at {endpoint}, seeded", flush=True)
         await redis.start()
         print(f"sandbox: redis-server on 127.0.0.1:{redis.port}", flush=True)
+        ticker = asyncio.create_task(_advance(cache_time, stop, moto, redis))
         for leftover in (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm"):  # a fresh database
             with contextlib.suppress(FileNotFoundError):
                 (directory / leftover).unlink()
         shipper = LogShipper(clients["logs"])
         shipper.start()
-        gate = Gate(redis.port, decider(moto))
+        node_tls = server_context(str(node_certs.cert), str(node_certs.key))
+        gate = Gate(
+            redis.port, decider(moto), tls=node_tls, transit_mode=moto.transit_mode,
+            node_auth=lambda: redis.auth or NodeAuth(),
+        )  # fmt: skip
 
         async def read_secret(value_from: str) -> str:
+            # ECS, starting a task: the secret's AWSCURRENT version unless the valueFrom names
+            # another (ECS developer guide, "Pass Secrets Manager secrets through Amazon ECS
+            # environment variables"; the sandbox does not apply a version in valueFrom).
             sm = clients["secretsmanager"]
-            resp = await asyncio.to_thread(sm.get_secret_value, SecretId=value_from)
+            resp = await asyncio.to_thread(
+                sm.get_secret_value, SecretId=value_from, VersionStage="AWSCURRENT"
+            )
             return str(resp.get("SecretString", ""))
 
         def on_change(tasks: list[TaskInfo]) -> None:
@@ -218,6 +265,8 @@ async def serve(directory: Path) -> None:
         runner = ServiceRunner(
             moto, CLUSTER, SERVICE, workdir=directory, gate=gate, shipper=shipper,
             read_secret=read_secret, on_change=on_change, backend=backend,
+            system_env={"SSL_CERT_FILE": str(node_certs.ca),  # OpenSSL: Python, curl, ...
+                        "NODE_EXTRA_CA_CERTS": str(node_certs.ca)},  # Node.js
         )  # fmt: skip
         lb = LoadBalancer(runner.running_ports)
         await lb.start()
@@ -235,7 +284,7 @@ async def serve(directory: Path) -> None:
             app_url=f"http://127.0.0.1:{lb.port}{backend.path}", lb_port=lb.port,
             redis_port=redis.port, redis_pid=redis.proc.pid,
             log_path=str(directory / "daemon.log"), cluster=CLUSTER, service=SERVICE,
-            started_at=time.time(), instance=uuid.uuid4().hex,
+            started_at=time.time(), ca_file=str(node_certs.ca), instance=uuid.uuid4().hex,
         )  # fmt: skip
         write_json(directory / "state.json", state.to_dict())
         print(f"sandbox: ready, app at {state.app_url}, tasks run {backend.describe()}",
@@ -265,11 +314,16 @@ async def serve(directory: Path) -> None:
         print("sandbox: stopped", flush=True)
 
 
-async def _advance(cache_time: CacheTime, stop: asyncio.Event) -> None:
-    """ElastiCache's time: `creating` -> `available`, `modifying`, `deleting` -> gone."""
+async def _advance(cache_time: CacheTime, stop: asyncio.Event, moto: Moto,
+                   redis: RedisProcess) -> None:  # fmt: skip
+    """ElastiCache's time: `creating` -> `available`, `modifying`, `deleting` -> gone; and the
+    node's AUTH following the group's once a modify of it is done."""
     while not stop.is_set():
         try:
             cache_time.advance()
+            auth = moto.node_auth()
+            if auth != redis.auth:
+                await asyncio.to_thread(redis.apply_auth, auth)
         except Exception as exc:  # keep the sandbox alive; the daemon log says what happened
             print(f"sandbox: ElastiCache clock error: {exc!r}", flush=True)
         with contextlib.suppress(TimeoutError):

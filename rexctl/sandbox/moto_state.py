@@ -6,8 +6,15 @@ The sandbox runs the tasks itself and writes here what ECS would show: tasks and
 the deployments of a rolling update, running/pending counts and service events. It also reads
 the security groups and network ACLs the gate applies, the execution role's policies (may a task
 read its secrets?), and gives ElastiCache its time (`CacheTime`: `creating`, `modifying`,
-`deleting`, then gone). Everything else goes through boto3. Attribute names are those of moto
-5.2.x.
+`deleting`, then gone) and what moto 5.2 ignores of ModifyReplicationGroup: in-transit encryption
+(`TransitEncryptionEnabled`, `TransitEncryptionMode`, the endpoints that change with it) and the
+AUTH token (`AuthToken`, `AuthTokenUpdateStrategy`), which the gate and the node then apply.
+Secrets Manager's AWSCURRENT as AWS keeps it (`fix_secret_versions`): moto 5.2 answers a
+GetSecretValue without a version from the version it last *put* as current, so after
+UpdateSecretVersionStage moves AWSCURRENT it goes on answering the old value (AWS: "If you don't
+specify either a VersionStage or VersionId, Secrets Manager returns the AWSCURRENT version",
+GetSecretValue.VersionId), and a task the sandbox starts would read the old token.
+Everything else goes through boto3. Attribute names are those of moto 5.2.x.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+from rexctl.aws import rules
 from rexctl.sandbox import iam, network
+from rexctl.sandbox.proxy import NodeAuth
 
 ACCOUNT = "123456789012"  # moto's default account: any access key maps to it
 
@@ -34,6 +43,21 @@ MODIFY_SECONDS = 1.5
 DELETE_SECONDS = 1.5
 SERVING = ("available", "modifying")  # the node answers on its endpoint
 _HIDDEN = "_sandbox_hidden_endpoints"  # node-group endpoint keys held back while `creating`
+# In-transit encryption and AUTH, as ElastiCache keeps them (moto keeps neither the token nor a
+# modify of them): the tokens the node accepts, whether it still accepts connections without
+# AUTH (a ROTATE on a group without a token), the last token change, the plain endpoints kept
+# while the group is `preferred`, and when its security last changed (the node follows that one).
+_TOKENS = "_sandbox_tokens"
+_OPEN = "_sandbox_open"
+_LAST_AUTH = "_sandbox_last_auth"
+_LEGACY = "_sandbox_legacy_endpoints"
+_CHANGED = "_sandbox_security_changed"
+_SECURE_PARAMS = {
+    "transit_encryption_enabled": "TransitEncryptionEnabled",
+    "transit_encryption_mode": "TransitEncryptionMode",
+    "auth_token": "AuthToken",
+    "auth_token_update_strategy": "AuthTokenUpdateStrategy",
+}
 _ENDPOINT_KEYS = (
     "primary_endpoint",
     "primary_endpoint_address",
@@ -126,6 +150,9 @@ class DeploymentConfig:
 class CacheEndpoint:
     group_id: str
     port: int
+
+
+TLS_OFF, TLS_PREFERRED, TLS_REQUIRED = "off", "preferred", "required"
 
 
 class Moto:
@@ -273,7 +300,30 @@ class Moto:
                 for key in ("primary_endpoint_address", "reader_endpoint_address"):
                     if ng.get(key):
                         found[ng[key]] = CacheEndpoint(rg.replication_group_id, int(rg.port))
+            for name in list(getattr(rg, _LEGACY, None) or []):  # plain names, while `preferred`
+                found[name] = CacheEndpoint(rg.replication_group_id, int(rg.port))
         return found
+
+    def transit_mode(self, group_id: str) -> str:
+        """The group's in-transit encryption as its node applies it: off, preferred, required."""
+        rg = self.elasticache.replication_groups.get(group_id)
+        if rg is None or not rg.transit_encryption_enabled:
+            return TLS_OFF
+        return TLS_PREFERRED if rg.transit_encryption_mode == TLS_PREFERRED else TLS_REQUIRED
+
+    def node_auth(self) -> NodeAuth:
+        """What the one cache node's AUTH accepts: the tokens of the group whose security changed
+        last (the sandbox has one node for every group; see docs/sandbox.md)."""
+        groups = [
+            rg
+            for rg in list(self.elasticache.replication_groups.values())
+            if rg.status != "deleting"
+        ]
+        if not groups:
+            return NodeAuth()
+        rg = max(groups, key=lambda g: getattr(g, _CHANGED, 0.0))
+        tokens = tuple(getattr(rg, _TOKENS, None) or ())
+        return NodeAuth(tokens, bool(getattr(rg, _OPEN, True)) or not tokens)
 
     def path(self, group_id: str, subnet_id: str, task_groups: list[str]) -> network.Path:
         """The rules between a task (subnet, groups) and a replication group, as they are now.
@@ -500,15 +550,33 @@ class CacheTime:
     - DeleteReplicationGroup answers `deleting`; DELETE_SECONDS later the group is gone (its id
       can be used again). Deleting a group that is already `deleting` is refused.
 
+    In-transit encryption and AUTH (what moto ignores of a modify) take effect when a modify's
+    `modifying` ends, and are shown in PendingModifiedValues while it lasts; a request AWS would
+    refuse given the group as it is (`rules.check_group`: `required` before `preferred`, a token
+    on a group without TLS, SET before ROTATE or with another token...) is refused with AWS's
+    code before anything changes:
+
+    - create: a group without in-transit encryption gets ElastiCache's plain endpoint names
+      (`<id>.<xxxxxx>.ng.0001.use1.cache.amazonaws.com`, reader `<id>-ro....`), one with it the
+      TLS names moto gives (`master.<id>...`, `replica.<id>...`) and mode `required` unless
+      another is asked; an AuthToken is the one token the node accepts;
+    - TransitEncryptionEnabled + `preferred`: the TLS names are the group's endpoints from now on;
+      the plain names keep resolving (for tasks that still use them) until `required`;
+    - `required`: the plain names are gone, and the gate drops plain connections;
+    - ROTATE: the node accepts the new token and keeps the previous one (or, on a group that had
+      none, connections without AUTH), at most two; SET: only that token.
+
     `install()` wraps the three calls of moto's ElastiCache backend (again whenever moto made a
-    new backend, after a reset); `advance()` (the daemon calls it every 0.1 s) applies what is
-    due. Requests run in moto's server threads, `advance` in the daemon's loop: one lock.
+    new backend, after a reset) and hands ModifyReplicationGroup's TLS and AUTH parameters to the
+    wrapped modify; `advance()` (the daemon calls it every 0.1 s) applies what is due. Requests
+    run in moto's server threads, `advance` in the daemon's loop: one lock.
     """
 
     def __init__(self, region: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.region = region
         self.clock = clock
         self._due: dict[str, list[tuple[float, str]]] = {}
+        self._pending: dict[str, dict[str, Any]] = {}  # a modify's TLS/AUTH, applied at the end
         self._lock = threading.Lock()
 
     @property
@@ -516,6 +584,7 @@ class CacheTime:
         return _backend("elasticache", self.region)
 
     def install(self) -> None:
+        _hand_over_secure_params()
         backend = self.backend
         if backend.__dict__.get("_sandbox_time") is self:
             return
@@ -529,9 +598,12 @@ class CacheTime:
             rg = create(*args, **kwargs)
             with self._lock:
                 rg.status = "creating"
+                _secure_at_create(rg, kwargs.get("auth_token"), self.clock())
                 hidden = []
                 for ng in rg.node_groups:
                     keys = {k: ng.pop(k) for k in _ENDPOINT_KEYS if k in ng}
+                    if not rg.transit_encryption_enabled:
+                        keys = _plain_names(rg.replication_group_id, keys)
                     keys["node_group_members"] = [
                         m.pop("read_endpoint", None) for m in ng.get("node_group_members", [])
                     ]
@@ -543,6 +615,11 @@ class CacheTime:
 
         def on_modify(*args: Any, **kwargs: Any) -> Any:
             group_id = _group_id(args, kwargs)
+            secure = {
+                _SECURE_PARAMS[k]: v
+                for k in list(kwargs)
+                if k in _SECURE_PARAMS and (v := kwargs.pop(k)) is not None
+            }
             with self._lock:
                 rg = backend.replication_groups.get(group_id)
                 if rg is not None and rg.status != "available":
@@ -550,10 +627,20 @@ class CacheTime:
                         f"Replication group {group_id} is not in the available state "
                         f"(it is {rg.status})."
                     )
+                if rg is not None and secure:
+                    refused = rules.check_group(
+                        group_state(rg), "elasticache", "ModifyReplicationGroup", secure
+                    )
+                    if refused:
+                        raise _fault(refused[0].code)(rules.refusal(refused)["Error"]["Message"])
             rg = modify(*args, **kwargs)
             with self._lock:
                 start = self.clock() + MODIFY_STARTS_AFTER
                 self._due[group_id] = [(start, "modifying"), (start + MODIFY_SECONDS, "available")]
+                if secure:
+                    self._pending[group_id] = secure
+                else:
+                    self._pending.pop(group_id, None)
             return rg
 
         def on_delete(*args: Any, **kwargs: Any) -> Any:
@@ -593,8 +680,14 @@ class CacheTime:
                         rg = None
                     else:
                         _become(rg, what)
+                        pending = self._pending.get(group_id)
+                        if pending and what == "modifying":
+                            rg.pending_modified_values = _pending_values(pending)
+                        elif pending and what == "available":
+                            _apply_secure(rg, self._pending.pop(group_id), now)
                 if rg is None or not steps:
                     del self._due[group_id]
+                    self._pending.pop(group_id, None)
 
     def pending(self, group_id: str) -> list[str]:
         """The states still to come for a group (for tests and the daemon log)."""
@@ -623,3 +716,219 @@ def _become(rg: Any, status: str) -> None:
         groups.append({**ng, **keys, "node_group_members": members, "status": "available"})
     rg.node_groups = groups
     setattr(rg, _HIDDEN, None)
+
+
+# In-transit encryption and AUTH -----------------------------------------------------------------
+
+
+def group_state(rg: Any) -> rules.GroupState:
+    """The group as a ModifyReplicationGroup request meets it (rules.check_group)."""
+    tokens = list(getattr(rg, _TOKENS, None) or [])
+    last = str(getattr(rg, _LAST_AUTH, "") or "")
+    return rules.GroupState(
+        engine=str(rg.engine or "redis"),
+        engine_version=str(rg.engine_version or ""),
+        transit_encryption=bool(rg.transit_encryption_enabled),
+        transit_mode=str(rg.transit_encryption_mode or "") if rg.transit_encryption_enabled else "",
+        auth_enabled=bool(tokens),
+        last_auth_change=last,
+        last_rotated=tokens[-1] if tokens and last == "ROTATE" else None,
+    )
+
+
+@cache
+def _fault(code: str) -> type[Exception]:
+    from moto.elasticache.exceptions import ElastiCacheException
+
+    return type(f"Sandbox{code}", (ElastiCacheException,), {"code": code})
+
+
+def _secure_at_create(rg: Any, token: str | None, now: float) -> None:
+    if rg.transit_encryption_enabled and not rg.transit_encryption_mode:
+        rg.transit_encryption_mode = TLS_REQUIRED  # what a TLS group created without a mode has
+    if not rg.transit_encryption_enabled:
+        rg.transit_encryption_mode = None
+    setattr(rg, _TOKENS, [token] if token else [])
+    setattr(rg, _OPEN, not token)
+    setattr(rg, _LAST_AUTH, "SET" if token else "")
+    setattr(rg, _LEGACY, [])
+    setattr(rg, _CHANGED, now)
+
+
+def _domain(address: str) -> tuple[str, str]:
+    """(the random part, the rest) of an endpoint `master.<id>.<xxxxxx>.use1.cache...` or
+    `<id>.<xxxxxx>.ng.0001.use1.cache...`."""
+    parts = address.split(".")
+    if parts[0] in ("master", "replica"):
+        return parts[2], ".".join(parts[3:])
+    return parts[1], ".".join(parts[4:])
+
+
+def _plain_names(group_id: str, keys: dict[str, Any]) -> dict[str, Any]:
+    """A node group's endpoint keys with ElastiCache's names for a group without TLS."""
+    return _renamed(keys, lambda rand, rest, reader: f"{group_id}{'-ro' if reader else ''}."
+                    f"{rand}.ng.0001.{rest}")  # fmt: skip
+
+
+def _tls_names(group_id: str, keys: dict[str, Any]) -> dict[str, Any]:
+    return _renamed(keys, lambda rand, rest, reader: f"{'replica' if reader else 'master'}."
+                    f"{group_id}.{rand}.{rest}")  # fmt: skip
+
+
+def _renamed(keys: dict[str, Any], name: Callable[[str, str, bool], str]) -> dict[str, Any]:
+    out = dict(keys)
+    for key in ("primary_endpoint_address", "reader_endpoint_address"):
+        if out.get(key):
+            rand, rest = _domain(str(out[key]))
+            out[key] = name(rand, rest, key.startswith("reader"))
+    for key, address in (("primary_endpoint", "primary_endpoint_address"),
+                         ("reader_endpoint", "reader_endpoint_address")):  # fmt: skip
+        if isinstance(out.get(key), dict) and out.get(address):
+            out[key] = {**out[key], "address": out[address]}
+    return out
+
+
+def _pending_values(secure: dict[str, Any]) -> dict[str, Any]:
+    """PendingModifiedValues while a modify of TLS/AUTH is under way."""
+    shown: dict[str, Any] = {}
+    if "TransitEncryptionEnabled" in secure:
+        shown["TransitEncryptionEnabled"] = secure["TransitEncryptionEnabled"]
+    if "TransitEncryptionMode" in secure:
+        shown["TransitEncryptionMode"] = secure["TransitEncryptionMode"]
+    if "AuthToken" in secure:
+        strategy = secure.get("AuthTokenUpdateStrategy", "ROTATE")
+        shown["AuthTokenStatus"] = "SETTING" if strategy == "SET" else "ROTATING"
+    return shown
+
+
+def _apply_secure(rg: Any, secure: dict[str, Any], now: float) -> None:
+    """A modify's in-transit encryption and AUTH, as the group has them once `available`."""
+    rg.pending_modified_values = {}
+    mode = secure.get("TransitEncryptionMode")
+    if secure.get("TransitEncryptionEnabled") is True and not rg.transit_encryption_enabled:
+        rg.transit_encryption_enabled = True
+        # New TLS endpoints; the plain ones keep answering until `required`.
+        legacy = [
+            ng.get(k)
+            for ng in rg.node_groups
+            for k in ("primary_endpoint_address", "reader_endpoint_address")
+            if ng.get(k)
+        ]
+        setattr(rg, _LEGACY, legacy)  # fmt: skip
+        rg.node_groups = [
+            {**ng, **_tls_names(rg.replication_group_id, {k: ng[k] for k in _ENDPOINT_KEYS
+                                                           if k in ng})}
+            for ng in rg.node_groups
+        ]  # fmt: skip
+    if mode is not None:
+        rg.transit_encryption_mode = mode
+        if mode == TLS_REQUIRED:
+            setattr(rg, _LEGACY, [])
+    token = secure.get("AuthToken")
+    if token is not None:
+        tokens = list(getattr(rg, _TOKENS, None) or [])
+        if secure.get("AuthTokenUpdateStrategy", "ROTATE") == "SET":
+            tokens, opened, last = [token], False, "SET"
+        else:  # ROTATE: the new token and the previous one (or no token at all), at most two
+            opened = not tokens
+            tokens = [*tokens[-1:], token]
+            last = "ROTATE"
+        setattr(rg, _TOKENS, tokens)
+        setattr(rg, _OPEN, opened)
+        setattr(rg, _LAST_AUTH, last)
+        rg.auth_token_enabled = True
+        rg.auth_token_last_modified_date = _now()
+    setattr(rg, _CHANGED, now)
+
+
+_HANDED_OVER = "_rexctl_sandbox_secure_params"
+
+
+def _hand_over_secure_params() -> None:
+    """moto's ModifyReplicationGroup handler passes its backend only the parameters moto models;
+    wrap it so that a backend CacheTime wrapped also gets TransitEncryptionEnabled,
+    TransitEncryptionMode, AuthToken and AuthTokenUpdateStrategy (other backends are called as
+    moto calls them)."""
+    from moto.core.responses import ActionResult
+    from moto.elasticache.responses import ElastiCacheResponse
+
+    if getattr(ElastiCacheResponse, _HANDED_OVER, False):
+        return
+    original = ElastiCacheResponse.modify_replication_group
+
+    def modify_replication_group(self: Any) -> Any:
+        backend = self.elasticache_backend
+        if backend.__dict__.get("_sandbox_time") is None:
+            return original(self)
+        group = backend.modify_replication_group(
+            replication_group_id=self._get_param("ReplicationGroupId"),
+            replication_group_description=self._get_param("ReplicationGroupDescription"),
+            engine=self._get_param("Engine"),
+            cache_node_type=self._get_param("CacheNodeType"),
+            automatic_failover_enabled=self._get_bool_param("AutomaticFailoverEnabled"),
+            multi_az_enabled=self._get_bool_param("MultiAZEnabled"),
+            snapshot_retention_limit=self._get_int_param("SnapshotRetentionLimit"),
+            transit_encryption_enabled=self._get_bool_param("TransitEncryptionEnabled"),
+            transit_encryption_mode=self._get_param("TransitEncryptionMode"),
+            auth_token=self._get_param("AuthToken"),
+            auth_token_update_strategy=self._get_param("AuthTokenUpdateStrategy"),
+        )
+        return ActionResult({"ReplicationGroup": group})
+
+    ElastiCacheResponse.modify_replication_group = modify_replication_group  # type: ignore[method-assign]
+    setattr(ElastiCacheResponse, _HANDED_OVER, True)
+
+
+# Secrets Manager --------------------------------------------------------------------------------
+
+_FIXED = "_rexctl_sandbox_secret_versions"
+
+
+def fix_secret_versions() -> None:
+    """Make moto's Secrets Manager answer UpdateSecretVersionStage as AWS does: refuse what AWS
+    refuses given the secret's labels (`rules.check_secret`: moving a label attached to another
+    version needs RemoveFromVersionId naming it), and, once AWSCURRENT moved, answer
+    GetSecretValue without a version (and ECS starting a task) from the version that carries it.
+    Patched on moto's backend class, once: every backend (also one made after a reset) has it."""
+    from moto.secretsmanager.exceptions import InvalidParameterException
+    from moto.secretsmanager.models import SecretsManagerBackend
+
+    if getattr(SecretsManagerBackend, _FIXED, False):
+        return
+    original = SecretsManagerBackend.update_secret_version_stage
+
+    def update_secret_version_stage(
+        self: Any,
+        secret_id: str,
+        version_stage: str,
+        remove_from_version_id: str,
+        move_to_version_id: str,
+    ) -> tuple[str, str]:
+        secret = self.secrets.get(secret_id)
+        if secret is not None:
+            state = rules.SecretState(
+                {v: tuple(d["version_stages"]) for v, d in secret.versions.items()}
+            )
+            request = {"VersionStage": version_stage, "MoveToVersionId": move_to_version_id,
+                       "RemoveFromVersionId": remove_from_version_id}  # fmt: skip
+            refused = rules.check_secret(
+                state, "secretsmanager", "UpdateSecretVersionStage",
+                {k: v for k, v in request.items() if v},
+            )  # fmt: skip
+            if refused:
+                raise InvalidParameterException(rules.refusal(refused)["Error"]["Message"])
+        result: tuple[str, str] = original(
+            self, secret_id, version_stage, remove_from_version_id, move_to_version_id
+        )
+        secret = self.secrets.get(secret_id)
+        if secret is not None and version_stage == "AWSCURRENT":
+            current = next(
+                (v for v, d in secret.versions.items() if "AWSCURRENT" in d["version_stages"]),
+                None,
+            )
+            if current is not None:
+                secret.set_default_version_id(current)
+        return result
+
+    SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage  # type: ignore[method-assign]
+    setattr(SecretsManagerBackend, _FIXED, True)

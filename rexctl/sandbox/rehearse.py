@@ -12,6 +12,12 @@ The steps read the backend as the user's `[app]` settings say (they get them as 
 variables), and a drill's verdict is about that backend. A rehearsal of the user's backend ends
 with what to change in it (`Rehearsal.advice`, from `rexctl.advice`), derived from the checks
 that failed and how.
+
+`secure=True` (`--secure`) runs the same journey with `cache.tls` and `cache.auth` on from the
+start; `enable_later=True` (`--enable-later`) runs it plain, then turns both on with `rexctl
+provision` while `ApiWatch` keeps asking the API, and checks that no answer failed and the cache
+kept answering (its answers go into that step's JSON, as a drill's `observations.answers`); then
+it rotates the token once (`rexctl rotate-token`), watched and judged the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +53,19 @@ class StepResult:
     detail: str
     exit_code: int | None = None
     seconds: float = 0.0
+    observations: dict[str, Any] | None = None  # a watched step: the API's answers meanwhile
     data: Any = None  # what the step printed with --json (a drill's: its record)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "name": self.name, "status": self.status, "detail": self.detail}
+        out: dict[str, Any] = {
+            "step": self.step,
+            "name": self.name,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.observations is not None:
+            out["observations"] = self.observations
+        return out
 
 
 @dataclass
@@ -86,6 +101,7 @@ class Outcome:
     code: int
     data: Any
     stderr: str
+    answers: tuple[Any, ...] = ()  # a watched step: the API's answers while it ran (Answer)
 
     def last_error(self) -> str:
         lines = [ln.strip() for ln in self.stderr.splitlines() if ln.strip()]
@@ -106,6 +122,8 @@ class Step:
     args: list[str]
     judge: Judge
     essential: bool  # later steps cannot run when this one fails
+    env: dict[str, str] = field(default_factory=dict)  # on top of the rehearsal's environment
+    watch: bool = False  # ask the API while it runs (ApiWatch); the judge sees the answers
 
 
 def run_rexctl(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> Outcome:
@@ -322,6 +340,76 @@ def judge_break_nacl(o: Outcome) -> tuple[bool, str]:
     return ok, why
 
 
+SECURE_ENV = {"REXCTL_CACHE_TLS": "true", "REXCTL_CACHE_AUTH": "true"}
+
+
+def judge_verify_secure(o: Outcome) -> tuple[bool, str]:
+    """verify, and every task stream's last `Redis ready` says TLS and AUTH."""
+    ok, detail = judge_verify(o)
+    if not ok:
+        return ok, detail
+    findings = o.data.get("logs") if isinstance(o.data, dict) else None
+    streams = findings.get("streams", []) if isinstance(findings, dict) else []
+    lines = [
+        line
+        for s in streams
+        if isinstance(s, dict)
+        and (line := str(((s.get("ready") or {}).get("last") or {}).get("message", "")))
+    ]
+    secure = [line for line in lines if "(TLS, AUTH)" in line]
+    if not lines or len(secure) < len(lines):
+        return False, f"{detail}; but not every task stream says `Redis ready (TLS, AUTH)`"
+    return True, f"{detail}; every task stream ({len(lines)}) says `Redis ready (TLS, AUTH)`"
+
+
+def judge_enable_later(o: Outcome) -> tuple[bool, str]:
+    """provision turned TLS and AUTH on (required, SET) while no answer of the API failed and the
+    cache kept answering."""
+    if o.code != 0 or not isinstance(o.data, dict):
+        return _failed(o, "provision")
+    migration = o.data.get("migration") if isinstance(o.data.get("migration"), dict) else {}
+    done = [str(d) for d in (migration or {}).get("done", [])]
+    if not any("required" in d for d in done) or not any(d.startswith("SET") for d in done):
+        return False, "provision ended without turning TLS to required and SETting the token: " + (
+            "; ".join(done) or "nothing was done"
+        )
+    return _judge_answers(o, done)
+
+
+def judge_rotate(o: Outcome) -> tuple[bool, str]:
+    """rotate-token put a new token in (ROTATE, a forced deployment, SET) while no answer of the
+    API failed and the cache kept answering."""
+    if o.code != 0 or not isinstance(o.data, dict):
+        return _failed(o, "rotate-token")
+    rotation = o.data.get("rotation") if isinstance(o.data.get("rotation"), dict) else {}
+    done = [str(d) for d in (rotation or {}).get("done", [])]
+    wanted = ("ROTATE", "force a new deployment", "SET")
+    if not all(any(d.startswith(w) for d in done) for w in wanted):
+        return False, "rotate-token ended without ROTATE, a new deployment and SET: " + (
+            "; ".join(done) or "nothing was done"
+        )
+    return _judge_answers(o, done)
+
+
+def _judge_answers(o: Outcome, done: list[str]) -> tuple[bool, str]:
+    from rexctl.sandbox.watch import summarize
+
+    seen = summarize(list(o.answers))
+    detail = (
+        f"{len(done)} steps ({'; '.join(done)}); the API answered {seen.answers} times "
+        f"meanwhile, {seen.failed} failed, sources {seen.sources}, longest stretch without a "
+        f"cache answer {seen.longest_without_cache:.1f} s"
+    )
+    if seen.failed:
+        return False, detail
+    if not seen.cache_after or seen.longest_without_cache > LATER_MAX_WITHOUT_CACHE:
+        return False, f"{detail}: the cache did not keep answering"
+    return True, detail
+
+
+LATER_MAX_WITHOUT_CACHE = 10.0  # s: more than a task's rollout here, far less than an outage
+
+
 def steps(
     config: Path,
     app_url: str,
@@ -384,6 +472,101 @@ def steps(
     ]
 
 
+def secure_steps(journey: list[Step]) -> list[Step]:
+    """`--secure`: the journey with `cache.tls` and `cache.auth` on from the start."""
+    out = []
+    for spec in journey:
+        judge = judge_verify_secure if spec.name == "verify" else spec.judge
+        out.append(replace(spec, env={**spec.env, **SECURE_ENV}, judge=judge))
+    return out
+
+
+def later_steps(journey: list[Step], config: Path) -> list[Step]:
+    """`--enable-later`: the plain journey, then TLS and AUTH turned on under a watched API."""
+    base = ["--sandbox", "--config", str(config)]
+    return [
+        *journey,
+        Step(
+            "9 later",
+            "provision (TLS and AUTH later)",
+            [*base, "provision", "--timeout", "120", "--poll", "0.5", "--json"],
+            judge_enable_later,
+            True,
+            env=dict(SECURE_ENV),
+            watch=True,
+        ),
+        Step(
+            "9 rotate",
+            "rotate-token",
+            [*base, "rotate-token", "--timeout", "120", "--poll", "0.5", "--json"],
+            judge_rotate,
+            False,
+            env=dict(SECURE_ENV),
+            watch=True,
+        ),
+        Step(
+            "13-14",
+            "verify (TLS, AUTH)",
+            [*base, "verify", "--json"],
+            judge_verify_secure,
+            False,
+            env=dict(SECURE_ENV),
+        ),
+    ]
+
+
+def _task_sampler(state: Any) -> Callable[[], dict[str, Any]]:
+    """A look at the sandbox service's tasks, as ECS shows them: running and desired counts, and
+    its stopped tasks (a rollout stops the old ones)."""
+    import boto3
+
+    ecs = boto3.client(
+        "ecs", endpoint_url=state.endpoint_url, region_name=state.region,
+        aws_access_key_id="sandbox", aws_secret_access_key="sandbox",
+    )  # fmt: skip
+
+    def sample() -> dict[str, Any]:
+        service = ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
+        arns = ecs.list_tasks(cluster=CLUSTER, serviceName=SERVICE, desiredStatus="STOPPED")
+        stopped = []
+        if arns["taskArns"]:
+            found = ecs.describe_tasks(cluster=CLUSTER, tasks=arns["taskArns"][:100])["tasks"]
+            stopped = [
+                {"arn": t["taskArn"], "stopped_reason": t.get("stoppedReason", ""),
+                 "stop_code": str(t.get("stopCode", ""))}
+                for t in found if t.get("group") == f"service:{SERVICE}"
+            ]  # fmt: skip
+        return {
+            "running": int(service.get("runningCount", 0)),
+            "desired": int(service.get("desiredCount", 0)),
+            "stopped": stopped,
+        }
+
+    return sample
+
+
+def _timeline(data: Any) -> Any:
+    """When each step of a watched command ran, from its --json (provision's `migration`,
+    rotate-token's `rotation`)."""
+    if not isinstance(data, dict):
+        return []
+    for key in ("migration", "rotation"):
+        part = data.get(key)
+        if isinstance(part, dict) and isinstance(part.get("timeline"), list):
+            return part["timeline"]
+    return []
+
+
+def _gate_counts(cwd: Path) -> str:
+    """What the sandbox's gate saw: the tasks' open TLS and plain connections to the cache."""
+    view = control.status(cwd)
+    if view is None:
+        return ""
+    tls = sum(t.redis_tls for t in view.tasks)
+    plain = sum(t.redis_plain for t in view.tasks)
+    return f"; the gate sees {tls} TLS and {plain} plain connection(s) to the cache"
+
+
 def step_advice(o: Outcome) -> list[str]:
     """What a step's outcome says to change in the backend: its failed checks, or a drill that
     ended before its verdict because the new tasks never came up."""
@@ -414,6 +597,8 @@ def rehearse(
     drills: tuple[str, ...] = DRILLS,
     backend: Backend | None = None,
     app: AppConfig | None = None,
+    secure: bool = False,
+    enable_later: bool = False,
     on_step: Progress = lambda step, label: None,
     runner: Runner = run_rexctl,
     clock: Callable[[], float] = time.monotonic,
@@ -461,10 +646,15 @@ def rehearse(
     env = _env(directory, app)
     blocked = ""
     try:
-        for spec in steps(
+        journey = steps(
             directory / "rexctl.toml", state.app_url, duration, interval, settle=settle,
             drills=drills, bundled=backend.bundled,
-        ):  # fmt: skip
+        )  # fmt: skip
+        if secure:
+            journey = secure_steps(journey)
+        elif enable_later:
+            journey = later_steps(journey, directory / "rexctl.toml")
+        for spec in journey:
             label = f"[{spec.step}] {spec.name}"
             if blocked:
                 result.steps.append(StepResult(spec.step, spec.name, FAILED,
@@ -473,10 +663,27 @@ def rehearse(
                 continue
             on_step(None, label)
             t0 = clock()
-            outcome = runner(spec.args, cwd, env, STEP_TIMEOUT)
+            observations = None
+            if spec.watch:
+                from rexctl.sandbox.watch import ApiWatch, step_marks
+
+                with ApiWatch(state.app_url, sample=_task_sampler(state)) as watch:
+                    outcome = runner(spec.args, cwd, {**env, **spec.env}, STEP_TIMEOUT)
+                outcome = replace(outcome, answers=tuple(watch.answers))
+                observations = {
+                    "started_at": watch.started_at,
+                    "answers": [a.to_dict() for a in watch.answers],
+                    "summary": watch.summary().to_dict(),
+                    "steps": step_marks(watch, _timeline(outcome.data)),
+                    "task_samples": list(watch.task_samples),
+                }
+            else:
+                outcome = runner(spec.args, cwd, {**env, **spec.env}, STEP_TIMEOUT)
             ok, detail = spec.judge(outcome)
+            if spec.watch and ok:
+                detail += _gate_counts(cwd)
             step = StepResult(spec.step, spec.name, PASSED if ok else FAILED, detail,
-                              outcome.code, clock() - t0)  # fmt: skip
+                              outcome.code, clock() - t0, observations)  # fmt: skip
             step.data = outcome.data
             result.steps.append(step)
             on_step(step, label)

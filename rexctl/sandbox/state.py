@@ -47,6 +47,7 @@ class SandboxState:
     cluster: str
     service: str
     started_at: float
+    ca_file: str = ""  # the sandbox CA's certificate, the tasks' system trust store
     instance: str = ""  # a new random id each time a daemon starts: what a drill journal names
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,10 +55,8 @@ class SandboxState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SandboxState:
-        optional = {"instance"}  # absent from the state.json of an earlier rexctl
-        return cls(
-            **{k: data[k] for k in cls.__dataclass_fields__ if k in data or k not in optional}
-        )
+        fields = cls.__dataclass_fields__
+        return cls(**{k: data[k] for k in fields if k in data or not _has_default(fields[k])})
 
     def record(self) -> dict[str, str]:
         """What a drill journal keeps of the sandbox it ran against (see `gone`)."""
@@ -83,11 +82,19 @@ class TaskInfo:
     gate_port: int  # 0 when the task does not reach the cache
     redis_host: str  # REDIS_HOST as the task definition says it
     subnet: str
+    redis_tls: int = 0  # the task's connections to the cache open now that speak TLS
+    redis_plain: int = 0  # ...and that speak plain RESP
 
 
 @dataclass(frozen=True)
 class Runtime:
     tasks: list[TaskInfo] = field(default_factory=list)
+
+
+def _has_default(f: Any) -> bool:
+    from dataclasses import MISSING
+
+    return f.default is not MISSING or f.default_factory is not MISSING
 
 
 def gone(record: dict[str, str]) -> str:

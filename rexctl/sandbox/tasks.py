@@ -205,6 +205,7 @@ class LocalTask:
     redis_host: str = ""
     failed_checks: int = 0
     output: asyncio.Task[None] | None = None
+    link: Link | None = None  # its way to the cache through the gate
 
     @property
     def arn(self) -> str:
@@ -225,6 +226,8 @@ class LocalTask:
             gate_port=self.gate_port,
             redis_host=self.redis_host,
             subnet=self.subnet,
+            redis_tls=self.link.tls if self.link else 0,
+            redis_plain=self.link.plain if self.link else 0,
         )
 
 
@@ -244,6 +247,7 @@ class ServiceRunner:
         read_secret: SecretReader,
         on_change: Callable[[list[TaskInfo]], None] = lambda tasks: None,
         backend: Backend | None = None,
+        system_env: dict[str, str] | None = None,
     ) -> None:
         self.backend = backend or Backend()
         self.moto = moto
@@ -254,6 +258,9 @@ class ServiceRunner:
         self.shipper = shipper
         self.read_secret = read_secret
         self.on_change = on_change
+        # What every task's machine gives it before its task definition's environment (the
+        # sandbox: SSL_CERT_FILE, its system trust store holding the sandbox CA).
+        self.system_env = dict(system_env or {})
         self.tasks: list[LocalTask] = []
         self.deployments: list[Deployment] = []
         self._ticks = 0
@@ -560,6 +567,7 @@ class ServiceRunner:
 
     async def _environment(self, svc: Any, task: LocalTask) -> dict[str, str]:
         env = {k: os.environ[k] for k in _BASE_ENV if k in os.environ}
+        env.update(self.system_env)
         env.update(task.spec.environment)
         for name, value_from in task.spec.secrets.items():
             problem = self.moto.secret_problem(task.spec.execution_role, value_from, task.id)
@@ -587,6 +595,7 @@ class ServiceRunner:
                     requested_port=int(requested) if requested.isdigit() else 0,
                 )
                 task.gate_port = await self.gate.open(link)
+                task.link = link
                 env["REDIS_HOST"] = "127.0.0.1"
                 env["REDIS_PORT"] = str(task.gate_port)
         env["PORT"] = str(task.port)

@@ -54,7 +54,7 @@ def test_the_process_serves_logs_the_guide_lines_and_stops_cleanly(
             assert "server" not in second.headers
             assert client.get("/health").json()["redis"]["state"] == "ready"
         log = wait_for_log(service, 'source: "cache"')  # buffered lines still arrive promptly
-        assert " INFO ✅ Redis ready\n" in log and 'source: "db"' in log
+        assert " INFO ✅ Redis ready (AUTH)\n" in log and 'source: "db"' in log
     finally:
         code = stop_with_sigterm(service)
     log = service.log()

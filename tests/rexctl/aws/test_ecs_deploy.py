@@ -19,6 +19,7 @@ from rexctl.aws.ecs import (
     deregister_task_definition,
     describe_service,
     describe_task_definition,
+    force_new_deployment,
     list_tasks,
     register_revision,
     short_arn,
@@ -198,6 +199,14 @@ def test_register_update_deregister_against_moto(ecs: Any) -> None:
     assert describe_service(ecs, "c", "svc").task_definition == new.arn
     deregister_task_definition(ecs, new.arn)
     assert describe_task_definition(ecs, new.arn).raw["status"] == "INACTIVE"
+
+
+def test_a_forced_deployment_gets_a_new_id_and_keeps_the_task_definition(ecs: Any) -> None:
+    before = describe_service(ecs, "c", "svc")
+    deployment = force_new_deployment(ecs, "c", "svc")
+    after = describe_service(ecs, "c", "svc")
+    assert deployment and before.primary is not None and deployment != before.primary.id
+    assert after.task_definition == before.task_definition
 
 
 def test_a_missing_task_definition_is_named(ecs: Any) -> None:

@@ -16,7 +16,16 @@ import pytest
 from moto import mock_aws
 
 from rexctl.aws import rules
-from rexctl.aws.rules import Violation, check, install, refusal
+from rexctl.aws.rules import (
+    GroupState,
+    SecretState,
+    Violation,
+    check,
+    check_group,
+    check_secret,
+    install,
+    refusal,
+)
 
 Key = tuple[str, str]
 
@@ -136,6 +145,10 @@ GOOD: dict[Key, dict[str, Any]] = {
         "ApplyImmediately": True,
     },
     ("elasticache", "DeleteReplicationGroup"): {"ReplicationGroupId": "rexpress-cache-1"},
+    ("elasticache", "AddTagsToResource"): {
+        "ResourceName": "arn:aws:elasticache:us-east-1:123456789012:replicationgroup:rc",
+        "Tags": [{"Key": "rexctl:auth-token", "Value": "ROTATE 2025-01-31T12:00:00+00:00"}],
+    },
     ("ecs", "RegisterTaskDefinition"): {
         "family": "rexpress-backend_2",
         "networkMode": "awsvpc",
@@ -161,6 +174,18 @@ GOOD: dict[Key, dict[str, Any]] = {
         "SecretId": SECRET_ARN,
         "ForceDeleteWithoutRecovery": True,
     },
+    ("secretsmanager", "PutSecretValue"): {
+        "SecretId": SECRET_ARN,
+        "SecretString": TOKEN,
+        "ClientRequestToken": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+        "VersionStages": ["AWSPENDING"],
+    },
+    ("secretsmanager", "UpdateSecretVersionStage"): {
+        "SecretId": SECRET_ARN,
+        "VersionStage": "AWSCURRENT",
+        "MoveToVersionId": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+        "RemoveFromVersionId": "11111111-2222-3333-4444-555555555555",
+    },
 }
 
 
@@ -182,6 +207,8 @@ CREATE_RG = ("elasticache", "CreateReplicationGroup")
 MODIFY_RG = ("elasticache", "ModifyReplicationGroup")
 TASKDEF = ("ecs", "RegisterTaskDefinition")
 SECRET = ("secretsmanager", "CreateSecret")
+PUT = ("secretsmanager", "PutSecretValue")
+STAGE = ("secretsmanager", "UpdateSecretVersionStage")
 
 
 def perm(**fields: Any) -> list[dict[str, Any]]:
@@ -358,8 +385,14 @@ REFUSED = [
        AuthToken="A" * 20 + "/b", AuthTokenUpdateStrategy="ROTATE"),
     no(MODIFY_RG, "modify-auth-token-15", "AuthToken", BAD,
        AuthToken="A" * 15, AuthTokenUpdateStrategy="SET"),
+    no(MODIFY_RG, "modify-auth-token-asterisk", "AuthToken", BAD,
+       AuthToken="A" * 20 + "*b", AuthTokenUpdateStrategy="ROTATE"),
     no(MODIFY_RG, "modify-rotate-without-token", "AuthTokenUpdateStrategy", COMBO,
        AuthTokenUpdateStrategy="ROTATE"),
+    no(MODIFY_RG, "modify-delete-without-user-group", "AuthTokenUpdateStrategy", COMBO,
+       AuthTokenUpdateStrategy="DELETE"),
+    no(("elasticache", "AddTagsToResource"), "add-tags-key-129", "Tags[0].Key", BAD,
+       Tags=[{"Key": "k" * 129, "Value": ""}]),
     no(MODIFY_RG, "modify-strategy-value", "AuthTokenUpdateStrategy", BAD,
        AuthToken=TOKEN, AuthTokenUpdateStrategy="rotate"),
     no(MODIFY_RG, "modify-transit-encryption-mode-value", "TransitEncryptionMode", BAD,
@@ -389,6 +422,18 @@ REFUSED = [
     no(SECRET, "secret-name-space", "Name", "ValidationException", Name="rexctl cache token"),
     no(SECRET, "secret-name-colon", "Name", "ValidationException", Name="rexctl/cache:token"),
     no(SECRET, "secret-string-and-binary", "SecretString", INVALID, SecretBinary=b"token"),
+    no(PUT, "put-string-and-binary", "SecretString", INVALID, SecretBinary=b"token"),
+    no(PUT, "put-no-value", "SecretString", INVALID, drop=("SecretString",)),
+    no(PUT, "put-request-token-65", "ClientRequestToken", "ValidationException",
+       ClientRequestToken="c" * 65),
+    no(PUT, "put-21-stages", "VersionStages", "ValidationException",
+       VersionStages=[f"L{i}" for i in range(21)]),
+    no(PUT, "put-stage-257", "VersionStages[0]", "ValidationException", VersionStages=["s" * 257]),
+    no(STAGE, "stage-label-257", "VersionStage", "ValidationException", VersionStage="s" * 257),
+    no(STAGE, "stage-move-to-65", "MoveToVersionId", "ValidationException",
+       MoveToVersionId="v" * 65),
+    no(STAGE, "stage-remove-from-65", "RemoveFromVersionId", "ValidationException",
+       RemoveFromVersionId="v" * 65),
 ]
 
 ADMITTED = [
@@ -423,9 +468,10 @@ ADMITTED = [
         TransitEncryptionMode="preferred", AuthToken="A" * 16),
     yes(CREATE_RG, "cluster-mode-enabled-no-replicas", drop=("NumCacheClusters",),
         ClusterMode="enabled", NumNodeGroups=3, ReplicasPerNodeGroup=0, MultiAZEnabled=False),
-    yes(MODIFY_RG, "modify-auth-token-128-printable",
-        AuthToken="Ab1 !#$&*()_+=~`'[]{}|;:,.<>?^-" + "x" * 97, AuthTokenUpdateStrategy="SET"),
-    yes(MODIFY_RG, "modify-delete-strategy-without-token", AuthTokenUpdateStrategy="DELETE"),
+    yes(MODIFY_RG, "modify-auth-token-128-every-allowed-special",
+        AuthToken="Ab1!&#$^<>-" + "x" * 117, AuthTokenUpdateStrategy="SET"),
+    yes(MODIFY_RG, "modify-delete-strategy-to-rbac", AuthTokenUpdateStrategy="DELETE",
+        UserGroupIdsToAdd=["rexpress-users"]),
     yes(MODIFY_RG, "modify-token-default-strategy", AuthToken=TOKEN),
     yes(TASKDEF, "family-and-name-255",
         family="F" * 255, containerDefinitions=[_container(name="n" * 255)]),
@@ -439,6 +485,11 @@ ADMITTED = [
     yes(TASKDEF, "ecs-tags-every-allowed-char",
         tags=ecs_tags(("cost center", "x_y.z:w/v=u+t-s@r"), ("awsome", ""))),
     yes(SECRET, "secret-name-every-allowed-char", Name="rexctl/A_b+c=d.e@f-1"),
+    yes(PUT, "put-request-token-64", ClientRequestToken="c" * 64),
+    yes(PUT, "put-binary-only", drop=("SecretString",), SecretBinary=b"token"),
+    yes(PUT, "put-20-stages", VersionStages=[f"L{i}" for i in range(20)]),
+    yes(PUT, "put-no-stages-means-awscurrent", drop=("VersionStages",)),
+    yes(STAGE, "stage-remove-only", drop=("MoveToVersionId",), VersionStage="AWSPENDING"),
 ]
 # fmt: on
 
@@ -471,6 +522,10 @@ def test_every_rule_is_exercised_by_a_refused_request() -> None:
     seen = [
         v for case in REFUSED for v in check(case.values[0][0], case.values[0][1], case.values[1])
     ]
+    seen += [v for case in GROUP_REFUSED for v in check_group(case.values[0], *MODIFY_RG,
+                                                                case.values[1])]  # fmt: skip
+    seen += [v for case in SECRET_REFUSED for v in check_secret(case.values[0], *STAGE,
+                                                                  case.values[1])]  # fmt: skip
     seen += [
         v
         for key, names in rules.REQUIRED_MEMBERS.items()
@@ -673,3 +728,145 @@ def test_installed_rules_raise_the_modeled_exception_where_there_is_one() -> Non
         assert ecs.list_task_definitions()["taskDefinitionArns"] == []
         good = ecs.register_task_definition(**GOOD[TASKDEF])["taskDefinition"]
         assert good["family"] == "rexpress-backend_2"
+
+
+# ModifyReplicationGroup's TLS and AUTH parameters, against the group as it is now.
+
+PLAIN = GroupState(engine="redis", engine_version="7.1")
+PREFERRED = GroupState(engine="redis", engine_version="7.1", transit_encryption=True,
+                       transit_mode="preferred")  # fmt: skip
+ROTATED = GroupState(engine="redis", engine_version="7.1", transit_encryption=True,
+                     transit_mode="preferred", auth_enabled=True, last_auth_change="ROTATE",
+                     last_rotated=TOKEN)  # fmt: skip
+TLS_ON = {"ReplicationGroupId": "rc", "TransitEncryptionEnabled": True,
+          "TransitEncryptionMode": "preferred", "ApplyImmediately": True}  # fmt: skip
+REQUIRED = {"ReplicationGroupId": "rc", "TransitEncryptionMode": "required",
+            "ApplyImmediately": True}  # fmt: skip
+ROTATE = {"ReplicationGroupId": "rc", "AuthToken": TOKEN, "AuthTokenUpdateStrategy": "ROTATE",
+          "ApplyImmediately": True}  # fmt: skip
+SET = {**ROTATE, "AuthTokenUpdateStrategy": "SET"}
+
+
+def on(state: GroupState, case: str, parameter: str, code: str, **params: Any) -> Any:
+    return pytest.param(state, params, parameter, code, id=case)
+
+
+# fmt: off
+GROUP_REFUSED = [
+    on(PLAIN, "tls-on-without-mode", "TransitEncryptionMode", COMBO,
+       **{**TLS_ON, "TransitEncryptionMode": None}),
+    on(PLAIN, "tls-on-straight-to-required", "TransitEncryptionMode", COMBO,
+       **{**TLS_ON, "TransitEncryptionMode": "required"}),
+    on(PLAIN, "required-on-a-plain-group", "TransitEncryptionMode", COMBO, **REQUIRED),
+    on(GroupState(engine="redis", engine_version="6.2.6"), "tls-on-redis-6",
+       "TransitEncryptionEnabled", COMBO, **TLS_ON),
+    on(GroupState(engine="valkey", engine_version="7.1"), "tls-on-valkey-7.1",
+       "TransitEncryptionEnabled", COMBO, **TLS_ON),
+    on(PLAIN, "token-on-a-plain-group", "AuthToken", COMBO, **ROTATE),
+    on(GroupState(engine="redis", engine_version="5.0.4", transit_encryption=True),
+       "token-on-redis-5.0.4", "AuthToken", COMBO, **ROTATE),
+    on(PREFERRED, "set-before-any-rotate", "AuthTokenUpdateStrategy", COMBO, **SET),
+    on(GroupState(engine="redis", engine_version="7.1", transit_encryption=True,
+                  auth_enabled=True, last_auth_change="SET"),
+       "set-twice", "AuthTokenUpdateStrategy", COMBO, **SET),
+    on(ROTATED, "set-another-token", "AuthToken", BAD, **{**SET, "AuthToken": "B" * 64}),
+]
+GROUP_ADMITTED = [
+    pytest.param(PLAIN, TLS_ON, id="tls-on-preferred"),
+    pytest.param(PREFERRED, REQUIRED, id="required-after-preferred"),
+    pytest.param(PREFERRED, ROTATE, id="rotate-on-a-tls-group"),
+    pytest.param(ROTATED, ROTATE, id="rotate-again"),
+    pytest.param(ROTATED, SET, id="set-the-rotated-token"),
+    pytest.param(GroupState(engine="redis", engine_version="", transit_encryption=True,
+                            auth_enabled=True), SET, id="set-when-rexctl-cannot-tell"),
+    pytest.param(GroupState(engine="valkey", engine_version="8.0"), TLS_ON, id="tls-on-valkey-8"),
+    pytest.param(GroupState(engine="redis", engine_version="7"), TLS_ON, id="major-only-7"),
+    pytest.param(PLAIN, {"ReplicationGroupId": "rc", "CacheNodeType": "cache.t4g.small"},
+                 id="nothing-about-tls-or-auth"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("state", "params", "parameter", "code"), GROUP_REFUSED)
+def test_what_aws_refuses_given_the_group(
+    state: GroupState, params: dict[str, Any], parameter: str, code: str
+) -> None:
+    params = {k: v for k, v in params.items() if v is not None}
+    v = _only(check_group(state, *MODIFY_RG, params))
+    assert (v.parameter, v.code) == (parameter, code)
+    assert check(*MODIFY_RG, params) == [], "the request alone is fine: the group decides"
+
+
+@pytest.mark.parametrize(("state", "params"), GROUP_ADMITTED)
+def test_what_aws_accepts_given_the_group(state: GroupState, params: dict[str, Any]) -> None:
+    assert check_group(state, *MODIFY_RG, params) == []
+
+
+def test_group_rules_never_show_a_token() -> None:
+    state = GroupState(
+        engine="redis",
+        engine_version="7.1",
+        transit_encryption=True,
+        auth_enabled=True,
+        last_auth_change="ROTATE",
+        last_rotated="S" * 40,
+    )
+    (v,) = check_group(state, *MODIFY_RG, {**SET, "AuthToken": "T" * 40})
+    assert "S" * 16 not in v.message() + repr(state) and "T" * 16 not in v.message()
+
+
+# UpdateSecretVersionStage, against the secret's versions and their labels as they are now.
+
+CURRENT = "11111111-2222-3333-4444-555555555555"
+PENDING = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+OTHER = "99999999-8888-7777-6666-555555555555"
+STAGED = SecretState({CURRENT: ("AWSCURRENT",), PENDING: ("AWSPENDING",)})
+
+
+def stage(**params: Any) -> dict[str, Any]:
+    return {"SecretId": SECRET_ARN, **params}
+
+
+# fmt: off
+SECRET_REFUSED = [
+    pytest.param(STAGED, stage(VersionStage="AWSCURRENT", MoveToVersionId=PENDING),
+                 "RemoveFromVersionId", INVALID, id="current-moved-without-naming-where-from"),
+    pytest.param(STAGED, stage(VersionStage="AWSCURRENT", MoveToVersionId=PENDING,
+                               RemoveFromVersionId=OTHER),
+                 "RemoveFromVersionId", INVALID, id="current-moved-from-the-wrong-version"),
+    pytest.param(STAGED, stage(VersionStage="AWSPENDING", MoveToVersionId=CURRENT),
+                 "RemoveFromVersionId", INVALID, id="pending-moved-without-naming-where-from"),
+    pytest.param(STAGED, stage(VersionStage="AWSCURRENT", MoveToVersionId=OTHER,
+                               RemoveFromVersionId=CURRENT),
+                 "MoveToVersionId", INVALID, id="to-a-version-that-does-not-exist"),
+]
+SECRET_ADMITTED = [
+    pytest.param(STAGED, stage(VersionStage="AWSCURRENT", MoveToVersionId=PENDING,
+                               RemoveFromVersionId=CURRENT), id="promote-the-pending-version"),
+    pytest.param(STAGED, stage(VersionStage="AWSPENDING", RemoveFromVersionId=PENDING),
+                 id="remove-a-label"),
+    pytest.param(STAGED, stage(VersionStage="MINE", MoveToVersionId=CURRENT),
+                 id="a-new-label-anywhere"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("state", "params", "parameter", "code"), SECRET_REFUSED)
+def test_what_aws_refuses_given_the_secrets_versions(
+    state: SecretState, params: dict[str, Any], parameter: str, code: str
+) -> None:
+    v = _only(check_secret(state, *STAGE, params))
+    assert (v.parameter, v.code) == (parameter, code)
+    assert check(*STAGE, params) == [], "the request alone is fine: the secret decides"
+
+
+@pytest.mark.parametrize(("state", "params"), SECRET_ADMITTED)
+def test_what_aws_accepts_given_the_secrets_versions(
+    state: SecretState, params: dict[str, Any]
+) -> None:
+    assert check_secret(state, *STAGE, params) == []
+
+
+def test_a_secret_value_never_appears_in_a_violation() -> None:
+    (v,) = check(*PUT, req(PUT, SecretBinary=b"binary-token"))
+    assert TOKEN not in v.message() and "binary-token" not in v.message()

@@ -116,3 +116,35 @@ def test_which_value_from_names_the_secret() -> None:
         assert secret.refers_to_me(value), value
     for value in (f"{arn}x", "rexctl/c/auth-token-2", "arn:aws:ssm:us-east-1:1:parameter/x"):
         assert not secret.refers_to_me(value), value
+
+
+def test_a_new_version_is_staged_then_made_current() -> None:
+    """rotate-token's Secrets Manager side: PutSecretValue as AWSPENDING (readers still get the
+    current token), the same request again changes nothing (ClientRequestToken), then AWSCURRENT
+    moves to it and AWSPENDING comes off."""
+    from rexctl.sandbox.moto_state import fix_secret_versions
+
+    with mock_aws():
+        fix_secret_versions()  # GetSecretValue without a version reads AWSCURRENT, as on AWS
+        sm = boto3.client("secretsmanager", region_name="us-east-1")
+        name = sm_api.secret_name("cache-1")
+        arn = sm_api.create_secret(sm, name, "Old-token-0123456789", "d", {})
+        old = sm_api.find_secret(sm, name)
+        assert old is not None and old.pending_version == ""
+        request = sm_api.pending_request(
+            arn, "New-token-0123456789", "0" * 8 + "-1111-2222-3333-" + "4" * 12
+        )
+        version = sm_api.put_pending(sm, request)
+        assert sm_api.put_pending(sm, request) == version, "sent again: the same version"
+        staged = sm_api.find_secret(sm, name)
+        assert staged is not None and staged.pending_version == version
+        assert staged.current_version == old.current_version
+        assert sm_api.read_secret(sm, arn) == "Old-token-0123456789"
+        assert sm_api.read_secret(sm, arn, version) == "New-token-0123456789"
+        for step in sm_api.promote_requests(arn, version, old.current_version):
+            sm_api.update_stage(sm, step)
+        done = sm_api.find_secret(sm, name)
+        assert done is not None
+        assert (done.current_version, done.pending_version) == (version, "")
+        assert done.labelled("AWSPREVIOUS") == old.current_version
+        assert sm_api.read_secret(sm, arn) == "New-token-0123456789"

@@ -159,6 +159,18 @@ def test_auth_token_never_reaches_the_terminal(server: str, world: World, tmp_pa
         assert token not in result.stdout and token not in result.stderr
 
 
+def test_rotate_token_on_a_cache_without_a_token_is_refused(server: str, world: World) -> None:
+    assert init(server).exit_code == 0
+    assert rexctl(server, "provision").exit_code == 0
+    result = rexctl(server, "rotate-token", "--json")
+    assert result.exit_code == 2, result.output
+    assert "Error: rexpress-redis has no AUTH token, so there is no token to rotate." in (
+        result.stderr
+    )
+    assert "run `rexctl provision`: it turns AUTH on" in result.stderr
+    assert result.stdout == ""
+
+
 def test_cidr_rule_refusal_exit_code_and_text(server: str, world: World) -> None:
     ec2 = clients(server).ec2
     sg = ec2.create_security_group(
@@ -280,7 +292,7 @@ def test_teardown_json_with_nothing_to_delete_prints_only_json(server: str, worl
 
 def test_commands_have_help_and_are_documented() -> None:
     docs = (Path(__file__).parents[3] / "docs" / "provision.md").read_text()
-    for command in ("init", "plan", "provision", "status", "teardown"):
+    for command in ("init", "plan", "provision", "rotate-token", "status", "teardown"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0, result.output
         assert f"rexctl {command}" in docs

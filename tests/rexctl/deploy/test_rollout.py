@@ -298,3 +298,29 @@ def test_tasks_that_cannot_start_end_the_wait_with_their_stopped_reason(
         f"TaskFailedToStart): {reason} (2 tasks)."
     )
     assert len(fake.sleeps) == 1  # the second look ended it, long before the timeout
+
+
+def test_a_forced_deployment_is_done_only_when_that_deployment_is(ecs: tuple[Any, Stubber]) -> None:
+    """Issue 13 (rotate-token): a forced new deployment runs the same task definition as the one
+    it replaces. Right after UpdateService the old deployment may still be the one ECS lists as
+    settled: only the deployment with the id ECS gave counts."""
+    client, stubber = ecs
+    old = {**dep("PRIMARY", NEW, "COMPLETED", 2), "id": "ecs-svc/old"}
+    forced = {**dep("PRIMARY", NEW, "IN_PROGRESS", 0), "id": "ecs-svc/forced"}
+    for response in (
+        service([old], [OLD_EVENT]),  # ECS has not shown the new deployment yet
+        service([forced, {**old, "status": "ACTIVE"}], [OLD_EVENT]),
+        service([{**forced, "rolloutState": "COMPLETED", "runningCount": 2}], [OLD_EVENT]),
+    ):
+        stubber.add_response("describe_services", response, PARAMS)
+    fake = FakeTime()
+    result = wait_for_rollout(
+        client, cluster="c", service="svc", task_definition_arn=NEW, timeout=60.0, poll=5.0,
+        sleep=fake.sleep, clock=fake.clock, deployment_id="ecs-svc/forced",
+    )  # fmt: skip
+    stubber.assert_no_pending_responses()
+    assert result.ok, result.reason
+    assert result.reason == (
+        "The PRIMARY deployment runs backend:2 (ecs-svc/forced): rollout COMPLETED, running 2/2."
+    )
+    assert fake.sleeps == [5.0, 5.0]

@@ -338,3 +338,78 @@ def test_many_answers_drop_the_tooltips_not_the_points(tmp_path: Path) -> None:
 )
 def test_latencies_read_as_people_write_them(ms: float, text: str) -> None:
     assert report_chart.fmt_ms(ms) == text
+
+
+# A watched rehearsal step (issue 13: TLS and AUTH later, a token rotated) ------------------------
+
+
+def watched(status: str = "passed", failed_at: float | None = None) -> dict[str, Any]:
+    answers = []
+    for i in range(40):
+        t = i * 0.25
+        phase = "before" if t < 1 else "after" if t >= 8 else "during"
+        source = "db" if 4.0 <= t < 4.5 else "cache"
+        answers.append({"t": t, "phase": phase, "status": 200, "source": source,
+                        "latency_ms": 300.0 if source == "db" else 2.0, "error": None,
+                        "ok": True})  # fmt: skip
+    if failed_at is not None:
+        answers.append({"t": failed_at, "phase": "during", "status": None, "source": None,
+                        "latency_ms": 5000.0, "error": "timed out", "ok": False})  # fmt: skip
+    steps = [
+        {"t": 1.2, "t_end": 3.0, "step": "turn in-transit encryption on", "kind": "tls-preferred"},
+        {"t": 3.1, "t_end": 6.5, "step": "roll the service", "kind": "deploy"},
+        {"t": 6.6, "t_end": 7.9, "step": "SET the AUTH token", "kind": "auth-set"},
+    ]
+    return {
+        "step": "9 later", "name": "provision (TLS and AUTH later)", "status": status,
+        "detail": "3 steps; the API answered 41 times meanwhile, 1 failed", "section_id": "w-0",
+        "observations": {
+            "started_at": "2026-01-01T00:00:00+00:00", "answers": answers, "steps": steps,
+            "summary": {"answers": len(answers), "failed": int(failed_at is not None),
+                        "sources": {"cache": 38, "db": 2}, "longest_without_cache_s": 0.5,
+                        "cache_after": True},
+        },
+    }  # fmt: skip
+
+
+def test_a_watched_step_is_drawn_with_its_steps_instead_of_a_fault(tmp_path: Path) -> None:
+    sg = record(ALWAYS_CACHE, tmp_path)
+    steps = [
+        {"step": "15", "name": "chaos break-sg", "status": "passed", "detail": "",
+         "record_id": sg["id"]},
+        {"step": "9 later", "name": "provision (TLS and AUTH later)", "status": "passed",
+         "detail": "", "section_id": "w-0"},
+    ]  # fmt: skip
+    html = report_html.render([sg], steps=steps, watched=[watched()])
+    assert '<a href="#watch-1">provision (TLS and AUTH later)</a>' in html
+    section = html[html.index('<section class="watch" id="watch-1">') :]
+    assert "No answer failed, and the cache kept answering: 40 answers" in section
+    assert count(section, 'class="step-mark"') == 3
+    assert "band-core" not in section and "restored</text>" not in section, "no fault, no restore"
+    svg = section[section.index('<svg class="timeline"') : section.index("</svg>")]
+    assert count(svg, 'class="pt ') == 40
+    assert "seconds since the API was first asked" in section
+    assert '<span class="when">t = 3.1 to 6.5 s</span>roll the service</li>' in section
+    assert "step 2: roll the service (t = 3.1 to 6.5 s)" in section  # the band's tooltip
+    assert "guide step 9 later, watched" in html  # in the overview
+
+
+def test_a_watched_step_with_a_failed_answer_says_so(tmp_path: Path) -> None:
+    html = report_html.render([], steps=[], watched=[watched("failed", failed_at=5.0)])
+    section = html[html.index('<section class="watch"') :]
+    assert (
+        '<div class="box bad"><p>3 steps; the API answered 41 times meanwhile, 1 failed' in section
+    )
+    svg = section[section.index('<svg class="timeline"') : section.index("</svg>")]
+    assert count(svg, 'class="pt pt-fail"') == 1
+    assert "<strong>1 failed</strong>" in section
+
+
+def test_steps_that_start_together_share_a_label() -> None:
+    marks = [report_chart.StepMark(t, t + 0.05, str(i), f"step {i}")
+             for i, t in enumerate((1.0, 1.02, 1.04, 8.0), 1)]  # fmt: skip
+    rec = {"drill": "rotate-token", "observations": watched()["observations"]}
+    svg = report_chart.timeline_svg(rec, steps=marks)
+    assert count(svg, 'class="step-mark"') == 4
+    labels = re.findall(r'class="step-label"[^>]*>([^<]*)<', svg)
+    assert labels == ["1-3", "4"]

@@ -409,14 +409,17 @@ def test_failover_and_multi_az_change_in_place(tmp_path: Path) -> None:
     assert step(build_plan(d, config(tmp_path, replicas=1, multi_az=True)), 6).state == State.DONE
 
 
-def test_auth_on_without_the_secret_is_a_warning(tmp_path: Path) -> None:
+def test_auth_on_without_the_secret_rotates_a_new_token_in(tmp_path: Path) -> None:
+    """The token is lost with its secret; the running tasks still have it. rexctl stores a new
+    one and ROTATEs it in (the old keeps working), rolls the service, then SETs it (issue 13)."""
     d = discovery(cache=cache(transit_encryption=True, auth_enabled=True))
     plan = build_plan(d, config(tmp_path, tls=True, auth=True))
-    assert step(plan, 9).state == State.DONE
-    assert (
-        "rexpress-redis has AUTH on, but secret rexctl/rexpress-redis/auth-token does not "
-        "exist: rexctl cannot recover the token." in plan.warnings
-    )
+    s = step(plan, 9)
+    assert s.state == State.CHANGE
+    assert [x.kind for x in s.secure.steps] == [
+        "auth-secret", "auth-rotate", "deploy", "verify", "auth-set"
+    ]  # fmt: skip
+    assert "At no step does the API lose its cache" in s.detail
 
 
 def test_port_of_an_existing_cache_cannot_change(tmp_path: Path) -> None:

@@ -84,7 +84,7 @@ def test_a_new_group_is_creating_without_an_endpoint_then_available(world: World
     assert group["Status"] == "creating"
     assert "PrimaryEndpoint" not in group["NodeGroups"][0]
     assert "ReadEndpoint" not in group["NodeGroups"][0]["NodeGroupMembers"][0]
-    (endpoint,) = [e for e in world.moto.cache_endpoints() if e.startswith("master.")]
+    (endpoint,) = [e for e in world.moto.cache_endpoints() if ".ng.0001." in e and "-ro." not in e]
     world.later(moto_state.CREATE_SECONDS - 0.1)
     assert world.status("cache") == "creating"
     world.later(0.1)
@@ -267,3 +267,172 @@ def test_a_service_without_a_deployment_configuration_gets_ecs_defaults() -> Non
     cfg = Moto.deployment_configuration(svc)
     assert (cfg.minimum_healthy_percent, cfg.maximum_percent) == (50, 200)
     assert (cfg.circuit_breaker, cfg.rollback, cfg.reset_on_healthy_task) == (True, True, True)
+
+
+# In-transit encryption and AUTH: what moto 5.2's ModifyReplicationGroup ignores (issue 13).
+
+TOKEN_1 = "Token-one-0123456789"
+TOKEN_2 = "Token-two-9876543210"
+
+
+def ready(world: World, group_id: str = "cache", **changes: Any) -> dict[str, Any]:
+    """Create the group (with `changes`) and let it become available."""
+    params: dict[str, Any] = {
+        "ReplicationGroupId": group_id, "ReplicationGroupDescription": "cache", "Engine": "redis",
+        "EngineVersion": "7.1", "CacheNodeType": "cache.t4g.micro", "NumCacheClusters": 1,
+        "CacheSubnetGroupName": "cache-subnets",
+        **changes,
+    }  # fmt: skip
+    world.ec.create_replication_group(**params)
+    world.later(moto_state.CREATE_SECONDS)
+    return described(world, group_id)
+
+
+def described(world: World, group_id: str = "cache") -> dict[str, Any]:
+    return dict(world.ec.describe_replication_groups(ReplicationGroupId=group_id)
+                ["ReplicationGroups"][0])  # fmt: skip
+
+
+def modify(world: World, **params: Any) -> dict[str, Any]:
+    world.ec.modify_replication_group(ReplicationGroupId="cache", ApplyImmediately=True, **params)
+    world.later(moto_state.MODIFY_STARTS_AFTER)
+    during = described(world)
+    world.later(moto_state.MODIFY_SECONDS)
+    return during
+
+
+def test_tls_later_preferred_then_required_with_aws_endpoint_names(world: World) -> None:
+    group = ready(world)
+    plain_name = group["NodeGroups"][0]["PrimaryEndpoint"]["Address"]
+    assert plain_name.startswith("cache.") and ".ng.0001.use1.cache.amazonaws.com" in plain_name
+    assert group["TransitEncryptionEnabled"] is False and world.moto.transit_mode("cache") == "off"
+    during = modify(world, TransitEncryptionEnabled=True, TransitEncryptionMode="preferred")
+    assert during["Status"] == "modifying"
+    assert during["PendingModifiedValues"] == {
+        "TransitEncryptionEnabled": True, "TransitEncryptionMode": "preferred"
+    }  # fmt: skip
+    assert during["TransitEncryptionEnabled"] is False, "applied when the modify is done"
+    group = described(world)
+    tls_name = group["NodeGroups"][0]["PrimaryEndpoint"]["Address"]
+    assert (group["Status"], group["TransitEncryptionMode"]) == ("available", "preferred")
+    assert tls_name.startswith("master.cache.") and tls_name != plain_name
+    assert {plain_name, tls_name} <= set(world.moto.cache_endpoints()), "both names resolve"
+    assert world.moto.transit_mode("cache") == "preferred"
+    modify(world, TransitEncryptionMode="required")
+    assert world.moto.transit_mode("cache") == "required"
+    assert plain_name not in world.moto.cache_endpoints(), "the plain names are gone"
+    assert tls_name in world.moto.cache_endpoints()
+
+
+def test_a_group_created_with_tls_is_required_and_keeps_moto_s_names(world: World) -> None:
+    group = ready(world, TransitEncryptionEnabled=True, AuthToken=TOKEN_1)
+    assert group["NodeGroups"][0]["PrimaryEndpoint"]["Address"].startswith("master.cache.")
+    assert group["TransitEncryptionMode"] == "required" and group["AuthTokenEnabled"] is True
+    auth = world.moto.node_auth()
+    assert auth.tokens == (TOKEN_1,) and auth.open is False
+    with pytest.raises(ClientError) as refused:  # SET is allowed only after ROTATE
+        world.ec.modify_replication_group(
+            ReplicationGroupId="cache",
+            ApplyImmediately=True,
+            AuthToken=TOKEN_1,
+            AuthTokenUpdateStrategy="SET",
+        )
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterCombination"
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"TransitEncryptionEnabled": True, "TransitEncryptionMode": "required"},
+         "InvalidParameterCombination"),
+        ({"TransitEncryptionMode": "required"}, "InvalidParameterCombination"),
+        ({"AuthToken": TOKEN_1, "AuthTokenUpdateStrategy": "ROTATE"},
+         "InvalidParameterCombination"),
+    ],
+)  # fmt: skip
+def test_what_aws_refuses_on_a_plain_group_changes_nothing(
+    world: World, params: dict[str, Any], code: str
+) -> None:
+    ready(world)
+    with pytest.raises(ClientError) as refused:
+        world.ec.modify_replication_group(ReplicationGroupId="cache", ApplyImmediately=True,
+                                          **params)  # fmt: skip
+    assert refused.value.response["Error"]["Code"] == code
+    assert TOKEN_1 not in str(refused.value)
+    world.later(moto_state.MODIFY_STARTS_AFTER + moto_state.MODIFY_SECONDS)
+    group = described(world)
+    assert (group["Status"], group["TransitEncryptionEnabled"]) == ("available", False)
+    assert world.moto.node_auth().tokens == ()
+
+
+def test_rotate_keeps_the_previous_token_set_keeps_only_the_new(world: World) -> None:
+    ready(world, TransitEncryptionEnabled=True)
+    assert world.moto.node_auth() == moto_state.NodeAuth((), True)
+    during = modify(world, AuthToken=TOKEN_1, AuthTokenUpdateStrategy="ROTATE")
+    assert during["PendingModifiedValues"] == {"AuthTokenStatus": "ROTATING"}
+    auth = world.moto.node_auth()
+    assert (auth.tokens, auth.open) == ((TOKEN_1,), True), "a token, and still none at all"
+    assert described(world)["AuthTokenEnabled"] is True
+    first = described(world)["AuthTokenLastModifiedDate"]
+    modify(world, AuthToken=TOKEN_1, AuthTokenUpdateStrategy="SET")
+    assert (world.moto.node_auth().tokens, world.moto.node_auth().open) == ((TOKEN_1,), False)
+    assert described(world)["AuthTokenLastModifiedDate"] >= first
+    modify(world, AuthToken=TOKEN_2, AuthTokenUpdateStrategy="ROTATE")
+    assert world.moto.node_auth().tokens == (TOKEN_1, TOKEN_2)
+    with pytest.raises(ClientError):  # SET must name the token rotated last
+        world.ec.modify_replication_group(
+            ReplicationGroupId="cache",
+            ApplyImmediately=True,
+            AuthToken=TOKEN_1,
+            AuthTokenUpdateStrategy="SET",
+        )
+    modify(world, AuthToken=TOKEN_2, AuthTokenUpdateStrategy="SET")
+    assert world.moto.node_auth().tokens == (TOKEN_2,)
+    assert TOKEN_2 not in repr(world.moto.node_auth())
+
+
+def test_the_node_follows_the_group_whose_security_changed_last(world: World) -> None:
+    ready(world, "cache", TransitEncryptionEnabled=True, AuthToken=TOKEN_1)
+    ready(world, "other")
+    assert world.moto.node_auth().tokens == (), "the newer group has no token"
+    modify(world, AuthToken=TOKEN_2, AuthTokenUpdateStrategy="ROTATE")
+    assert world.moto.node_auth().tokens == (TOKEN_1, TOKEN_2)
+
+
+# Secrets Manager: AWSCURRENT as AWS keeps it ----------------------------------------------------
+
+
+@pytest.fixture
+def sm() -> Iterator[Any]:
+    with mock_aws():
+        moto_state.fix_secret_versions()
+        yield boto3.client("secretsmanager", region_name=REGION)
+
+
+def test_a_promoted_version_is_what_a_read_without_version_gets(sm: Any) -> None:
+    """AWS: "If you don't specify either a VersionStage or VersionId, Secrets Manager returns the
+    AWSCURRENT version." moto 5.2 kept answering the version it last put as current."""
+    arn = sm.create_secret(Name="rexctl/cache/auth-token", SecretString="old-token")["ARN"]
+    old = sm.get_secret_value(SecretId=arn)["VersionId"]
+    new = sm.put_secret_value(SecretId=arn, SecretString="new-token",
+                              VersionStages=["AWSPENDING"])["VersionId"]  # fmt: skip
+    assert sm.get_secret_value(SecretId=arn)["SecretString"] == "old-token", "staged, not current"
+    sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=new,
+                                   RemoveFromVersionId=old)  # fmt: skip
+    assert sm.get_secret_value(SecretId=arn)["SecretString"] == "new-token"
+    stages = sm.describe_secret(SecretId=arn)["VersionIdsToStages"]
+    assert stages == {old: ["AWSPREVIOUS"], new: ["AWSPENDING", "AWSCURRENT"]}
+
+
+def test_a_label_on_another_version_moves_only_when_named(sm: Any) -> None:
+    arn = sm.create_secret(Name="rexctl/cache/auth-token", SecretString="old-token")["ARN"]
+    old = sm.get_secret_value(SecretId=arn)["VersionId"]
+    new = sm.put_secret_value(SecretId=arn, SecretString="new-token",
+                              VersionStages=["AWSPENDING"])["VersionId"]  # fmt: skip
+    with pytest.raises(ClientError) as refused:  # moto alone puts AWSPENDING on both versions
+        sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSPENDING",
+                                       MoveToVersionId=old)  # fmt: skip
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert "RemoveFromVersionId must name the version" in refused.value.response["Error"]["Message"]
+    stages = sm.describe_secret(SecretId=arn)["VersionIdsToStages"]
+    assert stages == {old: ["AWSCURRENT"], new: ["AWSPENDING"]}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
+
 from rexctl.sandbox.proxy import LoadBalancer
 from rexctl.sandbox.tasks import free_port
 
@@ -52,3 +54,27 @@ def test_round_robin_over_the_tasks_that_are_up() -> None:
     assert sorted(set(answers)) == [b"one", b"two"]
     assert answers.count(b"one") >= 2 and answers.count(b"two") >= 2
     assert nobody.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "authenticates"),
+    [
+        (b"*2\r\n$4\r\nAUTH\r\n$5\r\ntoken\r\n", "AUTH", True),
+        (b"*1\r\n$4\r\nping\r\n", "PING", False),
+        (b"*4\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n", "HELLO", True),
+        (b"*2\r\n$5\r\nHELLO\r\n$1\r\n2\r\n", "HELLO", False),
+        (b"auth token\r\n", "AUTH", True),
+        (b"PING\r\n", "PING", False),
+        (b"*2\r\n$4\r\nAU", None, False),  # not whole yet
+    ],
+)
+def test_the_gate_reads_the_first_command(
+    data: bytes, name: str | None, authenticates: bool
+) -> None:
+    """What the gate looks at to send the token for a connection that sends none (the state
+    ElastiCache keeps after a ROTATE on a group without a token)."""
+    from rexctl.sandbox.proxy import authenticates as sends_auth
+    from rexctl.sandbox.proxy import first_command
+
+    assert first_command(data) == name
+    assert sends_auth(data) is authenticates

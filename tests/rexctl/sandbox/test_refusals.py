@@ -285,6 +285,14 @@ REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
         {"ReplicationGroupId": "rexpress-cache-1", "RetainPrimaryCluster": False},
     ),
     (
+        "elasticache",
+        "AddTagsToResource",
+        {
+            "ResourceName": "arn:aws:elasticache:us-east-1:123456789012:replicationgroup:rc",
+            "Tags": [{"Key": "rexctl:auth-token", "Value": "ROTATE 2025-01-31T12:00:00+00:00"}],
+        },
+    ),
+    (
         "ecs",
         "RegisterTaskDefinition",
         {
@@ -319,6 +327,26 @@ REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
         "secretsmanager",
         "DeleteSecret",
         {"SecretId": SECRET_ARN, "ForceDeleteWithoutRecovery": True},
+    ),
+    (
+        "secretsmanager",
+        "PutSecretValue",
+        {
+            "SecretId": SECRET_ARN,
+            "SecretString": "Tok3n!&#$^<>-value-of-sixteen",
+            "ClientRequestToken": "00000000-1111-2222-3333-444444444444",
+            "VersionStages": ["AWSPENDING"],
+        },
+    ),
+    (
+        "secretsmanager",
+        "UpdateSecretVersionStage",
+        {
+            "SecretId": SECRET_ARN,
+            "VersionStage": "AWSCURRENT",
+            "MoveToVersionId": "00000000-1111-2222-3333-444444444444",
+            "RemoveFromVersionId": "55555555-6666-7777-8888-999999999999",
+        },
     ),
     (
         "logs",

@@ -227,3 +227,183 @@ def test_only_the_drills_asked_for_run_and_the_advice_ends_the_rehearsal(tmp_pat
                                "path": "/api/products", "health_path": "/health"}  # fmt: skip
     assert check_drills([]) == ("break-sg", "break-nacl", "wrong-host")
     assert check_drills(["wrong-host", "break-sg"]) == ("break-sg", "wrong-host")
+
+
+# --secure and --enable-later (issue 13) ---------------------------------------------------------
+
+
+def answer(t: float, source: str | None = "cache", status: int | None = 200,
+           phase: str = "during", error: str | None = None) -> Any:  # fmt: skip
+    from rexctl.drills.observe import Answer
+
+    return Answer(t, phase, status, source, 1.0, error)
+
+
+def later(
+    code: int = 0, done: tuple[str, ...] | None = None, answers: tuple[Any, ...] = ()
+) -> Outcome:
+    steps = done if done is not None else (
+        "turn in-transit encryption on", "ROTATE", "roll the service",
+        "check that every running task uses TLS", "set x's transit encryption mode to required",
+        "SET x's AUTH token",
+    )  # fmt: skip
+    return Outcome(code, {"migration": {"done": list(steps)}}, "", answers)
+
+
+STEADY = (*(answer(t / 4) for t in range(40)), answer(11.0, phase="after"))
+
+
+def test_enable_later_passes_when_no_answer_failed_and_the_cache_kept_answering() -> None:
+    from rexctl.sandbox.rehearse import judge_enable_later
+
+    ok, why = judge_enable_later(later(answers=STEADY))
+    assert ok, why
+    assert "41 times meanwhile, 0 failed" in why and "{'cache': 41}" in why
+
+
+@pytest.mark.parametrize(
+    ("outcome", "said"),
+    [
+        (later(answers=(*STEADY, answer(5.0, status=502, source=None, error="HTTP 502"))),
+         "1 failed"),
+        (later(answers=(answer(0.0), *(answer(t, source="db") for t in range(1, 13)),
+                        answer(13.0), answer(14.0, phase="after"))),
+         "the cache did not keep answering"),
+        (later(answers=tuple(answer(t / 4) for t in range(8))), "the cache did not keep answering"),
+        (later(done=("turn in-transit encryption on",), answers=STEADY), "without turning TLS"),
+        (Outcome(1, None, "Error: Not every running task uses TLS\n"), "exit 1: Not every"),
+    ],
+    ids=["a-failed-answer", "twelve-seconds-from-the-database", "no-cache-after", "half-done",
+         "provision-failed"],
+)  # fmt: skip
+def test_enable_later_fails_otherwise(outcome: Outcome, said: str) -> None:
+    from rexctl.sandbox.rehearse import judge_enable_later
+
+    ok, why = judge_enable_later(outcome)
+    assert not ok and said in why, why
+
+
+def test_verify_with_tls_and_auth_needs_every_task_stream_to_say_so() -> None:
+    from rexctl.sandbox.rehearse import judge_verify_secure
+
+    def verified(*lines: str) -> Outcome:
+        streams = [{"ready": {"last": {"message": m} if m else None}} for m in lines]
+        checks = [{"name": "logs", "status": "passed"}]
+        return Outcome(0, {"checks": checks, "logs": {"streams": streams}}, "")
+
+    ok, why = judge_verify_secure(
+        verified("✅ Redis ready (TLS, AUTH)", "✅ Redis ready (TLS, AUTH)")
+    )
+    assert ok and "every task stream (2)" in why
+    ok, why = judge_verify_secure(verified("✅ Redis ready (TLS, AUTH)", "✅ Redis ready"))
+    assert not ok and "not every task stream" in why
+    ok, _ = judge_verify_secure(verified("✅ Redis ready (TLS, AUTH)", ""))
+    assert ok, "a stream with no ready line (a task of the revision before) is not counted"
+
+
+def test_secure_and_later_run_the_journey_with_their_settings(tmp_path: Path) -> None:
+    seen: list[tuple[list[str], dict[str, str]]] = []
+
+    def fake_runner(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> Outcome:
+        seen.append((args, env))
+        return Outcome(9, None, "Error: stop here\n")  # init fails: the rest is not run
+
+    up = lambda cwd: UpResult(state(tmp_path), started=False)  # noqa: E731
+    secure = rehearse(tmp_path, runner=fake_runner, start=up, stop=lambda c: None, secure=True)
+    assert seen[0][1]["REXCTL_CACHE_TLS"] == "true" and seen[0][1]["REXCTL_CACHE_AUTH"] == "true"
+    assert [s.name for s in secure.steps][-1] == "chaos wrong-host"
+    seen.clear()
+    later_run = rehearse(tmp_path, runner=fake_runner, start=up, stop=lambda c: None,
+                         enable_later=True)  # fmt: skip
+    assert "REXCTL_CACHE_TLS" not in seen[0][1], "the journey itself runs plain"
+    assert [(s.step, s.name) for s in later_run.steps][-3:] == [
+        ("9 later", "provision (TLS and AUTH later)"), ("9 rotate", "rotate-token"),
+        ("13-14", "verify (TLS, AUTH)")
+    ]  # fmt: skip
+    assert {tuple(s.to_dict()) for s in later_run.steps} == {("step", "name", "status", "detail")}
+
+
+def test_secure_and_later_are_one_or_the_other() -> None:
+    result = runner.invoke(app, ["rehearse", "--secure", "--enable-later"])
+    assert result.exit_code == 2, result.output
+    assert "--secure and --enable-later are two rehearsals" in result.output
+
+
+def test_the_watch_keeps_answers_as_a_drill_does() -> None:
+    from rexctl.sandbox.watch import summarize
+
+    answers = [answer(0.0, phase="before"), answer(1.0), answer(2.0, source="db"),
+               answer(3.5, source="db"), answer(4.0), answer(5.0, phase="after")]  # fmt: skip
+    summary = summarize(answers)
+    assert summary.to_dict() == {
+        "answers": 6, "failed": 0, "sources": {"cache": 4, "db": 2},
+        "longest_without_cache_s": 2.5, "cache_after": True,
+    }  # fmt: skip
+    assert set(answers[1].to_dict()) == {"t", "phase", "status", "source", "latency_ms",
+                                         "error", "ok"}  # fmt: skip
+
+
+def rotated(code: int = 0, done: tuple[str, ...] | None = None,
+            answers: tuple[Any, ...] = STEADY) -> Outcome:  # fmt: skip
+    steps = done if done is not None else (
+        "generate a new AUTH token and store it as the pending version", "ROTATE x's AUTH token",
+        "make the new token the current version", "force a new deployment of the service",
+        "check that every running task comes from deployment d", "SET x's AUTH token",
+    )  # fmt: skip
+    return Outcome(code, {"rotation": {"done": list(steps)}}, "", answers)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "ok", "said"),
+    [
+        (rotated(), True, "41 times meanwhile, 0 failed"),
+        (rotated(answers=(*STEADY, answer(5.0, status=None, source=None, error="timeout"))),
+         False, "1 failed"),
+        (rotated(done=("ROTATE x's AUTH token",)), False, "without ROTATE, a new deployment"),
+        (Outcome(2, None, "Error: rexpress-redis has no AUTH token\n"), False, "exit 2"),
+    ],
+    ids=["rotated", "a-failed-answer", "half-done", "refused"],
+)  # fmt: skip
+def test_a_rotation_passes_only_whole_and_with_no_failed_answer(
+    outcome: Outcome, ok: bool, said: str
+) -> None:
+    from rexctl.sandbox.rehearse import judge_rotate
+
+    passed, why = judge_rotate(outcome)
+    assert passed is ok and said in why, why
+
+
+def test_a_watched_step_s_steps_are_placed_on_its_time_axis() -> None:
+    from rexctl.sandbox.watch import ApiWatch, step_marks
+
+    watch = ApiWatch("http://127.0.0.1:9/")
+    watch.started_at = "2026-01-01T00:00:00+00:00"
+    timeline = [
+        {"step": "ROTATE", "kind": "auth-rotate", "started_at": "2026-01-01T00:00:01.5+00:00",
+         "ended_at": "2026-01-01T00:00:03+00:00"},
+        {"step": "bad", "started_at": "not a time"}, "not a dict",
+    ]  # fmt: skip
+    assert step_marks(watch, timeline) == [
+        {"t": 1.5, "t_end": 3.0, "step": "ROTATE", "kind": "auth-rotate"}
+    ]
+    assert step_marks(watch, None) == []
+
+
+def test_the_watch_looks_at_the_tasks_once_a_second_while_it_asks() -> None:
+    from rexctl.sandbox.watch import ApiWatch
+
+    looks = iter(range(1000))
+
+    def sample() -> dict[str, Any]:
+        n = next(looks)
+        if n == 1:
+            raise OSError("the sandbox did not answer")  # a gap, not the end of the watch
+        return {"running": 2, "desired": 2, "stopped": [{"arn": f"task/{n}"}]}
+
+    with ApiWatch("http://127.0.0.1:9/api/products", sample=sample) as watch:
+        pass
+    assert len(watch.task_samples) >= 2 and watch.answers, "a sample a second over ~3 s"
+    assert [s["stopped"][0]["arn"] for s in watch.task_samples][:2] == ["task/0", "task/2"]
+    times = [s["t"] for s in watch.task_samples]
+    assert times == sorted(times) and set(watch.task_samples[0]) == {"t", "running", "desired",
+                                                                     "stopped"}  # fmt: skip
