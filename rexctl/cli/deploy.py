@@ -10,7 +10,7 @@ import typer
 
 from rexctl import ui
 from rexctl.cli.factory import get_factory
-from rexctl.cli.options import DryRunOption, JsonOption
+from rexctl.cli.options import DryRunOption, JsonOption, PollOption
 
 if TYPE_CHECKING:
     from rexctl.aws.ecs import ServiceEvent, ServiceView
@@ -27,12 +27,6 @@ TimeoutOption = Annotated[
         envvar="REXCTL_DEPLOY_TIMEOUT",
         min=1,
         help="Seconds to wait for the rollout before giving up (exit 1).",
-    ),
-]
-PollOption = Annotated[
-    float,
-    typer.Option(
-        "--poll", envvar="REXCTL_DEPLOY_POLL", min=0.05, help="Seconds between rollout checks."
     ),
 ]
 

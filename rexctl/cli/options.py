@@ -17,3 +17,13 @@ YesOption = Annotated[
 DryRunOption = Annotated[
     bool, typer.Option("--dry-run", help="Show what would change, and change nothing.")
 ]
+PollOption = Annotated[
+    float,
+    typer.Option(
+        "--poll",
+        envvar="REXCTL_DEPLOY_POLL",
+        min=0.05,
+        help="Seconds between rollout checks (deploy, rollback, and provision or rotate-token "
+        "when they roll the service).",
+    ),
+]

@@ -14,7 +14,7 @@ import typer
 
 from rexctl import ui
 from rexctl.cli.factory import get_factory
-from rexctl.cli.options import DryRunOption, JsonOption, YesOption
+from rexctl.cli.options import DryRunOption, JsonOption, PollOption, YesOption
 from rexctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -124,15 +124,7 @@ def provision(
     ctx: typer.Context,
     dry_run: DryRunOption = False,
     timeout: TimeoutOption = None,
-    poll: Annotated[
-        float,
-        typer.Option(
-            "--poll",
-            min=0.1,
-            envvar="REXCTL_DEPLOY_POLL",
-            help="Seconds between rollout checks when TLS/AUTH later rolls the service.",
-        ),
-    ] = 5.0,
+    poll: PollOption = 5.0,
     json: JsonOption = False,
 ) -> None:
     """Create or reuse the cache, its subnet group and security group (steps 1-11).
@@ -164,15 +156,7 @@ def rotate_token(
     ctx: typer.Context,
     dry_run: DryRunOption = False,
     timeout: TimeoutOption = None,
-    poll: Annotated[
-        float,
-        typer.Option(
-            "--poll",
-            min=0.1,
-            envvar="REXCTL_DEPLOY_POLL",
-            help="Seconds between rollout checks while the service is rolled onto the new token.",
-        ),
-    ] = 5.0,
+    poll: PollOption = 5.0,
     json: JsonOption = False,
 ) -> None:
     """Give the cache a new AUTH token without a failed answer (ROTATE, roll, SET).
