@@ -63,6 +63,38 @@ def steady(sb: Sandbox, task_definition: str = "") -> bool:
     )
 
 
+def roll_onto_cache(sb: Sandbox, group_id: str) -> tuple[str, dict[str, Any]]:
+    """Wait until replication group `group_id` is available, then roll the service onto its
+    primary endpoint (REDIS_* in a new revision); returns the endpoint and a running task that
+    reaches the cache through the gate."""
+    ecs, ec = sb.client("ecs"), sb.client("elasticache")
+
+    def available() -> dict[str, Any] | None:
+        found = ec.describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"][0]
+        return found if found["Status"] == "available" else None
+
+    endpoint: str = wait_for(available, timeout=10, what="the cache to be available")["NodeGroups"][
+        0
+    ]["PrimaryEndpoint"]["Address"]
+    td = ecs.describe_task_definition(taskDefinition=sb.service()["taskDefinition"])[
+        "taskDefinition"
+    ]
+    container = dict(td["containerDefinitions"][0])
+    container["environment"] = [
+        e for e in container["environment"] if not e["name"].startswith("REDIS_")
+    ] + [{"name": "REDIS_ENABLED", "value": "true"}, {"name": "REDIS_HOST", "value": endpoint},
+         {"name": "REDIS_PORT", "value": "6379"}]  # fmt: skip
+    new_td = ecs.register_task_definition(
+        family=td["family"], networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
+        cpu="256", memory="512", executionRoleArn=td["executionRoleArn"],
+        containerDefinitions=[container],
+    )["taskDefinition"]["taskDefinitionArn"]  # fmt: skip
+    ecs.update_service(cluster="rexpress", service="backend", taskDefinition=new_td)
+    wait_for(lambda: steady(sb, new_td), what="the rollout onto the cache")
+    task = next(t for t in sb.runtime() if t["status"] == "RUNNING" and t["gate_port"])
+    return endpoint, task
+
+
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     cwd = tmp_path_factory.mktemp("sandbox")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.rexctl.sandbox.conftest import Sandbox, steady, wait_for
+from tests.rexctl.sandbox.conftest import Sandbox, roll_onto_cache, wait_for
 
 PONG = b"+PONG\r\n"
 
@@ -49,7 +49,7 @@ def pings(port: int) -> bool:
 @pytest.fixture(scope="module")
 def cache(sandbox: Sandbox) -> Iterator[Cache]:
     """A replication group like `rexctl provision` makes, and the service rolled onto it."""
-    ec2, ecs, ec = sandbox.client("ec2"), sandbox.client("ecs"), sandbox.client("elasticache")
+    ec2, ec = sandbox.client("ec2"), sandbox.client("elasticache")
     svc = sandbox.service()
     service_sg = svc["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"][0]
     vpc = ec2.describe_security_groups(GroupIds=[service_sg])["SecurityGroups"][0]["VpcId"]
@@ -86,27 +86,7 @@ def cache(sandbox: Sandbox) -> Iterator[Cache]:
     assert group["Status"] == "creating"
     assert "PrimaryEndpoint" not in group["NodeGroups"][0], "no endpoint before `available`"
 
-    def available() -> dict[str, Any] | None:
-        found = ec.describe_replication_groups(ReplicationGroupId="gate")["ReplicationGroups"][0]
-        return found if found["Status"] == "available" else None
-
-    endpoint = wait_for(available, timeout=10, what="the cache to be available")["NodeGroups"][0][
-        "PrimaryEndpoint"
-    ]["Address"]
-    td = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
-    container = dict(td["containerDefinitions"][0])
-    container["environment"] = [
-        e for e in container["environment"] if not e["name"].startswith("REDIS_")
-    ] + [{"name": "REDIS_ENABLED", "value": "true"}, {"name": "REDIS_HOST", "value": endpoint},
-         {"name": "REDIS_PORT", "value": "6379"}]  # fmt: skip
-    new_td = ecs.register_task_definition(
-        family=td["family"], networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
-        cpu="256", memory="512", executionRoleArn=td["executionRoleArn"],
-        containerDefinitions=[container],
-    )["taskDefinition"]["taskDefinitionArn"]  # fmt: skip
-    ecs.update_service(cluster="rexpress", service="backend", taskDefinition=new_td)
-    wait_for(lambda: steady(sandbox, new_td), what="the rollout onto the cache")
-    task = next(t for t in sandbox.runtime() if t["status"] == "RUNNING" and t["gate_port"])
+    endpoint, task = roll_onto_cache(sandbox, "gate")
     assert task["redis_host"] == endpoint
     task_cidr = ec2.describe_subnets(SubnetIds=[task["subnet"]])["Subnets"][0]["CidrBlock"]
     acl = ec2.describe_network_acls(

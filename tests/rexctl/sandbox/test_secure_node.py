@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.rexctl.sandbox.conftest import Sandbox, steady, wait_for
+from tests.rexctl.sandbox.conftest import Sandbox, roll_onto_cache, wait_for
 
 PONG = b"+PONG\r\n"
 NOAUTH = b"-NOAUTH Authentication required.\r\n"
@@ -89,7 +89,7 @@ class Node:
 @pytest.fixture(scope="module")
 def node(sandbox: Sandbox) -> Iterator[Node]:
     """A plain replication group like `rexctl provision` makes, and the service rolled onto it."""
-    ec2, ecs, ec = sandbox.client("ec2"), sandbox.client("ecs"), sandbox.client("elasticache")
+    ec2, ec = sandbox.client("ec2"), sandbox.client("elasticache")
     svc = sandbox.service()
     service_sg = svc["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"][0]
     vpc = ec2.describe_security_groups(GroupIds=[service_sg])["SecurityGroups"][0]["VpcId"]
@@ -114,27 +114,7 @@ def node(sandbox: Sandbox) -> Iterator[Node]:
         AtRestEncryptionEnabled=True, TransitEncryptionEnabled=False,
     )  # fmt: skip
 
-    def available() -> dict[str, Any] | None:
-        found = ec.describe_replication_groups(ReplicationGroupId=GROUP)["ReplicationGroups"][0]
-        return found if found["Status"] == "available" else None
-
-    endpoint = wait_for(available, timeout=10, what="the cache")["NodeGroups"][0][
-        "PrimaryEndpoint"
-    ]["Address"]
-    td = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
-    container = dict(td["containerDefinitions"][0])
-    container["environment"] = [
-        e for e in container["environment"] if not e["name"].startswith("REDIS_")
-    ] + [{"name": "REDIS_ENABLED", "value": "true"}, {"name": "REDIS_HOST", "value": endpoint},
-         {"name": "REDIS_PORT", "value": "6379"}]  # fmt: skip
-    new_td = ecs.register_task_definition(
-        family=td["family"], networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
-        cpu="256", memory="512", executionRoleArn=td["executionRoleArn"],
-        containerDefinitions=[container],
-    )["taskDefinition"]["taskDefinitionArn"]  # fmt: skip
-    ecs.update_service(cluster="rexpress", service="backend", taskDefinition=new_td)
-    wait_for(lambda: steady(sandbox, new_td), what="the rollout onto the cache")
-    task = next(t for t in sandbox.runtime() if t["status"] == "RUNNING" and t["gate_port"])
+    endpoint, task = roll_onto_cache(sandbox, GROUP)
     yield Node(sandbox, task["gate_port"], sandbox.state.ca_file, endpoint)
 
 
