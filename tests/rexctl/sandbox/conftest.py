@@ -63,6 +63,23 @@ def steady(sb: Sandbox, task_definition: str = "") -> bool:
     )
 
 
+def service_network(sb: Sandbox) -> tuple[str, str, list[str]]:
+    """The service's security group, its VPC, and the VPC's private subnets (the seed's)."""
+    ec2 = sb.client("ec2")
+    service_sg: str = sb.service()["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"][
+        0
+    ]
+    vpc: str = ec2.describe_security_groups(GroupIds=[service_sg])["SecurityGroups"][0]["VpcId"]
+    private = [
+        s["SubnetId"]
+        for s in ec2.describe_subnets(
+            Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                     {"Name": "tag:Name", "Values": ["rexpress-private-*"]}]
+        )["Subnets"]
+    ]  # fmt: skip
+    return service_sg, vpc, private
+
+
 def roll_onto_cache(sb: Sandbox, group_id: str) -> tuple[str, dict[str, Any]]:
     """Wait until replication group `group_id` is available, then roll the service onto its
     primary endpoint (REDIS_* in a new revision); returns the endpoint and a running task that

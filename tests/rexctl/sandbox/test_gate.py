@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.rexctl.sandbox.conftest import Sandbox, roll_onto_cache, wait_for
+from tests.rexctl.sandbox.conftest import Sandbox, roll_onto_cache, service_network, wait_for
 
 PONG = b"+PONG\r\n"
 
@@ -50,16 +50,7 @@ def pings(port: int) -> bool:
 def cache(sandbox: Sandbox) -> Iterator[Cache]:
     """A replication group like `rexctl provision` makes, and the service rolled onto it."""
     ec2, ec = sandbox.client("ec2"), sandbox.client("elasticache")
-    svc = sandbox.service()
-    service_sg = svc["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"][0]
-    vpc = ec2.describe_security_groups(GroupIds=[service_sg])["SecurityGroups"][0]["VpcId"]
-    private = [
-        s["SubnetId"]
-        for s in ec2.describe_subnets(
-            Filters=[{"Name": "vpc-id", "Values": [vpc]},
-                     {"Name": "tag:Name", "Values": ["rexpress-private-*"]}]
-        )["Subnets"]
-    ]  # fmt: skip
+    service_sg, vpc, private = service_network(sandbox)
     assert len(private) == 2
     created = time.monotonic()
     sg = ec2.create_security_group(GroupName="gate-sg", Description="cache", VpcId=vpc)["GroupId"]

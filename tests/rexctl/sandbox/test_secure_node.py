@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.rexctl.sandbox.conftest import Sandbox, roll_onto_cache, wait_for
+from tests.rexctl.sandbox.conftest import Sandbox, roll_onto_cache, service_network, wait_for
 
 PONG = b"+PONG\r\n"
 NOAUTH = b"-NOAUTH Authentication required.\r\n"
@@ -90,16 +90,7 @@ class Node:
 def node(sandbox: Sandbox) -> Iterator[Node]:
     """A plain replication group like `rexctl provision` makes, and the service rolled onto it."""
     ec2, ec = sandbox.client("ec2"), sandbox.client("elasticache")
-    svc = sandbox.service()
-    service_sg = svc["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"][0]
-    vpc = ec2.describe_security_groups(GroupIds=[service_sg])["SecurityGroups"][0]["VpcId"]
-    private = [
-        s["SubnetId"]
-        for s in ec2.describe_subnets(
-            Filters=[{"Name": "vpc-id", "Values": [vpc]},
-                     {"Name": "tag:Name", "Values": ["rexpress-private-*"]}]
-        )["Subnets"]
-    ]  # fmt: skip
+    service_sg, vpc, private = service_network(sandbox)
     sg = ec2.create_security_group(GroupName="secure-sg", Description="cache", VpcId=vpc)
     rule = {"IpProtocol": "tcp", "FromPort": 6379, "ToPort": 6379,
             "UserIdGroupPairs": [{"GroupId": service_sg}]}  # fmt: skip
